@@ -1,0 +1,376 @@
+package transport
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+)
+
+// Hello is what each daemon tells the other about itself at the start of a
+// session.
+type Hello struct {
+	// Node is the daemon's node id, 1 to 255 bytes.
+	Node string
+	// ClusterHash is a digest of the configuration that must agree across
+	// the cluster (member list, timing). Two daemons whose hashes differ
+	// refuse to talk.
+	ClusterHash [32]byte
+}
+
+const (
+	version = 1
+
+	typeClientHello = 1
+	typeServerHello = 2
+
+	nonceSize = 32
+	proofSize = sha256.Size
+	// maxNodeLen is what fits the one-byte length field of a hello.
+	maxNodeLen = 255
+	// helloFixed is a hello up to and including its node length byte.
+	helloFixed = len(magic) + 1 + 1 + nonceSize + 32 + 1
+
+	statusOK              = 0
+	statusUnknownPeer     = 1
+	statusClusterMismatch = 2
+
+	labelClientProof = "clustd transport v1 client proof"
+	labelServerProof = "clustd transport v1 server proof"
+	labelClientKey   = "clustd transport v1 client to server"
+	labelServerKey   = "clustd transport v1 server to client"
+)
+
+const magic = "clsd"
+
+// Client runs the handshake on conn as the side that dialled it, expecting
+// the server to be node expectPeer (an empty expectPeer accepts any node
+// id). The deadline of ctx bounds the handshake and cancelling ctx aborts
+// it. On error conn is closed and the error matches ErrAuth, ErrUnknownPeer,
+// ErrProtocol, ErrPeerClosed, *ClusterMismatchError, a context error or a
+// network error.
+func Client(ctx context.Context, conn net.Conn, secret []byte, self Hello, expectPeer string) (*Session, error) {
+	return clientHandshake(ctx, conn, secret, self, expectPeer, rand.Reader)
+}
+
+// Server runs the handshake on conn as the side that accepted it. allowed
+// is asked, once the client has proved the secret, whether its node id may
+// connect; a nil allowed accepts every node. The deadline of ctx bounds the
+// handshake and cancelling ctx aborts it. On error conn is closed and the
+// error matches ErrAuth, ErrUnknownPeer, ErrProtocol, ErrPeerClosed,
+// *ClusterMismatchError, a context error or a network error.
+func Server(ctx context.Context, conn net.Conn, secret []byte, self Hello, allowed func(peer string) bool) (*Session, error) {
+	return serverHandshake(ctx, conn, secret, self, allowed, rand.Reader)
+}
+
+func clientHandshake(ctx context.Context, conn net.Conn, secret []byte, self Hello, expectPeer string, rnd io.Reader) (*Session, error) {
+	return runHandshake(ctx, conn, secret, self, rnd, func(h *handshake) (*Session, error) {
+		m1, err := h.writeHello(typeClientHello)
+		if err != nil {
+			return nil, err
+		}
+		m2, peer, peerNonce, err := h.readHello(typeServerHello)
+		if err != nil {
+			return nil, err
+		}
+		// Refuse before proving anything: a wrong server gets no proof.
+		if peerNonce == h.nonce {
+			return nil, fmt.Errorf("%w: peer echoed our challenge", ErrAuth)
+		}
+		if expectPeer != "" && peer.Node != expectPeer {
+			return nil, fmt.Errorf("%w: dialled %q but the peer says it is %q", ErrUnknownPeer, expectPeer, peer.Node)
+		}
+		k, err := deriveKeys(secret, h.nonce[:], peerNonce[:], m1, m2)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.write(k.clientProof()); err != nil {
+			return nil, err
+		}
+		var m4 [1 + proofSize]byte
+		if err := h.read(m4[:], "verdict"); err != nil {
+			if errors.Is(err, ErrPeerClosed) {
+				return nil, fmt.Errorf("%w: %q hung up on our proof; do both nodes have the same secret?", ErrPeerClosed, peer.Node)
+			}
+			return nil, err
+		}
+		status := m4[0]
+		if !hmac.Equal(m4[1:], k.serverProof(status)) {
+			return nil, fmt.Errorf("%w: peer %q sent a wrong proof", ErrAuth, peer.Node)
+		}
+		// The status byte is trustworthy from here on. The server checks
+		// its allow list before the hashes, so follow the same order and
+		// both logs name the same reason.
+		if status == statusUnknownPeer {
+			return nil, fmt.Errorf("%w: peer %q does not allow node %q", ErrUnknownPeer, peer.Node, self.Node)
+		}
+		if peer.ClusterHash != self.ClusterHash {
+			return nil, &ClusterMismatchError{Local: self.Node, Peer: peer.Node}
+		}
+		if status != statusOK {
+			return nil, fmt.Errorf("%w: peer %q sent status %d", ErrProtocol, peer.Node, status)
+		}
+		return newSession(conn, peer, k.clientKey, k.serverKey)
+	})
+}
+
+func serverHandshake(ctx context.Context, conn net.Conn, secret []byte, self Hello, allowed func(string) bool, rnd io.Reader) (*Session, error) {
+	return runHandshake(ctx, conn, secret, self, rnd, func(h *handshake) (*Session, error) {
+		m1, peer, peerNonce, err := h.readHello(typeClientHello)
+		if err != nil {
+			return nil, err
+		}
+		m2, err := h.writeHello(typeServerHello)
+		if err != nil {
+			return nil, err
+		}
+		k, err := deriveKeys(secret, peerNonce[:], h.nonce[:], m1, m2)
+		if err != nil {
+			return nil, err
+		}
+		var proof [proofSize]byte
+		if err := h.read(proof[:], "proof"); err != nil {
+			return nil, err
+		}
+		if !hmac.Equal(proof[:], k.clientProof()) {
+			// Nothing is sent back: a verdict would be an oracle for
+			// whoever is guessing the secret.
+			return nil, fmt.Errorf("%w: peer claiming to be %q sent a wrong proof; do both nodes have the same secret?", ErrAuth, peer.Node)
+		}
+		// The client is a cluster member now, so it may learn why it is
+		// refused; that spares both operators a guessing game.
+		var status byte = statusOK
+		var refusal error
+		switch {
+		case allowed != nil && !allowed(peer.Node):
+			status = statusUnknownPeer
+			refusal = fmt.Errorf("%w: node %q is not allowed to connect", ErrUnknownPeer, peer.Node)
+		case peer.ClusterHash != self.ClusterHash:
+			status = statusClusterMismatch
+			refusal = &ClusterMismatchError{Local: self.Node, Peer: peer.Node}
+		}
+		if err := h.write(append([]byte{status}, k.serverProof(status)...)); err != nil {
+			if refusal != nil {
+				return nil, refusal
+			}
+			return nil, err
+		}
+		if refusal != nil {
+			return nil, refusal
+		}
+		return newSession(conn, peer, k.serverKey, k.clientKey)
+	})
+}
+
+// handshake carries what both roles need while the four messages are
+// exchanged.
+type handshake struct {
+	ctx   context.Context
+	conn  net.Conn
+	self  Hello
+	nonce [nonceSize]byte
+}
+
+// runHandshake owns conn for the duration of the handshake: it applies ctx
+// to conn, closes conn on failure and clears the deadline on success, so
+// that a session is never cut off later by the handshake's deadline.
+func runHandshake(ctx context.Context, conn net.Conn, secret []byte, self Hello, rnd io.Reader, run func(*handshake) (*Session, error)) (s *Session, err error) {
+	if err := checkLocal(secret, self); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("transport: handshake: %w", err)
+	}
+	h := &handshake{ctx: ctx, conn: conn, self: self}
+	if _, err := io.ReadFull(rnd, h.nonce[:]); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("transport: reading random nonce: %w", err)
+	}
+	deadline, _ := ctx.Deadline() // zero when there is none, which clears any old one
+	if err := conn.SetDeadline(deadline); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("transport: setting handshake deadline: %w", err)
+	}
+	// A cancellation without a deadline must still unblock reads and
+	// writes; a deadline in the past does that for any net.Conn.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	s, err = run(h)
+	if !stop() && err == nil {
+		// The cancellation raced with success and may have poisoned the
+		// deadline after we would clear it: give up rather than hand out
+		// a session that will fail at random.
+		err = fmt.Errorf("transport: handshake: %w", context.Cause(ctx))
+	}
+	if err == nil {
+		err = conn.SetDeadline(time.Time{})
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func checkLocal(secret []byte, self Hello) error {
+	if len(secret) == 0 {
+		return errors.New("transport: empty cluster secret")
+	}
+	if len(self.Node) == 0 || len(self.Node) > maxNodeLen {
+		return fmt.Errorf("transport: node id %q: must be 1 to %d bytes", self.Node, maxNodeLen)
+	}
+	return nil
+}
+
+func (h *handshake) writeHello(typ byte) ([]byte, error) {
+	m := make([]byte, 0, helloFixed+len(h.self.Node))
+	m = append(m, magic...)
+	m = append(m, version, typ)
+	m = append(m, h.nonce[:]...)
+	m = append(m, h.self.ClusterHash[:]...)
+	m = append(m, byte(len(h.self.Node)))
+	m = append(m, h.self.Node...)
+	return m, h.write(m)
+}
+
+// readHello reads and checks a hello of type typ and returns its exact bytes
+// for the transcript.
+func (h *handshake) readHello(typ byte) (msg []byte, peer Hello, nonce [nonceSize]byte, err error) {
+	msg = make([]byte, helloFixed, helloFixed+maxNodeLen)
+	if err = h.read(msg, "hello"); err != nil {
+		return nil, Hello{}, nonce, err
+	}
+	peer, nonce, n, err := parseHelloFixed(msg, typ)
+	if err != nil {
+		return nil, Hello{}, nonce, err
+	}
+	msg = msg[:helloFixed+n]
+	if err = h.read(msg[helloFixed:], "hello"); err != nil {
+		if errors.Is(err, ErrPeerClosed) {
+			err = fmt.Errorf("%w: truncated hello", ErrProtocol)
+		}
+		return nil, Hello{}, nonce, err
+	}
+	peer.Node = string(msg[helloFixed:])
+	return msg, peer, nonce, nil
+}
+
+// parseHelloFixed checks the fixed part of a hello and returns the length of
+// the node id that follows it.
+func parseHelloFixed(b []byte, typ byte) (peer Hello, nonce [nonceSize]byte, nodeLen int, err error) {
+	if string(b[:len(magic)]) != magic {
+		return peer, nonce, 0, fmt.Errorf("%w: not a clustd peer (bad magic %q)", ErrProtocol, b[:len(magic)])
+	}
+	b = b[len(magic):]
+	if b[0] != version {
+		return peer, nonce, 0, fmt.Errorf("%w: unsupported version %d (want %d)", ErrProtocol, b[0], version)
+	}
+	if b[1] != typ {
+		return peer, nonce, 0, fmt.Errorf("%w: hello of type %d, want %d", ErrProtocol, b[1], typ)
+	}
+	b = b[2:]
+	copy(nonce[:], b[:nonceSize])
+	b = b[nonceSize:]
+	copy(peer.ClusterHash[:], b[:32])
+	nodeLen = int(b[32])
+	if nodeLen == 0 {
+		return peer, nonce, 0, fmt.Errorf("%w: empty node id", ErrProtocol)
+	}
+	return peer, nonce, nodeLen, nil
+}
+
+func (h *handshake) write(b []byte) error {
+	if _, err := h.conn.Write(b); err != nil {
+		return h.ioError(err)
+	}
+	return nil
+}
+
+// read fills b. A close before the first byte is ErrPeerClosed because that
+// is how a peer refuses; a close in the middle of a message is malformed.
+func (h *handshake) read(b []byte, what string) error {
+	_, err := io.ReadFull(h.conn, b)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("%w (waiting for its %s)", ErrPeerClosed, what)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: truncated %s", ErrProtocol, what)
+	}
+	return h.ioError(err)
+}
+
+// ioError reports a context that ended as such, because the deadline error
+// the conn returns does not say that the caller's budget ran out.
+func (h *handshake) ioError(err error) error {
+	if cerr := h.ctx.Err(); cerr != nil {
+		return fmt.Errorf("transport: handshake: %w (%w)", cerr, err)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The conn's timer can fire a moment before the context's.
+		if _, ok := h.ctx.Deadline(); ok {
+			return fmt.Errorf("transport: handshake: %w (%w)", context.DeadlineExceeded, err)
+		}
+	}
+	return fmt.Errorf("transport: handshake: %w", err)
+}
+
+// keys is everything derived from the secret and the transcript.
+type keys struct {
+	transcript           [sha256.Size]byte
+	clientProofKey       []byte
+	serverProofKey       []byte
+	clientKey, serverKey []byte
+}
+
+func deriveKeys(secret, clientNonce, serverNonce, m1, m2 []byte) (*keys, error) {
+	salt := make([]byte, 0, 2*nonceSize)
+	salt = append(append(salt, clientNonce...), serverNonce...)
+	prk, err := hkdf.Extract(sha256.New, secret, salt)
+	if err != nil {
+		return nil, fmt.Errorf("transport: deriving keys: %w", err)
+	}
+	th := sha256.New()
+	th.Write(m1)
+	th.Write(m2)
+	k := &keys{}
+	th.Sum(k.transcript[:0])
+	for _, d := range []struct {
+		dst  *[]byte
+		info string
+	}{
+		{&k.clientProofKey, labelClientProof},
+		{&k.serverProofKey, labelServerProof},
+		{&k.clientKey, labelClientKey + string(k.transcript[:])},
+		{&k.serverKey, labelServerKey + string(k.transcript[:])},
+	} {
+		if *d.dst, err = hkdf.Expand(sha256.New, prk, d.info, 32); err != nil {
+			return nil, fmt.Errorf("transport: deriving keys: %w", err)
+		}
+	}
+	return k, nil
+}
+
+func (k *keys) clientProof() []byte {
+	m := hmac.New(sha256.New, k.clientProofKey)
+	m.Write([]byte("client"))
+	m.Write(k.transcript[:])
+	return m.Sum(nil)
+}
+
+func (k *keys) serverProof(status byte) []byte {
+	m := hmac.New(sha256.New, k.serverProofKey)
+	m.Write([]byte("server"))
+	m.Write(k.transcript[:])
+	m.Write([]byte{status})
+	return m.Sum(nil)
+}

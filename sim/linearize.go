@@ -1,0 +1,113 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// The leadership history, checked by porcupine as a second, independent
+// checker: a register holding (term, master). Winning an election writes it;
+// the write is invoked when the winner became candidate for that term and
+// returns when it won, since a correct election may finish a lower term after
+// a higher one started. A master renewing its lease reads it (invoked when
+// the renewing round was sent), and so does a follower learning of a master
+// (invoked when that master's heartbeat left). Terms must increase along the
+// linearization and every read must see the latest write.
+
+type leaderState struct {
+	Term   uint64
+	Master string
+}
+
+type leaderOp struct {
+	Write  bool
+	Term   uint64
+	Master string
+}
+
+var leadershipModel = porcupine.Model{
+	Init: func() any { return leaderState{} },
+	Step: func(state, input, _ any) (bool, any) {
+		st, op := state.(leaderState), input.(leaderOp)
+		if op.Write {
+			if op.Term <= st.Term {
+				return false, st
+			}
+			return true, leaderState{Term: op.Term, Master: op.Master}
+		}
+		return st == leaderState{Term: op.Term, Master: op.Master}, st
+	},
+	DescribeOperation: func(input, _ any) string {
+		op := input.(leaderOp)
+		if op.Write {
+			return fmt.Sprintf("won(%d, %s)", op.Term, op.Master)
+		}
+		return fmt.Sprintf("sees(%d, %s)", op.Term, op.Master)
+	},
+	DescribeState: func(state any) string {
+		st := state.(leaderState)
+		return fmt.Sprintf("term %d: %s", st.Term, st.Master)
+	},
+}
+
+// history collects operations; a nil history records nothing.
+type history struct {
+	ops []porcupine.Operation
+}
+
+func newHistory() *history { return &history{} }
+
+func (h *history) write(client int, term uint64, master string, call, ret time.Duration) {
+	if h == nil {
+		return
+	}
+	h.ops = append(h.ops, porcupine.Operation{
+		ClientId: client, Input: leaderOp{Write: true, Term: term, Master: master},
+		Call: int64(call), Return: int64(ret),
+	})
+}
+
+func (h *history) read(client int, term uint64, master string, call, ret time.Duration) {
+	if h == nil {
+		return
+	}
+	h.ops = append(h.ops, porcupine.Operation{
+		ClientId: client, Input: leaderOp{Term: term, Master: master},
+		Call: int64(call), Return: int64(ret),
+	})
+}
+
+// Linearizable checks the leadership history with porcupine. When it is not
+// linearizable and htmlPath is not empty, the visualisation is written there.
+// Unknown (the check timed out) counts as passing, and is reported so.
+func (s *Sim) Linearizable(timeout time.Duration, htmlPath string) (porcupine.CheckResult, error) {
+	if s.hist == nil {
+		return porcupine.Unknown, fmt.Errorf("linearizability history was not recorded")
+	}
+	res, info := porcupine.CheckOperationsVerbose(leadershipModel, s.hist.ops, timeout)
+	if res == porcupine.Illegal && htmlPath != "" {
+		var notes []porcupine.Annotation
+		for _, n := range s.nodes {
+			for _, e := range n.timeline.entries() {
+				if e.kind == tlFault {
+					notes = append(notes, porcupine.Annotation{ClientId: n.idx, Start: int64(e.at), Description: e.text})
+				}
+			}
+		}
+		info.AddAnnotations(notes)
+		if err := porcupine.VisualizePath(leadershipModel, info, htmlPath); err != nil {
+			return res, fmt.Errorf("writing %s: %w", htmlPath, err)
+		}
+	}
+	return res, nil
+}
+
+// HistoryLen is the number of operations recorded.
+func (s *Sim) HistoryLen() int {
+	if s.hist == nil {
+		return 0
+	}
+	return len(s.hist.ops)
+}

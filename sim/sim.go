@@ -1,0 +1,480 @@
+package sim
+
+import (
+	"container/heap"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/clustd/clustd/election"
+)
+
+// Options configure a simulation.
+type Options struct {
+	// Nodes is the cluster size when Members is empty; members are named
+	// n1…nN.
+	Nodes int
+	// Members overrides Nodes with an explicit member list (witnesses,
+	// priorities).
+	Members []election.Member
+	Seed    uint64
+	Timing  election.Timing
+	// Preempt and PreemptHoldDown are passed to every core.
+	Preempt         bool
+	PreemptHoldDown time.Duration
+	// Unsafe removes a safety rule from every core, to prove the checkers
+	// catch it.
+	Unsafe election.Unsafe
+	// Net is the network's weather outside fault windows.
+	Net NetParams
+	// Drift gives each node a clock rate within ±Timing.MaxClockDrift.
+	Drift bool
+	// Verbose, if not nil, receives the timeline as it happens.
+	Verbose io.Writer
+	// Linearizability records the leadership history for porcupine.
+	Linearizability bool
+	// LivenessBound is how long after a heal with a majority connected a
+	// master must appear; zero means the default (see DefaultLivenessBound).
+	LivenessBound time.Duration
+}
+
+// NetParams describe message delivery.
+type NetParams struct {
+	// Delay is the base one-way delay; Jitter adds a uniform [0, Jitter).
+	Delay, Jitter time.Duration
+	// Loss, Dup and Reorder are probabilities per message. A reordered
+	// message gets up to ten times the jitter on top.
+	Loss, Dup, Reorder float64
+}
+
+// DefaultLivenessBound is how long a healed cluster may take to elect a
+// master: the old lease and the followers' stickiness must run out
+// (ElectionMin), the ranked candidates take their steps, and a campaign that
+// collided may need one more randomised timeout.
+func DefaultLivenessBound(t election.Timing, nodes int) time.Duration {
+	return 2*t.ElectionMax + time.Duration(nodes)*t.Step + t.ElectionMin
+}
+
+type eventKind uint8
+
+const (
+	evDeliver eventKind = iota + 1
+	evTimer
+	evFunc
+)
+
+type event struct {
+	at   time.Duration
+	seq  uint64
+	kind eventKind
+	node int
+	gen  uint64
+	sent time.Duration
+	msg  election.Message
+	fn   func()
+}
+
+type eventQueue []*event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return e
+}
+
+// node is one simulated machine: a clock, durable storage, and a core that
+// exists while the process is up.
+type node struct {
+	id      string
+	idx     int
+	core    *election.Node
+	up      bool
+	paused  bool
+	rate    float64
+	durable election.HardState
+	// timerGen invalidates timer events scheduled before the last change.
+	timerGen uint64
+	timerAt  time.Duration
+	inbox    []event
+	// holdUntil models the drivers: after a demote (or a crash) they keep
+	// acting as master until they acknowledge the demote or the lease they
+	// were given runs out on this machine's clock.
+	holdUntil time.Duration
+	state     election.State
+	lastTerm  uint64
+	// candidateAt records when this node became candidate for each term, for
+	// the linearizability history.
+	candidateAt map[uint64]time.Duration
+	timeline    ring
+}
+
+// local is the node's monotonic clock at real time t.
+func (s *Sim) local(n *node, t time.Duration) time.Duration {
+	if n.rate == 1 {
+		return t
+	}
+	return time.Duration(math.Floor(float64(t) * n.rate))
+}
+
+// real is the earliest real time at which the node's clock reads at least l.
+func (s *Sim) real(n *node, l time.Duration) time.Duration {
+	if n.rate == 1 {
+		return l
+	}
+	t := time.Duration(math.Ceil(float64(l) / n.rate))
+	for s.local(n, t) < l {
+		t++
+	}
+	for t > 0 && s.local(n, t-1) >= l {
+		t--
+	}
+	return t
+}
+
+// Sim is a deterministic cluster simulation. Everything that happens is an
+// event on one queue ordered by (time, sequence), and every random choice
+// comes from one generator seeded by Options.Seed.
+type Sim struct {
+	opts  Options
+	rnd   *rand.Rand
+	now   time.Duration
+	seq   uint64
+	q     eventQueue
+	nodes []*node
+	// cut[i][j] drops messages from i to j.
+	cut [][]bool
+	net NetParams
+
+	members []election.Member
+	check   checker
+	stats   Stats
+	hist    *history
+	stopped bool
+}
+
+// New builds a simulation; nodes start at time zero.
+func New(opts Options) (*Sim, error) {
+	if err := opts.Timing.Validate(); err != nil {
+		return nil, fmt.Errorf("timing: %w", err)
+	}
+	members := opts.Members
+	if len(members) == 0 {
+		if opts.Nodes < 1 || opts.Nodes > 64 {
+			return nil, fmt.Errorf("nodes: %d, need 1 to 64", opts.Nodes)
+		}
+		for i := 1; i <= opts.Nodes; i++ {
+			members = append(members, election.Member{ID: "n" + strconv.Itoa(i)})
+		}
+	}
+	if opts.LivenessBound == 0 {
+		opts.LivenessBound = DefaultLivenessBound(opts.Timing, len(members))
+	}
+	s := &Sim{
+		opts:    opts,
+		rnd:     rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x636c75737464)),
+		net:     opts.Net,
+		members: members,
+		stats:   newStats(),
+	}
+	s.check.init(s)
+	if opts.Linearizability {
+		s.hist = newHistory()
+	}
+	s.cut = make([][]bool, len(members))
+	for i, m := range members {
+		s.cut[i] = make([]bool, len(members))
+		n := &node{id: m.ID, idx: i, rate: 1, candidateAt: map[uint64]time.Duration{}}
+		if opts.Drift {
+			eps := opts.Timing.MaxClockDrift
+			switch s.rnd.IntN(3) {
+			case 0: // at the bound, either way: where lease bugs live
+				n.rate = 1 + eps*float64(1-2*s.rnd.IntN(2))
+			default:
+				n.rate = 1 + eps*(2*s.rnd.Float64()-1)
+			}
+			s.stats.Faults[FaultDrift]++
+		}
+		s.nodes = append(s.nodes, n)
+	}
+	for _, n := range s.nodes {
+		if err := s.start(n); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Now is the simulation's real (virtual) time.
+func (s *Sim) Now() time.Duration { return s.now }
+
+// Size is the number of nodes.
+func (s *Sim) Size() int { return len(s.nodes) }
+
+// ID returns node i's id.
+func (s *Sim) ID(i int) string { return s.nodes[i].id }
+
+// Index returns the index of the node with the given id, or -1.
+func (s *Sim) Index(id string) int {
+	for i, n := range s.nodes {
+		if n.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// Core returns node i's election core, nil while it is down.
+func (s *Sim) Core(i int) *election.Node { return s.nodes[i].core }
+
+// NodeState returns the last state node i published.
+func (s *Sim) NodeState(i int) election.State { return s.nodes[i].state }
+
+// Up reports whether node i's process is running (possibly paused).
+func (s *Sim) Up(i int) bool { return s.nodes[i].up }
+
+// Violations returns what the checkers found so far.
+func (s *Sim) Violations() []Violation { return s.check.violations }
+
+// Stats returns the figures gathered so far.
+func (s *Sim) Stats() *Stats { return &s.stats }
+
+func (s *Sim) start(n *node) error {
+	r := rand.New(rand.NewPCG(s.rnd.Uint64(), s.rnd.Uint64()))
+	core, err := election.New(election.Config{
+		ID:              n.id,
+		Members:         s.members,
+		Timing:          s.opts.Timing,
+		Preempt:         s.opts.Preempt,
+		PreemptHoldDown: s.opts.PreemptHoldDown,
+		Rand:            r,
+		Unsafe:          s.opts.Unsafe,
+	}, n.durable, s.local(n, s.now))
+	if err != nil {
+		return err
+	}
+	n.core = core
+	n.up = true
+	n.paused = false
+	s.record(n, tlStart, "", n.durable.Term)
+	s.drain(n, 0)
+	return nil
+}
+
+func (s *Sim) push(e *event) {
+	s.seq++
+	e.seq = s.seq
+	heap.Push(&s.q, e)
+}
+
+// At schedules fn at real time t (not before now).
+func (s *Sim) At(t time.Duration, fn func()) {
+	s.push(&event{at: max(t, s.now), kind: evFunc, fn: fn})
+}
+
+// RunUntil processes events up to and including real time t, then sets the
+// clock to t. It stops early after a violation.
+func (s *Sim) RunUntil(t time.Duration) {
+	for len(s.q) > 0 && s.q[0].at <= t && !s.stopped {
+		e := heap.Pop(&s.q).(*event)
+		s.advanceTo(e.at)
+		s.handle(e)
+		s.check.afterEvent()
+	}
+	if !s.stopped && t > s.now {
+		s.advanceTo(t)
+		s.check.afterEvent()
+	}
+}
+
+// RunFor runs for d of real time.
+func (s *Sim) RunFor(d time.Duration) { s.RunUntil(s.now + d) }
+
+func (s *Sim) advanceTo(t time.Duration) {
+	if t > s.now {
+		s.check.elapse(t)
+		s.now = t
+	}
+}
+
+func (s *Sim) handle(e *event) {
+	switch e.kind {
+	case evFunc:
+		e.fn()
+	case evTimer:
+		n := s.nodes[e.node]
+		if !n.up || e.gen != n.timerGen {
+			return
+		}
+		if n.paused {
+			return // resumed later with a Tick of its own
+		}
+		n.core.Tick(s.local(n, s.now))
+		s.drain(n, 0)
+	case evDeliver:
+		n := s.nodes[e.node]
+		if !n.up {
+			return
+		}
+		if n.paused {
+			n.inbox = append(n.inbox, *e)
+			return
+		}
+		s.deliver(n, e)
+	}
+}
+
+func (s *Sim) deliver(n *node, e *event) {
+	if s.opts.Verbose != nil {
+		s.record(n, tlRecv, election.Describe(e.msg), 0)
+	}
+	n.core.Step(s.local(n, s.now), e.msg)
+	s.drain(n, e.sent)
+}
+
+// drain acts on a core's Ready: persist, then send, then observe, then
+// re-arm the timer. sentAt is the real send time of the message that caused
+// it (for the history), zero for timers and commands.
+func (s *Sim) drain(n *node, sentAt time.Duration) {
+	rd := n.core.Ready()
+	if rd.HardState != nil {
+		if rd.HardState.Term < n.durable.Term {
+			s.check.violate(n.idx, fmt.Sprintf("persisted term went back from %d to %d", n.durable.Term, rd.HardState.Term))
+		}
+		if rd.HardState.Term == n.durable.Term && n.durable.Vote != "" && rd.HardState.Vote != n.durable.Vote {
+			s.check.violate(n.idx, fmt.Sprintf("changed its vote in term %d from %s to %s", n.durable.Term, n.durable.Vote, rd.HardState.Vote))
+		}
+		n.durable = *rd.HardState
+	}
+	for _, m := range rd.Messages {
+		s.check.sent(n, m)
+		s.send(n, m)
+	}
+	for _, st := range rd.States {
+		s.observe(n, st, sentAt)
+	}
+	s.arm(n)
+}
+
+func (s *Sim) arm(n *node) {
+	if !n.up {
+		return
+	}
+	at := s.real(n, n.core.NextDeadline())
+	if at < s.now {
+		at = s.now
+	}
+	if at == n.timerAt && n.timerGen != 0 {
+		return
+	}
+	n.timerGen++
+	n.timerAt = at
+	s.push(&event{at: at, kind: evTimer, node: n.idx, gen: n.timerGen})
+}
+
+func (s *Sim) send(from *node, m election.Message) {
+	to := s.Index(m.To)
+	if to < 0 || s.cut[from.idx][to] {
+		s.stats.Dropped++
+		return
+	}
+	if s.net.Loss > 0 && s.rnd.Float64() < s.net.Loss {
+		s.stats.Dropped++
+		return
+	}
+	copies := 1
+	if s.net.Dup > 0 && s.rnd.Float64() < s.net.Dup {
+		copies = 2
+		s.stats.Duplicated++
+	}
+	for range copies {
+		d := s.net.Delay
+		if s.net.Jitter > 0 {
+			d += time.Duration(s.rnd.Int64N(int64(s.net.Jitter)))
+			if s.net.Reorder > 0 && s.rnd.Float64() < s.net.Reorder {
+				d += time.Duration(s.rnd.Int64N(10 * int64(s.net.Jitter)))
+			}
+		}
+		s.push(&event{at: s.now + d, kind: evDeliver, node: to, msg: m, sent: s.now})
+	}
+	s.stats.Messages++
+}
+
+// observe records a published state change.
+func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
+	prev := n.state
+	n.state = st
+	s.record(n, tlState, st.Reason, 0)
+	if st.Term < n.lastTerm {
+		s.check.violate(n.idx, fmt.Sprintf("term went back from %d to %d", n.lastTerm, st.Term))
+	}
+	n.lastTerm = max(n.lastTerm, st.Term)
+	if st.Role == election.Candidate && st.Term != prev.Term {
+		n.candidateAt[st.Term] = s.now
+		s.stats.Elections++
+	}
+	if st.Reason == election.ReasonWon {
+		s.hist.write(n.idx, st.Term, n.id, n.candidateAt[st.Term], s.now)
+		delete(n.candidateAt, st.Term)
+	}
+	switch {
+	case st.Role == election.Master && prev.Role != election.Master:
+		s.check.becameMaster(n, st)
+		s.stats.masterAcquired(s.now, n.idx)
+	case prev.Role == election.Master && st.Role != election.Master:
+		// The drivers keep acting until they confirm the demote or their
+		// lease runs out.
+		s.demoted(n, prev.LeaseUntil)
+	}
+	if st.Role == election.Master {
+		round := s.real(n, st.LeaseUntil-n.core.LeaseDuration())
+		s.hist.read(n.idx, st.Term, n.id, min(round, s.now), s.now)
+	} else if st.Role == election.Follower && st.Master != "" && (st.Master != prev.Master || st.Term != prev.Term) && sentAt > 0 {
+		s.hist.read(n.idx, st.Term, st.Master, sentAt, s.now)
+	}
+}
+
+// demoted starts the drivers' hold after a master stops being one, and
+// schedules their acknowledgement after a short delay — or, now and then,
+// never, so the core must wait out the lease.
+func (s *Sim) demoted(n *node, leaseUntil time.Duration) {
+	if leaseUntil <= s.local(n, s.now) {
+		return
+	}
+	n.holdUntil = max(n.holdUntil, leaseUntil)
+	if s.rnd.IntN(8) == 0 {
+		return
+	}
+	delay := time.Duration(s.rnd.Int64N(int64(20 * time.Millisecond)))
+	s.At(s.now+delay, func() {
+		if !n.up || n.paused {
+			return
+		}
+		n.holdUntil = 0
+		n.core.DemoteDone(s.local(n, s.now))
+		s.drain(n, 0)
+	})
+}
+
+// claims reports whether node n, or its drivers, act as master at this
+// instant: its own lease check, or drivers that have not yet let go.
+func (s *Sim) claims(n *node) bool {
+	l := s.local(n, s.now)
+	if n.holdUntil > l {
+		return true
+	}
+	return n.up && n.core.IsMaster(l)
+}

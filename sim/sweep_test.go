@@ -1,0 +1,208 @@
+package sim
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/clustd/clustd/election"
+)
+
+// sweepSeeds is how many seeds a sweep runs: SIM_SEEDS, or a small sample
+// under the race detector.
+func sweepSeeds(t *testing.T, def int) int {
+	if v := os.Getenv("SIM_SEEDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("SIM_SEEDS=%q: want a positive number", v)
+		}
+		return n
+	}
+	if raceEnabled || testing.Short() {
+		return def / 10
+	}
+	return def
+}
+
+// sweep runs seeds 1..n in parallel and returns the failing results.
+func sweep(t *testing.T, n int, rc func(seed uint64) RunConfig) (failed []*Result, all []*Result) {
+	t.Helper()
+	results := make([]*Result, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				r, err := Run(rc(uint64(i + 1)))
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					return
+				}
+				results[i] = r
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	for _, r := range results {
+		if !r.OK() {
+			failed = append(failed, r)
+		}
+	}
+	return failed, results
+}
+
+func report(t *testing.T, r *Result) {
+	t.Helper()
+	var b bytes.Buffer
+	r.WriteSummary(&b)
+	t.Errorf("seed %d failed:\n%s", r.Seed, b.String())
+}
+
+// TestSeedSweep is the main safety net: many seeds, 5 nodes, the default
+// fault mix, every invariant after every event, porcupine on every history.
+func TestSeedSweep(t *testing.T) {
+	n := sweepSeeds(t, 500)
+	d := 90 * time.Second
+	profiles := []string{election.ProfileDefault}
+	if os.Getenv("SIM_SOAK") != "" {
+		d = 10 * time.Minute
+		profiles = append(profiles, election.ProfileFast)
+	}
+	for _, p := range profiles {
+		t.Run(p, func(t *testing.T) {
+			timing := election.MustProfile(p)
+			failed, all := sweep(t, n, func(seed uint64) RunConfig {
+				html := filepath.Join(t.TempDir(), fmt.Sprintf("seed-%d.html", seed))
+				return RunConfig{Nodes: 5, Seed: seed, Duration: d, Faults: true, Mix: DefaultMix(), Profile: p, Linearizability: true, HTMLPath: html}
+			})
+			for i, r := range failed {
+				if i == 3 {
+					t.Errorf("… and %d more failing seeds", len(failed)-3)
+					break
+				}
+				report(t, r)
+			}
+			var fo []time.Duration
+			elections := 0
+			for _, r := range all {
+				fo = append(fo, r.sim.stats.Failovers...)
+				elections += r.Elections
+			}
+			p := Summarize(fo)
+			t.Logf("%d seeds × %v (%s): %d elections, failover p50 %v p99 %v max %v (n=%d)", n, d, timing.ElectionMin, elections, p.P50, p.P99, p.Max, p.N)
+		})
+	}
+}
+
+// TestSweepSmallClusters covers the sizes a majority is tightest in.
+func TestSweepSmallClusters(t *testing.T) {
+	n := sweepSeeds(t, 100)
+	for _, nodes := range []int{1, 2, 3, 4} {
+		t.Run(strconv.Itoa(nodes), func(t *testing.T) {
+			failed, _ := sweep(t, n, func(seed uint64) RunConfig {
+				return RunConfig{Nodes: nodes, Seed: seed, Duration: 60 * time.Second, Faults: true, Mix: DefaultMix(), Profile: election.ProfileFast, Linearizability: true}
+			})
+			for _, r := range failed {
+				report(t, r)
+			}
+		})
+	}
+}
+
+// TestCheckersCanFail removes one safety rule at a time: the sweep must
+// notice. A checker that never fails proves nothing.
+func TestCheckersCanFail(t *testing.T) {
+	cases := []struct {
+		name   string
+		unsafe election.Unsafe
+		nodes  int
+	}{
+		{"no stickiness", election.Unsafe{NoStickiness: true}, 5},
+		{"no drift margin", election.Unsafe{NoDriftMargin: true}, 5},
+		{"no stickiness 3", election.Unsafe{NoStickiness: true}, 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			n := 400
+			if raceEnabled {
+				n = 150
+			}
+			failed, _ := sweep(t, n, func(seed uint64) RunConfig {
+				return RunConfig{Nodes: c.nodes, Seed: seed, Duration: 60 * time.Second, Faults: true, Mix: DefaultMix(), Unsafe: c.unsafe}
+			})
+			if len(failed) == 0 {
+				t.Fatalf("%d seeds found no violation with %s", n, c.name)
+			}
+			t.Logf("%d of %d seeds caught it, first: seed %d: %s", len(failed), n, failed[0].Seed, failed[0].Violations[0])
+		})
+	}
+}
+
+// TestDeterministic: the same seed gives byte-identical output.
+func TestDeterministic(t *testing.T) {
+	run := func() []byte {
+		var b bytes.Buffer
+		r, err := Run(RunConfig{Nodes: 5, Seed: 42, Duration: 30 * time.Second, Faults: true, Mix: DefaultMix(), Verbose: &b, Linearizability: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.WriteSummary(&b)
+		if err := r.WriteJSON(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	a, b := run(), run()
+	if len(a) < 10000 {
+		t.Fatalf("timeline suspiciously short: %d bytes", len(a))
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatal("two runs of seed 42 differ")
+	}
+	var c bytes.Buffer
+	r, err := Run(RunConfig{Nodes: 5, Seed: 43, Duration: 30 * time.Second, Faults: true, Mix: DefaultMix(), Verbose: &c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.WriteSummary(&c)
+	if bytes.Equal(a, c.Bytes()) {
+		t.Fatal("seeds 42 and 43 gave the same run")
+	}
+}
+
+// BenchmarkSimHour measures simulator speed: one hour of 5-node cluster time
+// with the default fault mix per iteration.
+func BenchmarkSimHour(b *testing.B) {
+	seed := uint64(0)
+	for b.Loop() {
+		seed++
+		r, err := Run(RunConfig{Nodes: 5, Seed: seed, Duration: time.Hour, Faults: true, Mix: DefaultMix()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !r.OK() {
+			b.Fatalf("seed %d: %v", seed, r.Violations)
+		}
+	}
+}
