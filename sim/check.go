@@ -76,14 +76,13 @@ func (c *checker) afterEvent() {
 	}
 	c.claiming = count > 0
 	if count > 1 {
-		a, b := s.nodes[who[0]], s.nodes[who[1]]
-		c.violate(-1, fmt.Sprintf("two masters at once: %s (term %d, lease until %v local) and %s (term %d, lease until %v local)",
-			a.id, a.state.Term, a.state.LeaseUntil, b.id, b.state.Term, b.state.LeaseUntil))
+		c.violate(-1, fmt.Sprintf("two masters at once: %s and %s", s.describeClaim(s.nodes[who[0]]), s.describeClaim(s.nodes[who[1]])))
 		return
 	}
 	if c.awaiting && count == 1 {
 		for _, n := range s.nodes {
 			if n.up && !n.paused && n.core.IsMaster(s.local(n, s.now)) {
+				s.stats.masterSurvived(n.idx, n.state.Term)
 				c.awaiting = false
 				s.stats.Recoveries = append(s.stats.Recoveries, s.now-c.awaitSince)
 				break
@@ -238,4 +237,13 @@ func (s *Sim) WriteTimeline(w io.Writer) {
 	for _, r := range rows {
 		fmt.Fprintln(w, formatEntry(r.id, r.e))
 	}
+}
+
+// describeClaim says why node n counts as master now.
+func (s *Sim) describeClaim(n *node) string {
+	l := s.local(n, s.now)
+	if n.up && n.core.IsMaster(l) {
+		return fmt.Sprintf("%s (master of term %d, lease %v more)", n.id, n.state.Term, n.state.LeaseUntil-l)
+	}
+	return fmt.Sprintf("%s (demoted, drivers still acting for %v, now at term %d)", n.id, n.holdUntil-l, n.lastTerm)
 }

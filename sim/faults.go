@@ -62,7 +62,7 @@ func (s *Sim) Crash(i int) {
 	}
 	if n.core.IsMaster(s.local(n, s.now)) {
 		n.holdUntil = max(n.holdUntil, n.state.LeaseUntil)
-		s.stats.masterLost(s.now, i)
+		s.masterLost(i)
 	}
 	s.fault(i, FaultCrash, "")
 	n.up, n.paused, n.core, n.inbox = false, false, nil, nil
@@ -90,7 +90,7 @@ func (s *Sim) Pause(i int) {
 		return
 	}
 	if n.core.IsMaster(s.local(n, s.now)) {
-		s.stats.masterLost(s.now, i)
+		s.masterLost(i)
 	}
 	s.fault(i, FaultPause, "")
 	n.paused = true
@@ -120,7 +120,7 @@ func (s *Sim) Resume(i int) {
 // Isolate cuts node i off from everyone, both ways.
 func (s *Sim) Isolate(i int) {
 	if s.claimsCore(i) {
-		s.stats.masterLost(s.now, i)
+		s.masterLost(i)
 	}
 	s.fault(i, FaultPartition, "isolated")
 	for j := range s.nodes {
@@ -209,6 +209,10 @@ func (s *Sim) SetHealthy(i int, ok bool) {
 	s.drain(n, 0)
 }
 
+func (s *Sim) masterLost(i int) {
+	s.stats.masterLost(s.now, i, s.nodes[i].state.Term, s.cleanWindow)
+}
+
 // Master returns the node whose core holds a lease now, or -1.
 func (s *Sim) Master() int {
 	for i := range s.nodes {
@@ -284,10 +288,17 @@ func (s *Sim) RunFaults(d time.Duration, mix FaultMix) {
 		if s.stopped || s.now >= end {
 			break
 		}
-		// A fault window.
-		s.net = sw.rough
+		// A fault window; one in four is a single fault in calm weather,
+		// which is where failover time is measured cleanly.
 		window := s.dur(t.ElectionMin/2, 4*t.ElectionMax)
-		s.inject(sw, window)
+		s.cleanWindow = s.rnd.IntN(4) == 0
+		if s.cleanWindow {
+			s.injectOne(sw, window)
+		} else {
+			s.net = sw.rough
+			s.inject(sw, window)
+		}
+		s.cleanWindow = false
 		s.RunUntil(min(end, s.now+window))
 		if s.stopped || s.now >= end {
 			break
@@ -384,7 +395,9 @@ func (s *Sim) drawSwarm(mix FaultMix) swarm {
 		m := master()
 		switch r.IntN(3) {
 		case 0: // the master cannot be heard
-			s.stats.masterLost(s.now, m)
+			if s.claimsCore(m) {
+				s.masterLost(m)
+			}
 			for j := range s.nodes {
 				if j != m {
 					s.CutOneWay(m, j)
@@ -437,6 +450,12 @@ func (s *Sim) inject(sw swarm, window time.Duration) {
 	}
 	// Sometimes two faults at once.
 	for range 1 + s.rnd.IntN(2) {
+		sw.kinds[s.rnd.IntN(len(sw.kinds))](window)
+	}
+}
+
+func (s *Sim) injectOne(sw swarm, window time.Duration) {
+	if len(sw.kinds) > 0 {
 		sw.kinds[s.rnd.IntN(len(sw.kinds))](window)
 	}
 }

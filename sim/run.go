@@ -39,6 +39,7 @@ type Result struct {
 	MasterChanges int            `json:"master_changes"`
 	Failovers     int            `json:"failovers"`
 	FailoverMS    Millis         `json:"failover_ms"`
+	CleanFailover Millis         `json:"failover_clean_ms"`
 	HandoverMS    Millis         `json:"handover_ms"`
 	RecoveryMS    Millis         `json:"recovery_ms"`
 	Availability  float64        `json:"availability"`
@@ -100,6 +101,7 @@ func Run(rc RunConfig) (*Result, error) {
 		MasterChanges: st.MasterChanges,
 		Failovers:     len(st.Failovers),
 		FailoverMS:    millis(Summarize(st.Failovers)),
+		CleanFailover: millis(Summarize(st.CleanFailovers)),
 		HandoverMS:    millis(Summarize(st.Handovers)),
 		RecoveryMS:    millis(Summarize(st.Recoveries)),
 		Availability:  st.Availability(),
@@ -152,6 +154,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "elections:      %d\n", r.Elections)
 	fmt.Fprintf(w, "master changes: %d\n", r.MasterChanges)
 	fmt.Fprintf(w, "failover:       %s\n", describeMillis(r.FailoverMS))
+	fmt.Fprintf(w, "  master crash, calm network: %s\n", describeMillis(r.CleanFailover))
 	fmt.Fprintf(w, "handover:       %s\n", describeMillis(r.HandoverMS))
 	fmt.Fprintf(w, "recovery:       %s\n", describeMillis(r.RecoveryMS))
 	fmt.Fprintf(w, "availability:   %.3f%%\n", 100*r.Availability)

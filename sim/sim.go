@@ -32,8 +32,13 @@ type Options struct {
 	Net NetParams
 	// Drift gives each node a clock rate within ±Timing.MaxClockDrift.
 	Drift bool
+	// Rates sets each node's clock rate explicitly (1 is real time); it
+	// overrides Drift.
+	Rates []float64
 	// Verbose, if not nil, receives the timeline as it happens.
 	Verbose io.Writer
+	// OnState, if not nil, sees every state a core publishes, at real time.
+	OnState func(at time.Duration, node int, st election.State)
 	// Linearizability records the leadership history for porcupine.
 	Linearizability bool
 	// LivenessBound is how long after a heal with a majority connected a
@@ -164,6 +169,8 @@ type Sim struct {
 	stats   Stats
 	hist    *history
 	stopped bool
+	// cleanWindow is set while a single fault is injected in calm weather.
+	cleanWindow bool
 }
 
 // New builds a simulation; nodes start at time zero.
@@ -207,6 +214,9 @@ func New(opts Options) (*Sim, error) {
 				n.rate = 1 + eps*(2*s.rnd.Float64()-1)
 			}
 			s.stats.Faults[FaultDrift]++
+		}
+		if i < len(opts.Rates) {
+			n.rate = opts.Rates[i]
 		}
 		s.nodes = append(s.nodes, n)
 	}
@@ -417,6 +427,9 @@ func (s *Sim) send(from *node, m election.Message) {
 func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
 	prev := n.state
 	n.state = st
+	if s.opts.OnState != nil {
+		s.opts.OnState(s.now, n.idx, st)
+	}
 	s.record(n, tlState, st.Reason, 0)
 	if st.Term < n.lastTerm {
 		s.check.violate(n.idx, fmt.Sprintf("term went back from %d to %d", n.lastTerm, st.Term))

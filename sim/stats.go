@@ -29,15 +29,33 @@ type Stats struct {
 	// Messages sent, dropped by the network, duplicated by it.
 	Messages, Dropped, Duplicated int
 
+	// CleanFailovers are the failovers after a crash of the master in a
+	// window with calm weather and no other fault: the figure the ranked
+	// candidacy is designed for.
+	CleanFailovers []time.Duration
+
 	lost, handing  bool
+	lostClean      bool
 	lostAt, handAt time.Duration
+	lostNode       int
+	lostTerm       uint64
 }
 
 func newStats() Stats { return Stats{Faults: map[string]int{}} }
 
-func (st *Stats) masterLost(now time.Duration, _ int) {
+// masterLost starts a failover measurement when master node of term was
+// crashed, paused or cut off; clean says nothing else is wrong.
+func (st *Stats) masterLost(now time.Duration, node int, term uint64, clean bool) {
 	if !st.lost {
-		st.lost, st.lostAt = true, now
+		st.lost, st.lostAt, st.lostNode, st.lostTerm, st.lostClean = true, now, node, term, clean
+	}
+}
+
+// masterSurvived ends a measurement without a failover: the fault healed
+// before the master's lease ran out.
+func (st *Stats) masterSurvived(node int, term uint64) {
+	if st.lost && st.lostNode == node && st.lostTerm == term {
+		st.lost = false
 	}
 }
 
@@ -51,6 +69,9 @@ func (st *Stats) masterAcquired(now time.Duration, _ int) {
 	st.MasterChanges++
 	if st.lost {
 		st.Failovers = append(st.Failovers, now-st.lostAt)
+		if st.lostClean {
+			st.CleanFailovers = append(st.CleanFailovers, now-st.lostAt)
+		}
 		st.lost = false
 	}
 	if st.handing {
