@@ -1,0 +1,236 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/clustd/clustd/election"
+)
+
+// Limits of the configuration file.
+const (
+	// MaxMembers bounds the member list; every node talks to every other,
+	// and elections are designed for small clusters.
+	MaxMembers = 64
+	// MinSecretLen is the shortest accepted secret, in bytes: peers and
+	// drivers authenticate with it, so it must resist offline guessing.
+	MinSecretLen = 32
+	// MaxPriority is the largest member priority.
+	MaxPriority = 1000
+)
+
+// Defaults of the optional fields.
+const (
+	// DefaultHTTPListen is loopback-only because the listener accepts
+	// commands (transfer, maintenance) that move the master role.
+	DefaultHTTPListen = "127.0.0.1:3001"
+	// DefaultDemoteTimeout is the default of demote_timeout.
+	DefaultDemoteTimeout = 10 * time.Second
+	// DefaultPreemptHoldDown is the default of preempt.hold_down.
+	DefaultPreemptHoldDown = 30 * time.Second
+	// DefaultLogLevel is the default of log_level.
+	DefaultLogLevel = "info"
+	// DefaultLogFormat is the default of log_format.
+	DefaultLogFormat = "text"
+)
+
+// Upper bounds on durations. Nobody wants these values; the bounds keep the
+// arithmetic done on them (ranked timeouts are ElectionMin + rank×Step,
+// leases are scaled by the drift) far from overflowing.
+const (
+	maxTimingDuration = time.Hour
+	maxOtherDuration  = 24 * time.Hour
+)
+
+// The config file is read whole into memory; anything this large is not a
+// clustd configuration, and refusing it keeps a mistaken path from eating
+// memory.
+const maxConfigSize = 1 << 20
+
+// A secret file larger than this is almost certainly the wrong file.
+const maxSecretFileSize = 64 << 10
+
+// Member is one node of the cluster.
+type Member struct {
+	// ID is the node's name, unique in the cluster.
+	ID string
+	// Address is where peers connect to the node, as HOST:PORT in canonical
+	// form (IP addresses normalised, host names lower-cased, no leading
+	// zeros in the port), so that equal addresses compare equal.
+	Address string
+	// Witness members vote but never become master.
+	Witness bool
+	// Priority ranks the member among candidates for master and, with
+	// preemption on, lets a higher-priority node take the role back.
+	Priority int
+}
+
+// Config is one node's resolved configuration: defaults applied, paths
+// absolute, secrets loaded and timing validated.
+type Config struct {
+	// Path is the file the configuration came from, as given to Load or
+	// Parse.
+	Path string
+	// ID is this node's id; it is one of Members.
+	ID string
+	// Listen is the peer TCP listen address.
+	Listen string
+	// Advertise is the address this node gives peers for itself.
+	Advertise string
+	// DataDir holds the persisted term and vote. It is absolute, like
+	// every path in Config except Path.
+	DataDir string
+	// Secret authenticates peers to each other.
+	Secret []byte
+	// DriversSecret authenticates local drivers. It is Secret unless a
+	// separate drivers_secret_file is configured.
+	DriversSecret []byte
+	// Members lists the cluster's nodes in file order.
+	Members []Member
+	// Timing is the election timing: the chosen profile with any explicit
+	// overrides applied. It has passed election.Timing.Validate.
+	Timing election.Timing
+	// Preempt lets a higher-priority node take the master role from a
+	// lower-priority master.
+	Preempt bool
+	// PreemptHoldDown is the hold-down time of preemption, which keeps the
+	// master role from flapping between nodes.
+	PreemptHoldDown time.Duration
+	// HTTPListen is the local listener for drivers, admin and metrics.
+	HTTPListen string
+	// DemoteTimeout bounds how long the master waits for its drivers to
+	// acknowledge a demotion during a transfer.
+	DemoteTimeout time.Duration
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string
+	// LogFormat is text or json.
+	LogFormat string
+}
+
+// Self returns this node's own entry in Members.
+func (c *Config) Self() Member {
+	for _, m := range c.Members {
+		if m.ID == c.ID {
+			return m
+		}
+	}
+	return Member{}
+}
+
+// MembersHash returns a digest of everything the nodes of a cluster must
+// agree on: the member list (in id order, so that listing order does not
+// matter) and the election timing. Peers exchange it when they connect and
+// refuse each other when it differs, because nodes that disagree about who
+// votes, or about how long a lease lasts, could elect two masters at once.
+func (c *Config) MembersHash() [32]byte {
+	ms := slices.Clone(c.Members)
+	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	b := []byte("clustd members v1\x00")
+	b = binary.BigEndian.AppendUint32(b, uint32(len(ms)))
+	str := func(s string) {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
+	}
+	for _, m := range ms {
+		str(m.ID)
+		str(m.Address)
+		w := byte(0)
+		if m.Witness {
+			w = 1
+		}
+		b = append(b, w)
+		b = binary.BigEndian.AppendUint64(b, uint64(int64(m.Priority)))
+	}
+	t := c.Timing
+	for _, d := range []time.Duration{t.Heartbeat, t.ElectionMin, t.ElectionMax, t.Step} {
+		b = binary.BigEndian.AppendUint64(b, uint64(d))
+	}
+	drift := t.MaxClockDrift
+	if drift == 0 {
+		drift = math.Copysign(0, 1) // -0 and +0 are the same drift but not the same bits
+	}
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(drift))
+	return sha256.Sum256(b)
+}
+
+// Load reads and parses the configuration file at path. See Parse.
+func Load(path string) (*Config, error) {
+	data, err := readFileLimited(path, maxConfigSize)
+	if err != nil {
+		return nil, &Error{File: displayName(path), Msg: "cannot read configuration: " + describeIOError(err), Err: err}
+	}
+	return Parse(path, data)
+}
+
+// Parse parses configuration data that was read from path. The path names
+// the file in errors and is the base for relative data_dir and secret file
+// paths; secret files are read from disk. Every error is an *Error.
+func Parse(path string, data []byte) (*Config, error) {
+	p := &parser{file: displayName(path), path: path}
+	if len(data) > maxConfigSize {
+		return nil, &Error{File: p.file, Msg: fmt.Sprintf("%d bytes is too large for a configuration file (the limit is %d)", len(data), maxConfigSize)}
+	}
+	root, err := p.document(data)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := p.decode(root)
+	if err != nil {
+		return nil, err
+	}
+	return p.resolve(raw)
+}
+
+func displayName(path string) string {
+	if path == "" {
+		return "<config>"
+	}
+	return path
+}
+
+// readFileLimited reads a regular file of at most limit bytes. It checks the
+// type first because opening a FIFO or a device named by mistake would block
+// or never end.
+func readFileLimited(path string, limit int64) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errNotRegular
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return b, nil
+}
+
+var errNotRegular = errors.New("not a regular file")
+
+// describeIOError drops the operation and path that *fs.PathError repeats,
+// since the message already names the file.
+func describeIOError(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}

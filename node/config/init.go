@@ -1,0 +1,310 @@
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/clustd/clustd/election"
+)
+
+// InitOptions are the inputs of clustd init. Errors name the command-line
+// flag each field comes from.
+type InitOptions struct {
+	// Dir receives the files; it is created (mode 0700) if missing.
+	Dir string
+	// Members is ID=HOST:PORT[,ID=HOST:PORT…], in the order that assigns
+	// the local HTTP ports.
+	Members string
+	// Witnesses are the ids of members that vote but never become master.
+	Witnesses []string
+	// Profile is the timing profile, default or fast; empty means default.
+	Profile string
+	// Force allows overwriting existing files, the secret included.
+	Force bool
+}
+
+// InitResult describes what Init wrote.
+type InitResult struct {
+	// Dir is the directory the files were written to.
+	Dir string
+	// SecretFile is the shared secret's path.
+	SecretFile string
+	// Nodes lists one entry per member, in member order.
+	Nodes []InitNode
+	// Files lists every file written, in the order written.
+	Files []string
+}
+
+// InitNode is one node's configuration file and how to start it.
+type InitNode struct {
+	// ID is the member's id.
+	ID string
+	// ConfigFile is the path of the node's configuration file.
+	ConfigFile string
+	// HTTPListen is the node's local listener for drivers and admin.
+	HTTPListen string
+	// Command starts the node, ready for a shell.
+	Command string
+}
+
+// initSecretLen is the number of random bytes in a generated secret: well
+// above MinSecretLen even before hex encoding doubles it.
+const initSecretLen = 48
+
+// initHTTPPort is the first node's local HTTP port; the others count up
+// from it so that a whole cluster can run on one machine for testing.
+const initHTTPPort = 3001
+
+// Init writes a new cluster's configuration: a shared secret and one
+// configuration file per member, each loadable with Load. It refuses to
+// overwrite existing files unless opts.Force is set, and checks that before
+// writing anything, so that a refusal leaves the directory as it was. If
+// writing fails part way, Init returns with its error a result that lists
+// the files already written.
+func Init(opts InitOptions) (*InitResult, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("--dir: required; the directory to write the configuration files to")
+	}
+	members, err := parseMemberList(opts.Members)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range opts.Witnesses {
+		i := memberIndex(members, w)
+		if i < 0 {
+			return nil, fmt.Errorf("--witness: %q is not among the members (%s)", w, strings.Join(memberIDs(members), ", "))
+		}
+		members[i].Witness = true
+	}
+	if allWitnesses(members) {
+		return nil, errors.New("--witness: every member would be a witness; at least one must be able to become master")
+	}
+	profile := opts.Profile
+	if profile == "" {
+		profile = election.ProfileDefault
+	}
+	if _, err := election.ProfileTiming(profile); err != nil {
+		return nil, fmt.Errorf("--profile: %q is not a timing profile; expected %s or %s", profile, election.ProfileDefault, election.ProfileFast)
+	}
+
+	res := &InitResult{Dir: opts.Dir, SecretFile: filepath.Join(opts.Dir, "secret")}
+	type output struct {
+		path string
+		data []byte
+	}
+	var ymls []output
+	for i, m := range members {
+		httpListen := hostPort{host: "127.0.0.1", ip: netip.AddrFrom4([4]byte{127, 0, 0, 1}), port: initHTTPPort + i}
+		own, err := parseHostPort(m.Address, ruleDial)
+		if err != nil {
+			return nil, err // unreachable: parseMemberList checked it
+		}
+		if own.overlaps(httpListen) {
+			return nil, fmt.Errorf("--members: %s's address %s is the port clustd init gives its local HTTP listener (%s); choose another port", m.ID, m.Address, httpListen)
+		}
+		path := filepath.Join(opts.Dir, m.ID+".yml")
+		ymls = append(ymls, output{path, nodeYAML(m.ID, members, profile, httpListen.String())})
+		res.Nodes = append(res.Nodes, InitNode{
+			ID:         m.ID,
+			ConfigFile: path,
+			HTTPListen: httpListen.String(),
+			Command:    "clustd run --config " + shellQuote(path),
+		})
+	}
+
+	if !opts.Force {
+		for _, p := range append([]string{res.SecretFile}, pathsOf(res.Nodes)...) {
+			if _, err := os.Lstat(p); err == nil {
+				return nil, fmt.Errorf("%s already exists; pass --force to overwrite it", p)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s: %s", p, describeIOError(err))
+			}
+		}
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("--dir: %v", err)
+	}
+
+	secret := make([]byte, initSecretLen)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("generating the secret: %v", err)
+	}
+	secretText := []byte(hex.EncodeToString(secret) + "\n")
+	if err := writeNew(res.SecretFile, secretText, 0o600, opts.Force); err != nil {
+		return nil, err
+	}
+	res.Files = append(res.Files, res.SecretFile)
+
+	// Loading every file before writing any keeps Init from leaving behind
+	// a configuration the daemon would reject. It needs the secret on disk.
+	for _, y := range ymls {
+		if _, err := Parse(y.path, y.data); err != nil {
+			return res, fmt.Errorf("generated configuration does not load (only the secret was written): %v", err)
+		}
+	}
+	for _, y := range ymls {
+		if err := writeNew(y.path, y.data, 0o644, opts.Force); err != nil {
+			return res, err
+		}
+		res.Files = append(res.Files, y.path)
+	}
+	return res, nil
+}
+
+// parseMemberList parses the --members flag into members with canonical
+// addresses.
+func parseMemberList(s string) ([]Member, error) {
+	const syntax = "ID=HOST:PORT[,ID=HOST:PORT…]"
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("--members: required; expected %s", syntax)
+	}
+	entries := strings.Split(s, ",")
+	if len(entries) > MaxMembers {
+		return nil, fmt.Errorf("--members: %d members; at most %d are supported", len(entries), MaxMembers)
+	}
+	var ms []Member
+	addrs := make(map[string]string, len(entries))
+	for i, e := range entries {
+		n := i + 1
+		e = strings.TrimSpace(e)
+		if e == "" {
+			return nil, fmt.Errorf("--members: entry %d is empty (a doubled or trailing comma?); expected %s", n, syntax)
+		}
+		id, addr, ok := strings.Cut(e, "=")
+		if !ok {
+			return nil, fmt.Errorf("--members: entry %d, %q, is not ID=HOST:PORT", n, e)
+		}
+		id, addr = strings.TrimSpace(id), strings.TrimSpace(addr)
+		if !validID(id) {
+			return nil, fmt.Errorf("--members: entry %d: %q is not a valid id: use 1 to 64 of the characters A-Z a-z 0-9 . _ -", n, id)
+		}
+		if memberIndex(ms, id) >= 0 {
+			return nil, fmt.Errorf("--members: entry %d: id %q appears twice", n, id)
+		}
+		a, err := parseHostPort(addr, ruleDial)
+		if err != nil {
+			var use addrUseError
+			if errors.As(err, &use) {
+				return nil, fmt.Errorf("--members: entry %d (%s): %q: %v", n, id, addr, err)
+			}
+			return nil, fmt.Errorf("--members: entry %d (%s): %q is not HOST:PORT (%v)", n, id, addr, err)
+		}
+		if other, dup := addrs[a.String()]; dup {
+			return nil, fmt.Errorf("--members: entry %d (%s): address %s is already %s's", n, id, a, other)
+		}
+		addrs[a.String()] = id
+		ms = append(ms, Member{ID: id, Address: a.String()})
+	}
+	return ms, nil
+}
+
+func memberIndex(ms []Member, id string) int {
+	for i, m := range ms {
+		if m.ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func memberIDs(ms []Member) []string {
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.ID
+	}
+	return ids
+}
+
+func allWitnesses(ms []Member) bool {
+	for _, m := range ms {
+		if !m.Witness {
+			return false
+		}
+	}
+	return true
+}
+
+func pathsOf(nodes []InitNode) []string {
+	ps := make([]string, len(nodes))
+	for i, n := range nodes {
+		ps[i] = n.ConfigFile
+	}
+	return ps
+}
+
+// nodeYAML renders one node's file. Strings are always double-quoted: an id
+// such as null, true or 1e3 is valid but would change meaning unquoted, and
+// the values are validated ASCII, for which Go and YAML quoting agree.
+func nodeYAML(id string, members []Member, profile, httpListen string) []byte {
+	q := strconv.Quote
+	var b strings.Builder
+	fmt.Fprintf(&b, "# clustd configuration of node %s, written by clustd init.\n", q(id))
+	b.WriteString("# Every node's file must list the same members and timing.\n")
+	fmt.Fprintf(&b, "id: %s\n", q(id))
+	b.WriteString("# Relative paths are relative to this file's directory.\n")
+	fmt.Fprintf(&b, "data_dir: %s\n", q(id+".data"))
+	b.WriteString("secret_file: \"secret\"\n")
+	b.WriteString("members:\n")
+	for _, m := range members {
+		fmt.Fprintf(&b, "  - id: %s\n    address: %s\n", q(m.ID), q(m.Address))
+		if m.Witness {
+			b.WriteString("    witness: true\n")
+		}
+	}
+	fmt.Fprintf(&b, "timing:\n  profile: %s\n", q(profile))
+	fmt.Fprintf(&b, "http:\n  listen: %s\n", q(httpListen))
+	return []byte(b.String())
+}
+
+// writeNew writes a file durably. Without force it uses O_EXCL, so that a
+// file appearing after Init's own check is still not overwritten.
+func writeNew(path string, data []byte, mode os.FileMode, force bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if !force {
+		flags |= os.O_EXCL
+	}
+	f, err := os.OpenFile(path, flags, mode)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists; pass --force to overwrite it", path)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %s", path, describeIOError(err))
+	}
+	// An overwritten file keeps its old mode; a secret must not stay
+	// readable by others just because its predecessor was.
+	err = f.Chmod(mode)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %s", path, describeIOError(err))
+	}
+	return nil
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	safe := s != ""
+	for i := 0; i < len(s) && safe; i++ {
+		c := s[i]
+		safe = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_-./:=@%+,", c) >= 0
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
