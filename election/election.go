@@ -198,6 +198,9 @@ type Node struct {
 	startedAt time.Duration
 	// lastHeard is when this node last heard from a live master (or, on a
 	// demoted master, when it stopped being one); heard says it is set.
+	// Neither is reset when the term changes: the master this node last
+	// acknowledged may still count on it for its lease, whatever term this
+	// node has since learned of.
 	lastHeard time.Duration
 	heard     bool
 	skip      uint64
@@ -745,7 +748,6 @@ func (n *Node) becomeCandidate(reason string) {
 	n.hs.Vote = n.id
 	n.hsDirty = true
 	n.lead = ""
-	n.heard = false
 	n.setRole(Candidate, reason)
 }
 
@@ -827,7 +829,6 @@ func (n *Node) becomeFollower(term uint64, lead string, reason string) {
 		n.hs.Term = term
 		n.hs.Vote = ""
 		n.hsDirty = true
-		n.heard = false
 		n.pending = nil
 	}
 	if n.role == Master {

@@ -76,7 +76,7 @@ func (t Timing) Validate() error {
 		return fmt.Errorf("election timeout min %v: must be positive", t.ElectionMin)
 	case t.ElectionMin >= t.ElectionMax:
 		return fmt.Errorf("election timeout min %v must be below max %v", t.ElectionMin, t.ElectionMax)
-	case t.Heartbeat*3 > t.ElectionMin:
+	case t.Heartbeat > t.ElectionMin/3:
 		// The lease is a little under ElectionMin; a master must get at least
 		// two heartbeat rounds through before it runs out, or one lost round
 		// costs the cluster its master.
