@@ -37,7 +37,12 @@ func newApp() *cli.App {
 			"by consensus, and local drivers act on it. `clustd sim` runs the very same election\n" +
 			"code under a seeded, fault-injecting network simulator.",
 		Commands: []*cli.Command{
+			runCommand(),
+			initCommand(),
 			simCommand(),
+			statusCommand(),
+			transferCommand(),
+			maintenanceCommand(),
 		},
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {},

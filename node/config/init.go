@@ -29,6 +29,9 @@ type InitOptions struct {
 	Profile string
 	// Force allows overwriting existing files, the secret included.
 	Force bool
+	// HTTPPort is the first node's local HTTP port; the others count up
+	// from it. Zero means 3001.
+	HTTPPort int
 }
 
 // InitResult describes what Init wrote.
@@ -95,6 +98,13 @@ func Init(opts InitOptions) (*InitResult, error) {
 		return nil, fmt.Errorf("--profile: %q is not a timing profile; expected %s or %s", profile, election.ProfileDefault, election.ProfileFast)
 	}
 
+	firstPort := opts.HTTPPort
+	if firstPort == 0 {
+		firstPort = initHTTPPort
+	}
+	if firstPort < 1 || firstPort+len(members)-1 > 65535 {
+		return nil, fmt.Errorf("--http-port %d: the %d local listeners need ports %d to %d, within 1 to 65535", firstPort, len(members), firstPort, firstPort+len(members)-1)
+	}
 	res := &InitResult{Dir: opts.Dir, SecretFile: filepath.Join(opts.Dir, "secret")}
 	type output struct {
 		path string
@@ -102,7 +112,7 @@ func Init(opts InitOptions) (*InitResult, error) {
 	}
 	var ymls []output
 	for i, m := range members {
-		httpListen := hostPort{host: "127.0.0.1", ip: netip.AddrFrom4([4]byte{127, 0, 0, 1}), port: initHTTPPort + i}
+		httpListen := hostPort{host: "127.0.0.1", ip: netip.AddrFrom4([4]byte{127, 0, 0, 1}), port: firstPort + i}
 		own, err := parseHostPort(m.Address, ruleDial)
 		if err != nil {
 			return nil, err // unreachable: parseMemberList checked it

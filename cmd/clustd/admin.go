@@ -1,0 +1,437 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/clustd/clustd/node/api"
+	"github.com/clustd/clustd/node/config"
+)
+
+// How long the admin commands wait for an answer. A status is immediate; a
+// transfer may wait for the old master's drivers to demote (demote_timeout)
+// and then for its lease, so it gets much longer.
+const (
+	statusTimeout   = 10 * time.Second
+	mutationTimeout = 2 * time.Minute
+)
+
+// maxSecretFileSize matches the configuration's limit: a larger file is not
+// a secret file.
+const maxSecretFileSize = 64 << 10
+
+func configFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name: "config", Aliases: []string{"c"}, EnvVars: []string{"CLUSTD_CONFIG"},
+		Usage: "the node's configuration file: the daemon is at its http.listen, and the admin token is derived from its secret",
+	}
+}
+
+func addrFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name: "addr", EnvVars: []string{"CLUSTD_ADDR"},
+		Usage: "the daemon's local listener as HOST:PORT, instead of the configuration's http.listen (default without --config: " + config.DefaultHTTPListen + ")",
+	}
+}
+
+// authFlags are the connection flags of the commands that change something.
+func authFlags() []cli.Flag {
+	return []cli.Flag{
+		configFlag(),
+		addrFlag(),
+		&cli.StringFlag{
+			Name: "token", EnvVars: []string{"CLUSTD_TOKEN"},
+			Usage: "the admin token (64 hex digits), instead of deriving it from --config or --secret-file; the environment variable keeps it out of the process list",
+		},
+		&cli.StringFlag{
+			Name:  "secret-file",
+			Usage: "the cluster's secret file, to derive the admin token from without a configuration file",
+		},
+	}
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show a daemon's view of the cluster",
+		Description: "Asks the daemon on this machine (or at --addr) for its role, term, master and lease,\n" +
+			"and for what it knows of every member. Needs no admin token. With --json, prints the\n" +
+			"GET /v1/status document, whose keys are stable for scripts.\n\n" +
+			"Examples:\n" +
+			"   clustd status --config /etc/clustd/clustd.yml\n" +
+			"   clustd status --addr 127.0.0.1:3002 --json | jq -r .master",
+		Flags: []cli.Flag{
+			configFlag(),
+			addrFlag(),
+			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
+		},
+		Action: runStatus,
+	}
+}
+
+func transferCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "transfer",
+		Usage: "hand the master role over to another node",
+		Description: "Asks the master to step down in favour of --to, or of the best eligible node: its\n" +
+			"drivers demote first, then the target is told to take over at once, without waiting\n" +
+			"for an election timeout. Run it against the master's daemon; another node answers\n" +
+			"with an error naming the master. Needs the admin token, which is derived from the\n" +
+			"cluster secret given by --config or --secret-file, or passed with --token.\n\n" +
+			"Examples:\n" +
+			"   clustd transfer --config /etc/clustd/clustd.yml --to b\n" +
+			"   clustd transfer --addr 127.0.0.1:3001 --secret-file /etc/clustd/secret",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "to", Usage: "the id of the member to hand over to (default: the best eligible member)"},
+		}, authFlags()...),
+		Action: runTransfer,
+	}
+}
+
+func maintenanceCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "maintenance",
+		Usage:     "keep this node from being master while it is worked on",
+		ArgsUsage: "on|off",
+		Description: "With on, the node stops being eligible: if it is the master it hands the role over\n" +
+			"first, and it never campaigns until maintenance is turned off again. It keeps voting,\n" +
+			"so the cluster keeps its majority. Needs the admin token, which is derived from the\n" +
+			"cluster secret given by --config or --secret-file, or passed with --token. Flags go\n" +
+			"before on or off.\n\n" +
+			"Examples:\n" +
+			"   clustd maintenance --config /etc/clustd/clustd.yml on\n" +
+			"   clustd maintenance --config /etc/clustd/clustd.yml off",
+		Flags:  authFlags(),
+		Action: runMaintenance,
+	}
+}
+
+func runStatus(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageError(c, fmt.Sprintf("unexpected argument %q", c.Args().First()))
+	}
+	client, err := adminClient(c, false)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, statusTimeout)
+	defer cancel()
+	s, err := client.Status(ctx)
+	if err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	if s.Members == nil {
+		s.Members = []api.MemberStatus{}
+	}
+	if c.Bool("json") {
+		b, err := json.MarshalIndent(s, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(c.App.Writer, "%s\n", b)
+		return err
+	}
+	return writeStatus(c.App.Writer, s)
+}
+
+func runTransfer(c *cli.Context) error {
+	if c.NArg() > 0 {
+		msg := fmt.Sprintf("unexpected argument %q", c.Args().First())
+		if !strings.HasPrefix(c.Args().First(), "-") {
+			msg += fmt.Sprintf("; to name the target, use --to %s", c.Args().First())
+		}
+		return usageError(c, msg)
+	}
+	to := c.String("to")
+	if c.IsSet("to") && !api.ValidID(to) {
+		return usageError(c, fmt.Sprintf("--to %q is not a node id (1 to 64 of A-Z a-z 0-9 . _ -); leave --to out to let the master pick the best eligible node", to))
+	}
+	client, err := adminClient(c, true)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, mutationTimeout)
+	defer cancel()
+	if err := client.Transfer(ctx, to); err != nil {
+		return client.failed(err)
+	}
+	target := "the best eligible node"
+	if to != "" {
+		target = to
+	}
+	fmt.Fprintf(c.App.Writer, "transfer to %s accepted by the master at %s; see clustd status\n", target, client.Addr)
+	return nil
+}
+
+func runMaintenance(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) == 0 {
+		return argsUsageError(c, "say on or off")
+	}
+	var on bool
+	switch strings.ToLower(args[0]) {
+	case "on":
+		on = true
+	case "off":
+		on = false
+	default:
+		return argsUsageError(c, fmt.Sprintf("%q: say on or off", args[0]))
+	}
+	if len(args) > 1 {
+		msg := fmt.Sprintf("unexpected argument %q after %s", args[1], args[0])
+		if strings.HasPrefix(args[1], "-") {
+			msg += "; flags go before on or off"
+		}
+		return argsUsageError(c, msg)
+	}
+	client, err := adminClient(c, true)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, mutationTimeout)
+	defer cancel()
+	if err := client.Maintenance(ctx, on); err != nil {
+		return client.failed(err)
+	}
+	fmt.Fprintf(c.App.Writer, "maintenance %s for the node at %s\n", args[0], client.Addr)
+	return nil
+}
+
+// argsUsageError is usageError for a command with arguments, whose usage
+// line must show them.
+func argsUsageError(c *cli.Context, msg string) error {
+	return &exitError{code: 2, msg: fmt.Sprintf("%s\nusage: %s %s [options] %s  (see --help)", msg, c.App.Name, c.Command.Name, c.Command.ArgsUsage)}
+}
+
+// adminClient works out from the flags where the daemon is and, when
+// needsToken, the admin token. The address comes from --addr, else from
+// the configuration's http.listen, else the default listener; the token from
+// --token, else --secret-file, else the configuration's secret. The
+// configuration is read only when it is needed, because it names a secret
+// file that the user may not be allowed to read.
+func adminClient(c *cli.Context, needsToken bool) (*adminConn, error) {
+	cfgPath := strings.TrimSpace(c.String("config"))
+	addr := strings.TrimSpace(c.String("addr"))
+	var token, secretFile, tokenFrom string
+	if needsToken {
+		token = strings.TrimSpace(c.String("token"))
+		secretFile = strings.TrimSpace(c.String("secret-file"))
+		if token != "" && secretFile != "" {
+			return nil, usageError(c, "give --token or --secret-file, not both")
+		}
+		if token != "" {
+			if b, err := hex.DecodeString(token); err != nil || len(b) != 32 {
+				return nil, usageError(c, "--token: an admin token is 64 hex digits; to derive it from the cluster secret, use --secret-file or --config instead")
+			}
+		}
+	}
+	if addr != "" {
+		a, err := dialAddr(addr)
+		if err != nil {
+			return nil, usageError(c, fmt.Sprintf("--addr %q: %v", addr, err))
+		}
+		addr = a
+	}
+
+	if cfgPath != "" && (addr == "" || needsToken && token == "" && secretFile == "") {
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			msg := err.Error()
+			if errors.Is(err, fs.ErrPermission) && !needsToken {
+				msg += fmt.Sprintf("\n(status needs only the address: try %s status --addr HOST:PORT)", c.App.Name)
+			}
+			return nil, &exitError{code: 1, msg: msg}
+		}
+		if addr == "" {
+			if addr, err = dialAddr(cfg.HTTPListen); err != nil {
+				return nil, &exitError{code: 1, msg: fmt.Sprintf("%s: http.listen %q: %v", cfgPath, cfg.HTTPListen, err)}
+			}
+		}
+		if needsToken && token == "" && secretFile == "" {
+			token, tokenFrom = api.AdminToken(cfg.Secret), "the secret of "+cfgPath
+		}
+	}
+	if addr == "" {
+		addr = config.DefaultHTTPListen
+	}
+	if needsToken && token == "" {
+		if secretFile == "" {
+			return nil, usageError(c, fmt.Sprintf("%s needs the admin token: give --config FILE (the node's configuration), --secret-file FILE (the cluster secret) or --token TOKEN", c.Command.Name))
+		}
+		secret, err := readSecretFile(secretFile)
+		if err != nil {
+			return nil, &exitError{code: 1, msg: fmt.Sprintf("--secret-file %s: %v", secretFile, err)}
+		}
+		token, tokenFrom = api.AdminToken(secret), secretFile
+	}
+	return &adminConn{Client: &api.Client{Addr: addr, Token: token}, tokenFrom: tokenFrom}, nil
+}
+
+// adminConn is a client that remembers where its token came from, to
+// explain a refusal.
+type adminConn struct {
+	*api.Client
+	tokenFrom string // empty when the token was given as such
+}
+
+// failed turns a daemon's error into exit status 1. A 401 for a token
+// derived from a secret means the secret is not this cluster's, which the
+// daemon cannot know to say.
+func (a *adminConn) failed(err error) error {
+	msg := err.Error()
+	var re *api.ResponseError
+	if errors.As(err, &re) && re.StatusCode == http.StatusUnauthorized && a.tokenFrom != "" {
+		msg = fmt.Sprintf("%s answered 401 Unauthorized: the token derived from %s is not this daemon's; is it the same cluster's secret?", re.Addr, a.tokenFrom)
+	}
+	return &exitError{code: 1, msg: msg}
+}
+
+// dialAddr checks a HOST:PORT and turns a listen address into one to dial:
+// a daemon listening on every interface (0.0.0.0, [::] or an empty host) is
+// reached on loopback.
+func dialAddr(s string) (string, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", errors.New("want HOST:PORT")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return "", fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// readSecretFile reads the cluster secret the way the configuration does
+// (one final line ending dropped), so that the token derived here matches
+// the daemon's.
+func readSecretFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, pathless(err)
+	}
+	// Reading a FIFO or a device named by mistake could block for ever.
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, pathless(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
+	if err != nil {
+		return nil, pathless(err)
+	}
+	if len(b) > maxSecretFileSize {
+		return nil, fmt.Errorf("larger than %d bytes; is it the secret file?", maxSecretFileSize)
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if len(b) < config.MinSecretLen {
+		return nil, fmt.Errorf("holds %d bytes (not counting a final newline); a cluster secret has at least %d", len(b), config.MinSecretLen)
+	}
+	return b, nil
+}
+
+// pathless drops the operation and path of an *fs.PathError, which the
+// caller's message already names.
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// writeStatus prints a status for people: the node's own state, then one
+// line per member.
+func writeStatus(w io.Writer, s *api.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	lease := "-"
+	if s.Role == "master" {
+		lease = msString(s.LeaseMS)
+	}
+	master := printable(s.Master)
+	if s.Master == "" {
+		master = "(none known)"
+	}
+	role := printable(s.Role)
+	if s.Reason != "" {
+		role += fmt.Sprintf(" (%s, %s ago)", printable(s.Reason), msString(s.SinceMS))
+	} else {
+		role += fmt.Sprintf(" (%s ago)", msString(s.SinceMS))
+	}
+	for _, row := range [][2]string{
+		{"node", printable(s.Node)},
+		{"role", role},
+		{"term", strconv.FormatUint(s.Term, 10)},
+		{"master", master},
+		{"lease", lease},
+		{"eligible", yesNo(s.Eligible)},
+		{"maintenance", yesNo(s.Maintenance)},
+		{"healthy", yesNo(s.Healthy)},
+		{"witness", yesNo(s.Witness)},
+	} {
+		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\tADDRESS\tREACHABLE\tLAST SEEN\tRTT\tWITNESS\tPRIORITY")
+	for _, m := range s.Members {
+		id, reachable, seen := printable(m.ID), yesNo(m.Reachable), "never"
+		if m.LastSeenMS >= 0 {
+			seen = msString(m.LastSeenMS) + " ago"
+		}
+		if m.Self {
+			id += " (self)"
+			reachable, seen = "-", "-"
+		}
+		rtt := "-"
+		if m.RTTMS > 0 {
+			rtt = fmt.Sprintf("%.2fms", m.RTTMS)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", id, printable(m.Address), reachable, seen, rtt, yesNo(m.Witness), m.Priority)
+	}
+	return tw.Flush()
+}
+
+func msString(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() }
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// printable quotes a string from the daemon that holds control characters,
+// so that whatever answers on the port cannot drive the terminal.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}

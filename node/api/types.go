@@ -1,0 +1,57 @@
+package api
+
+// Status is the body of GET /v1/status. The JSON keys are a stable interface:
+// scripts are written against them.
+type Status struct {
+	Node string `json:"node"`
+	// Role is "master", "follower" or "candidate".
+	Role string `json:"role"`
+	Term uint64 `json:"term"`
+	// Master is the master's id as this node knows it, or empty.
+	Master string `json:"master"`
+	// LeaseMS is the lease remaining, in milliseconds, on the master; 0
+	// elsewhere.
+	LeaseMS     int64 `json:"lease_ms"`
+	Eligible    bool  `json:"eligible"`
+	Maintenance bool  `json:"maintenance"`
+	Healthy     bool  `json:"healthy"`
+	Witness     bool  `json:"witness"`
+	// Reason is why the role last changed.
+	Reason string `json:"reason"`
+	// SinceMS is how long ago, in milliseconds, the role last changed.
+	SinceMS int64          `json:"since_ms"`
+	Members []MemberStatus `json:"members"`
+}
+
+// MemberStatus is one member as this node sees it.
+type MemberStatus struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Witness  bool   `json:"witness"`
+	Priority int    `json:"priority"`
+	// Self marks the node answering.
+	Self bool `json:"self"`
+	// Reachable: an authenticated session to it is up and it was heard from
+	// within the election timeout.
+	Reachable bool `json:"reachable"`
+	// LastSeenMS is how long ago it was last heard from, -1 if never.
+	LastSeenMS int64 `json:"last_seen_ms"`
+	// RTTMS is the last measured round trip, in milliseconds, 0 if unknown.
+	RTTMS float64 `json:"rtt_ms"`
+}
+
+// TransferRequest is the body of POST /v1/transfer.
+type TransferRequest struct {
+	// To names the target; empty picks the best eligible node.
+	To string `json:"to,omitempty"`
+}
+
+// MaintenanceRequest is the body of POST /v1/maintenance.
+type MaintenanceRequest struct {
+	On bool `json:"on"`
+}
+
+// Error is the body of every error response.
+type Error struct {
+	Error string `json:"error"`
+}

@@ -1,0 +1,498 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/election"
+	"github.com/clustd/clustd/node/api"
+	"github.com/clustd/clustd/node/config"
+	"github.com/clustd/clustd/node/metrics"
+	"github.com/clustd/clustd/node/store"
+	"github.com/clustd/clustd/node/transport"
+)
+
+// Daemon runs one member of the cluster: the election core driven by the
+// monotonic clock, the peer transport, the state file and the local HTTP
+// listener. The core is owned by one goroutine (loop); everything else talks
+// to it through channels.
+type Daemon struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   *store.Store
+	core    *election.Node
+	peers   map[string]*peer
+	order   []*peer
+	hello   transport.Hello
+	inbox   chan election.Message
+	cmds    chan func()
+	metrics *metrics.Metrics
+	reg     *prometheus.Registry
+	failLog burstLog
+	wg      sync.WaitGroup
+
+	peerLn net.Listener
+	httpLn net.Listener
+	hub    *hub
+	// loopDone is closed when the loop has stopped taking commands.
+	loopDone chan struct{}
+
+	// Owned by the loop goroutine.
+	state     election.State
+	roleSince time.Duration
+
+	// OnState, if set before Run, sees every state change of the core, in
+	// order, on the loop goroutine; it must not block.
+	OnState func(election.State)
+}
+
+// New opens the state file and binds both listeners, so that every start-up
+// problem (a corrupt state file, a port in use) is reported before Run.
+func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	st, hs, err := store.Open(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			st.Close()
+		}
+	}()
+	members := make([]election.Member, len(cfg.Members))
+	for i, m := range cfg.Members {
+		members[i] = election.Member{ID: m.ID, Witness: m.Witness, Priority: m.Priority}
+	}
+	now := Monotonic()
+	core, err := election.New(election.Config{
+		ID:              cfg.ID,
+		Members:         members,
+		Timing:          cfg.Timing,
+		Preempt:         cfg.Preempt,
+		PreemptHoldDown: cfg.PreemptHoldDown,
+		Rand:            rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	}, election.HardState{Term: hs.Term, Vote: hs.Vote}, now)
+	if err != nil {
+		return nil, err
+	}
+	reg := metrics.NewRegistry()
+	d := &Daemon{
+		cfg:      cfg,
+		log:      log,
+		store:    st,
+		core:     core,
+		peers:    map[string]*peer{},
+		hello:    transport.Hello{Node: cfg.ID, ClusterHash: cfg.MembersHash()},
+		inbox:    make(chan election.Message, 1024),
+		cmds:     make(chan func()),
+		loopDone: make(chan struct{}),
+		reg:      reg,
+		metrics:  metrics.New(reg, cfg.ID),
+		failLog:  burstLog{quiet: 30 * time.Second},
+	}
+	for _, m := range cfg.Members {
+		if m.ID == cfg.ID {
+			continue
+		}
+		p := &peer{id: m.ID, addr: m.Address, out: make(chan []byte, outQueue)}
+		d.peers[m.ID] = p
+		d.order = append(d.order, p)
+	}
+	if d.peerLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("peer listener: %w", err)
+	}
+	if d.httpLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
+		d.peerLn.Close()
+		return nil, fmt.Errorf("local HTTP listener (http.listen): %w", err)
+	}
+	d.hub = newHub(d)
+	ok = true
+	log.Info("starting", "term", hs.Term, "vote", hs.Vote, "listen", d.peerLn.Addr().String(),
+		"http", d.httpLn.Addr().String(), "members", len(cfg.Members),
+		"election_timeout", cfg.Timing.ElectionMin, "lease", cfg.Timing.LeaseDuration())
+	return d, nil
+}
+
+// HTTPAddr is the local listener's address.
+func (d *Daemon) HTTPAddr() net.Addr { return d.httpLn.Addr() }
+
+// Registry is where the daemon's metrics live; drivers add theirs.
+func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
+
+// Metrics returns the daemon's metrics.
+func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
+
+// Run runs the daemon until ctx ends, then hands leadership over if this
+// node is master, and stops.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.store.Close()
+	netCtx, stopNet := context.WithCancel(context.Background())
+	defer stopNet()
+
+	d.wg.Add(1)
+	go d.serve(netCtx, d.peerLn)
+	for _, p := range d.order {
+		d.wg.Add(1)
+		go d.dialLoop(netCtx, p)
+	}
+	srv := &http.Server{
+		Handler: localOnly(api.NewHandler(api.HandlerOptions{
+			Daemon:     d,
+			Token:      api.AdminToken(d.cfg.Secret),
+			Gatherer:   d.reg,
+			Driver:     d.hub,
+			Logger:     d.log,
+			AuthFailed: d.metrics.AuthFailure,
+		})),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Serve(d.httpLn) }()
+	go d.hub.watchMembers(netCtx, d.cfg.Timing.Heartbeat*5)
+
+	err := d.loop(ctx)
+
+	shut, cancel := context.WithTimeout(context.Background(), time.Second)
+	srv.Shutdown(shut)
+	cancel()
+	d.flush(500 * time.Millisecond)
+	stopNet()
+	d.peerLn.Close()
+	d.wg.Wait()
+	if err != nil {
+		return err
+	}
+	if herr := <-httpDone; herr != nil && !errors.Is(herr, http.ErrServerClosed) {
+		return fmt.Errorf("local HTTP listener: %w", herr)
+	}
+	d.log.Info("stopped", "term", d.core.Term())
+	return nil
+}
+
+// loop owns the core: every input enters here, and after each one the
+// core's Ready is acted on — persisted, then sent, then published.
+func (d *Daemon) loop(ctx context.Context) error {
+	defer close(d.loopDone)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	if err := d.ready(); err != nil {
+		return err
+	}
+	var leaving <-chan time.Time
+	done := ctx.Done()
+	for {
+		select {
+		case m := <-d.inbox:
+			d.core.Step(Monotonic(), m)
+		case <-timer.C:
+			d.core.Tick(Monotonic())
+		case f := <-d.cmds:
+			f()
+		case <-done:
+			done = nil
+			leaving = d.leave()
+		case <-leaving:
+			return nil
+		}
+		if err := d.ready(); err != nil {
+			return err
+		}
+		if leaving != nil && d.handedOver() {
+			return nil
+		}
+		wait := d.core.NextDeadline() - Monotonic()
+		timer.Reset(max(wait, 0))
+	}
+}
+
+// ready acts on the core's output. The hard state reaches the disk before
+// any message that depends on it leaves; failing that, the daemon stops:
+// carrying on could vote twice in one term after a restart.
+func (d *Daemon) ready() error {
+	if !d.core.HasReady() {
+		return nil
+	}
+	rd := d.core.Ready()
+	if rd.HardState != nil {
+		if err := d.store.Save(store.HardState{Term: rd.HardState.Term, Vote: rd.HardState.Vote}); err != nil {
+			d.log.Error("cannot persist term and vote; stopping", "err", err)
+			return fmt.Errorf("persisting term and vote: %w", err)
+		}
+	}
+	for _, m := range rd.Messages {
+		if p := d.peers[m.To]; p != nil {
+			if !p.enqueue(encodeMessage(nil, m)) {
+				d.metrics.FrameDropped("queue_full")
+			}
+		}
+	}
+	for _, st := range rd.States {
+		d.publish(st)
+	}
+	return nil
+}
+
+// publish logs, counts and forwards one state change.
+func (d *Daemon) publish(st election.State) {
+	prev := d.state
+	d.state = st
+	if st.Role == election.Candidate && st.Term != prev.Term {
+		d.metrics.Election()
+	}
+	if st.Role != prev.Role || st.Term != prev.Term || st.Master != prev.Master {
+		d.roleSince = st.At
+		if st.Role == election.Master {
+			d.metrics.MasterChange()
+		}
+		level := slog.LevelInfo
+		if st.Role == election.PreCandidate || (st.Role == election.Candidate && st.Reason != election.ReasonWon) {
+			level = slog.LevelDebug
+		}
+		args := []any{"role", roleName(st.Role), "term", st.Term, "master", st.Master, "reason", st.Reason}
+		if st.Role == election.Master {
+			args = append(args, "lease", st.LeaseUntil-st.At)
+		}
+		d.log.Log(context.Background(), level, "role changed", args...)
+	}
+	d.metrics.SetRole(roleName(st.Role))
+	d.metrics.SetTerm(st.Term)
+	if st.Role == election.Master {
+		d.metrics.SetLease((st.LeaseUntil - Monotonic()).Seconds())
+	} else {
+		d.metrics.SetLease(0)
+	}
+	d.hub.publish(st, d.memberList(st.At))
+	if d.OnState != nil {
+		d.OnState(st)
+	}
+}
+
+// roleName maps a core role onto the three the status API promises.
+func roleName(r election.Role) string {
+	switch r {
+	case election.Master:
+		return "master"
+	case election.Candidate, election.PreCandidate:
+		return "candidate"
+	}
+	return "follower"
+}
+
+// leave starts the graceful stop: a master hands over first; a follower
+// just goes. It returns when to give up waiting for the hand-over.
+func (d *Daemon) leave() <-chan time.Time {
+	now := Monotonic()
+	if !d.core.IsMaster(now) {
+		return time.After(0)
+	}
+	if err := d.core.Transfer(now, ""); err != nil {
+		d.log.Warn("stopping as master without handing over", "err", err)
+		return time.After(0)
+	}
+	d.log.Info("stopping: handing leadership over first")
+	// The drivers confirm their demote (or their lease runs out) before the
+	// target is told to take over; then it needs an election's round trips.
+	return time.After(d.cfg.Timing.LeaseDuration() + d.cfg.Timing.ElectionMax)
+}
+
+// demoteDone tells the core that every driver confirmed its demote.
+func (d *Daemon) demoteDone() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.do(ctx, func() { d.core.DemoteDone(Monotonic()) })
+}
+
+// setHealthy passes the drivers' verdict on the node's health to the core.
+func (d *Daemon) setHealthy(ok bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.do(ctx, func() { d.core.SetHealthy(Monotonic(), ok) })
+}
+
+// memberList is the member list drivers get with each state.
+func (d *Daemon) memberList(now time.Duration) []driverproto.Member {
+	out := make([]driverproto.Member, 0, len(d.cfg.Members))
+	for _, m := range d.cfg.Members {
+		dm := driverproto.Member{ID: m.ID, Witness: m.Witness, Reachable: m.ID == d.cfg.ID}
+		if p := d.peers[m.ID]; p != nil {
+			p.mu.Lock()
+			dm.Reachable = p.connected && p.lastSeen > 0 && now-p.lastSeen < d.cfg.Timing.ElectionMin
+			p.mu.Unlock()
+		}
+		out = append(out, dm)
+	}
+	return out
+}
+
+// handedOver reports whether another node is master now.
+func (d *Daemon) handedOver() bool {
+	st := d.core.State()
+	return st.Master != "" && st.Master != d.cfg.ID
+}
+
+// flush gives queued frames a moment to leave before the sockets close.
+func (d *Daemon) flush(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		busy := false
+		for _, p := range d.order {
+			p.mu.Lock()
+			up := p.connected
+			p.mu.Unlock()
+			if up && len(p.out) > 0 {
+				busy = true
+			}
+		}
+		if !busy {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+var errStopped = errors.New("the daemon is stopping")
+
+// do runs f on the loop goroutine and waits for it.
+func (d *Daemon) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case d.cmds <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.loopDone:
+		return errStopped
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Status reports the node's view of the cluster.
+func (d *Daemon) Status() api.Status {
+	var s api.Status
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := d.do(ctx, func() { s = d.status(Monotonic()) })
+	if err != nil {
+		// The loop is gone (stopping): answer from what is known.
+		s = api.Status{Node: d.cfg.ID, Role: "follower", Reason: "stopping"}
+	}
+	return s
+}
+
+func (d *Daemon) status(now time.Duration) api.Status {
+	st := d.state
+	s := api.Status{
+		Node:        d.cfg.ID,
+		Role:        roleName(st.Role),
+		Term:        st.Term,
+		Master:      st.Master,
+		Eligible:    d.core.Eligible(),
+		Maintenance: d.core.Maintenance(),
+		Healthy:     d.core.Healthy(),
+		Witness:     d.cfg.Self().Witness,
+		Reason:      st.Reason,
+		SinceMS:     (now - d.roleSince).Milliseconds(),
+	}
+	if d.core.IsMaster(now) {
+		s.LeaseMS = (st.LeaseUntil - now).Milliseconds()
+	}
+	for _, m := range d.cfg.Members {
+		ms := api.MemberStatus{ID: m.ID, Address: m.Address, Witness: m.Witness, Priority: m.Priority, LastSeenMS: -1}
+		if m.ID == d.cfg.ID {
+			ms.Self, ms.Reachable, ms.LastSeenMS = true, true, 0
+		} else if p := d.peers[m.ID]; p != nil {
+			p.mu.Lock()
+			if p.lastSeen > 0 {
+				ms.LastSeenMS = (now - p.lastSeen).Milliseconds()
+			}
+			ms.Reachable = p.connected && p.lastSeen > 0 && now-p.lastSeen < d.cfg.Timing.ElectionMin
+			ms.RTTMS = float64(p.rtt.Microseconds()) / 1000
+			p.mu.Unlock()
+		}
+		s.Members = append(s.Members, ms)
+	}
+	slices.SortFunc(s.Members, func(a, b api.MemberStatus) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return s
+}
+
+// Transfer hands leadership to target, or the best node when empty.
+func (d *Daemon) Transfer(ctx context.Context, target string) error {
+	var err error
+	var master string
+	if e := d.do(ctx, func() {
+		now := Monotonic()
+		master = d.state.Master
+		err = d.core.Transfer(now, target)
+		if err == nil {
+			d.log.Info("transferring leadership", "to", target)
+		}
+	}); e != nil {
+		return e
+	}
+	switch {
+	case errors.Is(err, election.ErrNotMaster):
+		if master != "" {
+			return fmt.Errorf("%w; the master is %s", api.ErrNotMaster, master)
+		}
+		return fmt.Errorf("%w, and no master is known", api.ErrNotMaster)
+	case errors.Is(err, election.ErrUnknownNode):
+		return fmt.Errorf("%w: %q", api.ErrUnknownTarget, target)
+	case errors.Is(err, election.ErrNoTarget):
+		return fmt.Errorf("%w: no other node is reachable and eligible", api.ErrNotEligible)
+	case errors.Is(err, election.ErrBadTarget):
+		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+	}
+	return err
+}
+
+// SetMaintenance turns maintenance mode on or off; a master hands over.
+func (d *Daemon) SetMaintenance(ctx context.Context, on bool) error {
+	return d.do(ctx, func() {
+		now := Monotonic()
+		d.core.SetMaintenance(now, on)
+		d.log.Info("maintenance", "on", on)
+	})
+}
+
+// localOnly refuses requests whose Host is a name other than localhost.
+// The listener is on loopback, but a web page could still reach it through
+// a DNS name rebound to 127.0.0.1; such a request carries that name.
+func localOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		if _, err := netip.ParseAddr(host); err != nil && !strings.EqualFold(host, "localhost") {
+			http.Error(w, `{"error":"requests must name this host by IP address or localhost"}`, http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

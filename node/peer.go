@@ -1,0 +1,321 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/clustd/clustd/node/transport"
+)
+
+// peer is another member: the queue of frames for it, and what we know of
+// its reachability. Each daemon dials every peer and sends on that
+// connection only; it receives on the connections the peers dial to it. Two
+// one-way streams per pair need no rule for who keeps which connection.
+type peer struct {
+	id, addr string
+	out      chan []byte
+
+	mu        sync.Mutex
+	connected bool          // our outbound session is up
+	inbound   int           // sessions the peer opened to us
+	lastSeen  time.Duration // monotonic; 0 never
+	rtt       time.Duration
+}
+
+// outQueue bounds what waits for a slow or unreachable peer. Election
+// messages are small and stale ones are worthless, so dropping is better
+// than blocking the core.
+const outQueue = 256
+
+func (p *peer) enqueue(frame []byte) bool {
+	select {
+	case p.out <- frame:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *peer) seen(now time.Duration) {
+	p.mu.Lock()
+	p.lastSeen = now
+	p.mu.Unlock()
+}
+
+// burstLog logs a repeating failure once per burst: the first failure is
+// logged, then nothing while failures keep coming less than quiet apart.
+type burstLog struct {
+	mu    sync.Mutex
+	last  map[string]time.Duration
+	quiet time.Duration
+}
+
+func (b *burstLog) first(key string, now time.Duration) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last == nil {
+		b.last = map[string]time.Duration{}
+	}
+	prev, ok := b.last[key]
+	b.last[key] = now
+	return !ok || now-prev > b.quiet
+}
+
+func (b *burstLog) reset(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, was := b.last[key]
+	delete(b.last, key)
+	return was
+}
+
+// dialLoop keeps an outbound session to p for as long as ctx lives, with
+// capped exponential backoff and jitter between attempts.
+func (d *Daemon) dialLoop(ctx context.Context, p *peer) {
+	defer d.wg.Done()
+	bo := transport.NewBackoff(50*time.Millisecond, 2*time.Second, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+	for ctx.Err() == nil {
+		sess, err := d.dial(ctx, p)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.dialFailed(p, err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(bo.Next()):
+			}
+			continue
+		}
+		bo.Reset()
+		if d.failLog.reset("dial/" + p.id) {
+			d.log.Info("connected to peer", "peer", p.id, "addr", p.addr)
+		}
+		p.mu.Lock()
+		p.connected = true
+		p.mu.Unlock()
+		d.metrics.SetPeerReachable(p.id, true)
+		err = d.writeLoop(ctx, p, sess)
+		sess.Close()
+		p.mu.Lock()
+		p.connected = false
+		p.mu.Unlock()
+		d.metrics.SetPeerReachable(p.id, false)
+		if ctx.Err() == nil {
+			d.log.Debug("peer connection lost", "peer", p.id, "err", err)
+		}
+	}
+}
+
+func (d *Daemon) dial(ctx context.Context, p *peer) (*transport.Session, error) {
+	hctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
+	defer cancel()
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(hctx, "tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := transport.Client(hctx, conn, d.cfg.Secret, d.hello, p.id)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	sess.SetWriteTimeout(d.cfg.Timing.ElectionMin)
+	return sess, nil
+}
+
+func (d *Daemon) handshakeTimeout() time.Duration {
+	return max(2*time.Second, 2*d.cfg.Timing.ElectionMax)
+}
+
+// dialFailed logs a failed attempt once per burst of failures.
+func (d *Daemon) dialFailed(p *peer, err error) {
+	var mismatch *transport.ClusterMismatchError
+	switch {
+	case errors.As(err, &mismatch):
+		d.metrics.FrameDropped("cluster_mismatch")
+		if d.failLog.first("dial/"+p.id, Monotonic()) {
+			d.log.Error("refusing peer: its member list or timing differs from ours; make both configuration files list the same members and timing",
+				"node", d.cfg.ID, "peer", p.id, "addr", p.addr)
+		}
+	case errors.Is(err, transport.ErrAuth), errors.Is(err, transport.ErrPeerClosed):
+		d.metrics.AuthFailure()
+		if d.failLog.first("dial/"+p.id, Monotonic()) {
+			d.log.Warn("peer refused our handshake: do both nodes use the same secret?", "peer", p.id, "addr", p.addr, "err", err)
+		}
+	default:
+		if d.failLog.first("dial/"+p.id, Monotonic()) {
+			d.log.Warn("cannot connect to peer (retrying with backoff)", "peer", p.id, "addr", p.addr, "err", err)
+		}
+	}
+}
+
+// writeLoop sends p's queued frames and a ping now and then, until the
+// session fails or ctx ends.
+func (d *Daemon) writeLoop(ctx context.Context, p *peer, sess *transport.Session) error {
+	ping := time.NewTicker(time.Second)
+	defer ping.Stop()
+	for {
+		var frame []byte
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case frame = <-p.out:
+		case <-ping.C:
+			frame = encodePing(nil, framePing, Monotonic())
+		}
+		if err := sess.Send(frame); err != nil {
+			return err
+		}
+		d.metrics.PeerSent(p.id)
+	}
+}
+
+// serve accepts peers' sessions until the listener closes.
+func (d *Daemon) serve(ctx context.Context, ln net.Listener) {
+	defer d.wg.Done()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("peer listener failed", "err", err)
+			}
+			return
+		}
+		d.wg.Add(1)
+		go d.serveConn(ctx, conn)
+	}
+}
+
+func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
+	defer d.wg.Done()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	defer conn.Close()
+	hctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
+	sess, err := transport.Server(hctx, conn, d.cfg.Secret, d.hello, func(id string) bool {
+		_, ok := d.peers[id]
+		return ok
+	})
+	cancel()
+	if err != nil {
+		d.acceptFailed(conn.RemoteAddr(), err)
+		return
+	}
+	p := d.peers[sess.Peer().Node]
+	p.mu.Lock()
+	p.inbound++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inbound--
+		p.mu.Unlock()
+	}()
+	for {
+		frame, err := sess.Recv()
+		if err != nil {
+			if errors.Is(err, transport.ErrBadFrame) || errors.Is(err, transport.ErrFrameTooLarge) {
+				reason := "malformed"
+				if errors.Is(err, transport.ErrFrameTooLarge) {
+					reason = "oversized"
+				}
+				d.metrics.FrameDropped(reason)
+				if d.failLog.first("frame/"+p.id, Monotonic()) {
+					d.log.Warn("dropped a bad frame from peer and closed the connection", "peer", p.id, "err", err)
+				}
+			}
+			return
+		}
+		d.handleFrame(p, frame)
+	}
+}
+
+func (d *Daemon) acceptFailed(addr net.Addr, err error) {
+	host := addr.String()
+	if h, _, e := net.SplitHostPort(host); e == nil {
+		host = h
+	}
+	var mismatch *transport.ClusterMismatchError
+	switch {
+	case errors.As(err, &mismatch):
+		d.metrics.FrameDropped("cluster_mismatch")
+		if d.failLog.first("accept/"+host, Monotonic()) {
+			d.log.Error("refusing peer: its member list or timing differs from ours; make both configuration files list the same members and timing",
+				"node", d.cfg.ID, "peer", mismatch.Peer, "remote", addr.String())
+		}
+	case errors.Is(err, transport.ErrAuth):
+		d.metrics.AuthFailure()
+		if d.failLog.first("accept/"+host, Monotonic()) {
+			d.log.Warn("connection failed authentication: wrong secret, or not a clustd peer", "remote", addr.String())
+		}
+	case errors.Is(err, transport.ErrUnknownPeer):
+		d.metrics.FrameDropped("unknown_peer")
+		if d.failLog.first("accept/"+host, Monotonic()) {
+			d.log.Warn("connection from a node that is not a member", "remote", addr.String(), "err", err)
+		}
+	default:
+		d.metrics.FrameDropped("unauthenticated")
+		if d.failLog.first("accept/"+host, Monotonic()) {
+			d.log.Warn("peer handshake failed", "remote", addr.String(), "err", err)
+		}
+	}
+}
+
+// handleFrame acts on one authenticated frame from p.
+func (d *Daemon) handleFrame(p *peer, frame []byte) {
+	now := Monotonic()
+	p.seen(now)
+	d.metrics.PeerReceived(p.id)
+	if len(frame) == 0 {
+		d.dropFrame(p, "decode", errFrame)
+		return
+	}
+	switch frame[0] {
+	case frameMessage:
+		m, err := decodeMessage(frame[1:])
+		if err != nil {
+			d.dropFrame(p, "decode", err)
+			return
+		}
+		if m.From != p.id || m.To != d.cfg.ID {
+			d.dropFrame(p, "decode", errors.New("message names the wrong sender or receiver"))
+			return
+		}
+		select {
+		case d.inbox <- m:
+		default:
+			d.dropFrame(p, "overflow", errors.New("inbox full"))
+		}
+	case framePing:
+		if _, err := decodePing(frame[1:]); err != nil {
+			d.dropFrame(p, "decode", err)
+			return
+		}
+		pong := append([]byte{framePong}, frame[1:]...)
+		p.enqueue(pong)
+	case framePong:
+		stamp, err := decodePing(frame[1:])
+		if err != nil || stamp > now {
+			d.dropFrame(p, "decode", errFrame)
+			return
+		}
+		p.mu.Lock()
+		p.rtt = now - stamp
+		p.mu.Unlock()
+		d.metrics.SetPeerRTT(p.id, (now - stamp).Seconds())
+	default:
+		d.dropFrame(p, "decode", errors.New("unknown frame kind"))
+	}
+}
+
+func (d *Daemon) dropFrame(p *peer, reason string, err error) {
+	d.metrics.FrameDropped(reason)
+	if d.failLog.first("frame/"+p.id, Monotonic()) {
+		d.log.Warn("dropped a frame from peer", "peer", p.id, "reason", reason, "err", err)
+	}
+}
