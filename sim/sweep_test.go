@@ -97,7 +97,7 @@ func report(t *testing.T, r *Result) {
 // fault mix, every invariant after every event, porcupine on every history.
 func TestSeedSweep(t *testing.T) {
 	n := sweepSeeds(t, 500)
-	d := 90 * time.Second
+	d := 3 * time.Minute
 	profiles := []string{election.ProfileDefault}
 	if os.Getenv("SIM_SOAK") != "" {
 		d = 10 * time.Minute
@@ -117,14 +117,16 @@ func TestSeedSweep(t *testing.T) {
 				}
 				report(t, r)
 			}
-			var fo []time.Duration
+			var fo, clean []time.Duration
 			elections := 0
 			for _, r := range all {
 				fo = append(fo, r.sim.stats.Failovers...)
+				clean = append(clean, r.sim.stats.CleanFailovers...)
 				elections += r.Elections
 			}
-			p := Summarize(fo)
-			t.Logf("%d seeds × %v (%s): %d elections, failover p50 %v p99 %v max %v (n=%d)", n, d, timing.ElectionMin, elections, p.P50, p.P99, p.Max, p.N)
+			f, c := Summarize(fo), Summarize(clean)
+			t.Logf("%d seeds × %v (election timeout %v): %d elections; failover p50 %v p99 %v max %v (n=%d); master crash in calm weather p50 %v p99 %v max %v (n=%d)",
+				n, d, timing.ElectionMin, elections, f.P50, f.P99, f.Max, f.N, c.P50, c.P99, c.Max, c.N)
 		})
 	}
 }
