@@ -249,6 +249,9 @@ func New(cfg Config, hs HardState, now time.Duration) (*Node, error) {
 	if cfg.Rand == nil {
 		return nil, errors.New("election: Config.Rand is required")
 	}
+	if cfg.PreemptHoldDown < 0 || cfg.PreemptHoldDown > 365*24*time.Hour {
+		return nil, fmt.Errorf("election: preemption hold-down %v: must be between 0 and a year", cfg.PreemptHoldDown)
+	}
 	if len(cfg.Members) == 0 || len(cfg.Members) > maxMembers {
 		return nil, fmt.Errorf("election: %d members: need 1 to %d", len(cfg.Members), maxMembers)
 	}
@@ -461,6 +464,9 @@ func (n *Node) SetHealthy(now time.Duration, ok bool) {
 
 func (n *Node) eligibilityChanged(reason string) {
 	if n.Eligible() {
+		if n.role == Follower && n.reason != ReasonBecameEligible {
+			n.setRole(Follower, ReasonBecameEligible)
+		}
 		return
 	}
 	switch n.role {
@@ -662,9 +668,11 @@ func (n *Node) handleHeartbeat(m Message) {
 }
 
 func (n *Node) handleHeartbeatResp(from int, m Message) {
-	if m.Sent > n.acked[from] {
-		n.acked[from] = m.Sent
+	if m.Sent < n.acked[from] {
+		// A late answer to an old round says nothing about the peer now.
+		return
 	}
+	n.acked[from] = m.Sent
 	n.ackAt[from] = n.now
 	n.ackEligible[from] = m.Eligible
 	n.updateLease()
@@ -830,6 +838,9 @@ func (n *Node) becomeFollower(term uint64, lead string, reason string) {
 		n.hs.Vote = ""
 		n.hsDirty = true
 		n.pending = nil
+		// Round stamps are only ordered within a term: a master that
+		// rebooted starts its clock again.
+		n.leadSent = -1
 	}
 	if n.role == Master {
 		n.lastMaster = n.id

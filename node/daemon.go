@@ -107,7 +107,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		if m.ID == cfg.ID {
 			continue
 		}
-		p := &peer{id: m.ID, addr: m.Address, out: make(chan []byte, outQueue)}
+		p := &peer{id: m.ID, addr: m.Address, out: make(chan []byte, outQueue), kick: make(chan struct{}, 1)}
 		d.peers[m.ID] = p
 		d.order = append(d.order, p)
 	}
@@ -280,12 +280,14 @@ func (d *Daemon) publish(st election.State) {
 	}
 }
 
-// roleName maps a core role onto the three the status API promises.
+// roleName maps a core role onto the three the status API promises. A
+// pre-candidate has raised no term and may well find the master still
+// alive: it is still a follower, and its reason says it is asking.
 func roleName(r election.Role) string {
 	switch r {
 	case election.Master:
 		return "master"
-	case election.Candidate, election.PreCandidate:
+	case election.Candidate:
 		return "candidate"
 	}
 	return "follower"

@@ -66,6 +66,9 @@ type hub struct {
 	// waiting is whether the core still waits for them to confirm it.
 	demoteSeq uint64
 	waiting   bool
+	// masterSeq is the last state that told drivers they are master: an
+	// acknowledgement only confirms a demote sent after it.
+	masterSeq uint64
 	// required names ever seen, and whether the node is healthy as far as
 	// drivers go.
 	required  map[string]bool
@@ -168,6 +171,14 @@ func (h *hub) handshake(ws *websocket.Conn) (*driverConn, error) {
 	if c.required {
 		h.required[c.name] = true
 	}
+	// Queued under the same lock as the registration, so that no state is
+	// missed or sent twice; the writer sends it after the welcome.
+	if h.last != nil {
+		if h.last.IsMaster {
+			c.holdsLease, c.leaseUntil = true, time.Duration(h.last.LeaseDeadlineNS)
+		}
+		h.enqueue(c, driverproto.Message{Type: driverproto.TypeState, Seq: h.lastSeq, State: h.last})
+	}
 	h.d.metrics.SetDrivers(len(h.conns))
 	h.mu.Unlock()
 
@@ -183,11 +194,6 @@ func (h *hub) handshake(ws *websocket.Conn) (*driverConn, error) {
 // own goroutine.
 func (h *hub) run(c *driverConn) {
 	h.log.Info("driver connected", "driver", c.id, "required", c.required, "events", c.events)
-	h.mu.Lock()
-	if h.last != nil {
-		h.enqueue(c, driverproto.Message{Type: driverproto.TypeState, Seq: h.lastSeq, State: h.last})
-	}
-	h.mu.Unlock()
 	h.updateHealth()
 
 	go h.read(c)
@@ -307,6 +313,10 @@ func (h *hub) publish(st election.State, members []driverproto.Member) {
 	prev := h.last
 	h.seq++
 	h.last, h.lastSeq = ds, h.seq
+	if ds.IsMaster {
+		h.masterSeq = h.seq
+		h.waiting = false
+	}
 	for _, c := range h.conns {
 		if ds.IsMaster {
 			c.holdsLease = true
@@ -332,9 +342,12 @@ func (h *hub) ack(c *driverConn, m driverproto.Message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !*m.OK {
+		// A driver whose demote failed may still be acting: it has not let
+		// go, and the core must wait for its lease to run out.
 		h.log.Warn("driver reported a failed trigger", "driver", c.id, "seq", m.Seq, "err", m.Error)
+		return
 	}
-	if m.Seq >= h.demoteSeq && h.demoteSeq > 0 {
+	if h.demoteSeq > h.masterSeq && m.Seq >= h.demoteSeq {
 		c.holdsLease = false
 		h.checkDemoted()
 	}

@@ -18,6 +18,9 @@ import (
 type peer struct {
 	id, addr string
 	out      chan []byte
+	// kick cuts a reconnect backoff short: the peer just connected to us,
+	// so it is up again.
+	kick chan struct{}
 
 	mu        sync.Mutex
 	connected bool          // our outbound session is up
@@ -77,7 +80,9 @@ func (b *burstLog) reset(key string) bool {
 // capped exponential backoff and jitter between attempts.
 func (d *Daemon) dialLoop(ctx context.Context, p *peer) {
 	defer d.wg.Done()
-	bo := transport.NewBackoff(50*time.Millisecond, 2*time.Second, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+	// Capped at the election timeout: a peer that restarts must hear from
+	// the master before it gives up on it and asks for votes.
+	bo := transport.NewBackoff(20*time.Millisecond, max(d.cfg.Timing.ElectionMin, 100*time.Millisecond), rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
 	for ctx.Err() == nil {
 		sess, err := d.dial(ctx, p)
 		if err != nil {
@@ -89,13 +94,13 @@ func (d *Daemon) dialLoop(ctx context.Context, p *peer) {
 			case <-ctx.Done():
 				return
 			case <-time.After(bo.Next()):
+			case <-p.kick:
 			}
 			continue
 		}
 		bo.Reset()
-		if d.failLog.reset("dial/" + p.id) {
-			d.log.Info("connected to peer", "peer", p.id, "addr", p.addr)
-		}
+		d.failLog.reset("dial/" + p.id)
+		d.log.Info("connected to peer", "peer", p.id, "addr", p.addr)
 		p.mu.Lock()
 		p.connected = true
 		p.mu.Unlock()
@@ -158,7 +163,9 @@ func (d *Daemon) dialFailed(p *peer, err error) {
 // writeLoop sends p's queued frames and a ping now and then, until the
 // session fails or ctx ends.
 func (d *Daemon) writeLoop(ctx context.Context, p *peer, sess *transport.Session) error {
-	ping := time.NewTicker(time.Second)
+	// Pings keep followers, who exchange nothing else, informed of each
+	// other: several per election timeout, the window for "reachable".
+	ping := time.NewTicker(d.cfg.Timing.ElectionMin / 3)
 	defer ping.Stop()
 	for {
 		var frame []byte
@@ -211,6 +218,10 @@ func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
 	p.mu.Lock()
 	p.inbound++
 	p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 	defer func() {
 		p.mu.Lock()
 		p.inbound--
