@@ -40,6 +40,7 @@ func newApp() *cli.App {
 			runCommand(),
 			initCommand(),
 			simCommand(),
+			devCommand(),
 			statusCommand(),
 			transferCommand(),
 			maintenanceCommand(),
