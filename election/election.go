@@ -150,6 +150,7 @@ const (
 	ReasonUnhealthy      = "unhealthy"
 	ReasonPreempted      = "preempted by a higher-priority node"
 	ReasonBecameEligible = "eligible again"
+	ReasonYielded        = "yielded to a better-ranked candidate"
 )
 
 type voteResult uint8
@@ -527,7 +528,7 @@ func (n *Node) advance(now time.Duration) {
 func (n *Node) step(from int, m Message) {
 	switch m.Type {
 	case MsgPreVote:
-		n.handleVoteRequest(m, true)
+		n.handleVoteRequest(from, m, true)
 		return
 	case MsgVote:
 		if m.Term > n.hs.Term && n.refuseVote(m) != 0 {
@@ -572,7 +573,7 @@ func (n *Node) step(from int, m Message) {
 
 	switch m.Type {
 	case MsgVote:
-		n.handleVoteRequest(m, false)
+		n.handleVoteRequest(from, m, false)
 	case MsgVoteResp:
 		if n.role == Candidate && m.Sent == n.campaignAt {
 			n.tally(from, m)
@@ -611,7 +612,7 @@ func (n *Node) refuseVote(m Message) time.Duration {
 	return max(wait, 0)
 }
 
-func (n *Node) handleVoteRequest(m Message, pre bool) {
+func (n *Node) handleVoteRequest(from int, m Message, pre bool) {
 	respType := MsgVoteResp
 	if pre {
 		respType = MsgPreVoteResp
@@ -621,8 +622,23 @@ func (n *Node) handleVoteRequest(m Message, pre bool) {
 		return
 	}
 	if pre {
-		// A pre-vote changes nothing here: it only says "you could win".
-		n.reply(m, respType, m.Term <= n.hs.Term, 0)
+		// A pre-vote changes no term or vote: it only says "you could win".
+		if m.Term <= n.hs.Term {
+			n.reply(m, respType, true, 0)
+			return
+		}
+		if n.role == PreCandidate && n.now-n.campaignAt < n.yieldWait() {
+			// Two campaigns started together would split the vote: the
+			// better-ranked one goes on, the other steps back.
+			if n.ranksBefore(n.self, from) {
+				n.reply(m, respType, true, 0)
+				return
+			}
+			n.becomeFollower(n.hs.Term, "", ReasonYielded)
+		}
+		// Give the candidate time to win before competing with it.
+		n.electionAt = max(n.electionAt, n.now+n.yieldWait())
+		n.reply(m, respType, false, 0)
 		return
 	}
 	// m.Term == n.hs.Term here: step raised our term if it was lower.
@@ -935,6 +951,25 @@ func (n *Node) rankedTimeout() time.Duration {
 		d += time.Duration(n.rnd.Int64N(int64(j)))
 	}
 	return d
+}
+
+// yieldWait is how long a node that granted a pre-vote holds back its own
+// campaign: long enough for the candidate's vote round.
+func (n *Node) yieldWait() time.Duration {
+	return n.timing.Step + n.timing.Heartbeat
+}
+
+// ranksBefore orders candidates as rankedTimeout does: higher priority
+// first, then lower id; the last known master goes last.
+func (n *Node) ranksBefore(i, j int) bool {
+	a, b := n.members[i], n.members[j]
+	if (a.ID == n.lastMaster) != (b.ID == n.lastMaster) {
+		return b.ID == n.lastMaster
+	}
+	if a.Priority != b.Priority {
+		return a.Priority > b.Priority
+	}
+	return i < j
 }
 
 // randomTimeout is the timeout after an unsettled campaign: plain Raft's

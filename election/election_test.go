@@ -922,6 +922,7 @@ func TestLeaseFromMajorityRound(t *testing.T) {
 // c's timers fire on their own, and the only faults are delay and a cut link
 // between a and c.
 func TestStickinessSurvivesHigherTerm(t *testing.T) {
+	yieldWait := defaultTiming.Step + defaultTiming.Heartbeat
 	c := newCluster(t, clusterOpts{members: members("a", "b", "c")})
 	a, b, cn := c.node("a"), c.node("b"), c.node("c")
 	isAC := func(m election.Message) bool {
@@ -970,7 +971,9 @@ func TestStickinessSurvivesHigherTerm(t *testing.T) {
 	c.tick("a")
 	c.drop(isAC)
 	// b has not heard from a yet, so it grants c's pre-vote; c becomes a
-	// candidate for term 2.
+	// candidate for term 2. (It arrives late enough that b, campaigning
+	// itself, does not count it as a simultaneous campaign to rank against.)
+	c.advanceTo("a", last+yieldWait)
 	c.deliver(match(election.MsgPreVote, "c", "b"))
 	c.deliver(match(election.MsgPreVoteResp, "b", "c"))
 	if st := cn.State(); st.Role != election.Candidate || st.Term != 2 {

@@ -108,6 +108,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 			continue
 		}
 		p := &peer{id: m.ID, addr: m.Address, out: make(chan []byte, outQueue), kick: make(chan struct{}, 1)}
+		d.metrics.AddPeer(m.ID)
 		d.peers[m.ID] = p
 		d.order = append(d.order, p)
 	}

@@ -377,19 +377,23 @@ func (h *hub) checkDemoted() {
 	go h.d.demoteDone()
 }
 
-// updateHealth recomputes the node's health from its drivers': unhealthy
-// while a connected driver says so, or while a required driver has no
-// connection.
+// updateHealth recomputes the node's health from its required drivers':
+// unhealthy while one says so, or while a required name has no healthy
+// connection. Other drivers' health is reported (events, logs) but does
+// not move the master.
 func (h *hub) updateHealth() {
 	h.mu.Lock()
 	ok := true
 	why := ""
 	connected := map[string]bool{}
 	for _, c := range h.conns {
+		if !c.required {
+			continue
+		}
 		if c.healthy {
 			connected[c.name] = true
 		} else {
-			ok, why = false, fmt.Sprintf("driver %s unhealthy: %s", c.id, c.healthReason)
+			ok, why = false, fmt.Sprintf("required driver %s unhealthy: %s", c.id, c.healthReason)
 		}
 	}
 	var names []string

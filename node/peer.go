@@ -99,7 +99,9 @@ func (d *Daemon) dialLoop(ctx context.Context, p *peer) {
 			continue
 		}
 		bo.Reset()
-		d.failLog.reset("dial/" + p.id)
+		for _, kind := range []string{"mismatch", "auth", "connect"} {
+			d.failLog.reset("dial/" + kind + "/" + p.id)
+		}
 		d.log.Info("connected to peer", "peer", p.id, "addr", p.addr)
 		p.mu.Lock()
 		p.connected = true
@@ -144,17 +146,17 @@ func (d *Daemon) dialFailed(p *peer, err error) {
 	switch {
 	case errors.As(err, &mismatch):
 		d.metrics.FrameDropped("cluster_mismatch")
-		if d.failLog.first("dial/"+p.id, Monotonic()) {
+		if d.failLog.first("dial/mismatch/"+p.id, Monotonic()) {
 			d.log.Error("refusing peer: its member list or timing differs from ours; make both configuration files list the same members and timing",
-				"node", d.cfg.ID, "peer", p.id, "addr", p.addr)
+				"peer", p.id, "addr", p.addr)
 		}
 	case errors.Is(err, transport.ErrAuth), errors.Is(err, transport.ErrPeerClosed):
 		d.metrics.AuthFailure()
-		if d.failLog.first("dial/"+p.id, Monotonic()) {
+		if d.failLog.first("dial/auth/"+p.id, Monotonic()) {
 			d.log.Warn("peer refused our handshake: do both nodes use the same secret?", "peer", p.id, "addr", p.addr, "err", err)
 		}
 	default:
-		if d.failLog.first("dial/"+p.id, Monotonic()) {
+		if d.failLog.first("dial/connect/"+p.id, Monotonic()) {
 			d.log.Warn("cannot connect to peer (retrying with backoff)", "peer", p.id, "addr", p.addr, "err", err)
 		}
 	}
@@ -255,23 +257,23 @@ func (d *Daemon) acceptFailed(addr net.Addr, err error) {
 	switch {
 	case errors.As(err, &mismatch):
 		d.metrics.FrameDropped("cluster_mismatch")
-		if d.failLog.first("accept/"+host, Monotonic()) {
+		if d.failLog.first("accept/mismatch/"+mismatch.Peer+"/"+host, Monotonic()) {
 			d.log.Error("refusing peer: its member list or timing differs from ours; make both configuration files list the same members and timing",
-				"node", d.cfg.ID, "peer", mismatch.Peer, "remote", addr.String())
+				"peer", mismatch.Peer, "remote", addr.String())
 		}
 	case errors.Is(err, transport.ErrAuth):
 		d.metrics.AuthFailure()
-		if d.failLog.first("accept/"+host, Monotonic()) {
+		if d.failLog.first("accept/auth/"+host, Monotonic()) {
 			d.log.Warn("connection failed authentication: wrong secret, or not a clustd peer", "remote", addr.String())
 		}
 	case errors.Is(err, transport.ErrUnknownPeer):
 		d.metrics.FrameDropped("unknown_peer")
-		if d.failLog.first("accept/"+host, Monotonic()) {
+		if d.failLog.first("accept/unknown/"+host, Monotonic()) {
 			d.log.Warn("connection from a node that is not a member", "remote", addr.String(), "err", err)
 		}
 	default:
 		d.metrics.FrameDropped("unauthenticated")
-		if d.failLog.first("accept/"+host, Monotonic()) {
+		if d.failLog.first("accept/handshake/"+host, Monotonic()) {
 			d.log.Warn("peer handshake failed", "remote", addr.String(), "err", err)
 		}
 	}
@@ -310,8 +312,10 @@ func (d *Daemon) handleFrame(p *peer, frame []byte) {
 		pong := append([]byte{framePong}, frame[1:]...)
 		p.enqueue(pong)
 	case framePong:
+		// Our own stamp comes back: it cannot be in the future, nor older
+		// than a ping could have waited in a queue.
 		stamp, err := decodePing(frame[1:])
-		if err != nil || stamp > now {
+		if err != nil || stamp > now || stamp <= 0 || now-stamp > time.Minute {
 			d.dropFrame(p, "decode", errFrame)
 			return
 		}

@@ -44,6 +44,7 @@ func newApp() *cli.App {
 			statusCommand(),
 			transferCommand(),
 			maintenanceCommand(),
+			driverCommand(),
 		},
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {},

@@ -1,0 +1,448 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/clustd/clustd/driverclient"
+	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/drivers/execdriver"
+	"github.com/clustd/clustd/drivers/shelldriver"
+	"github.com/clustd/clustd/drivers/webhook"
+	"github.com/clustd/clustd/node/config"
+)
+
+// webhookFlushTimeout bounds how long a stopping webhook driver keeps
+// posting what is still queued, its own final demote included.
+const webhookFlushTimeout = 5 * time.Second
+
+// maxDriverName leaves room in the 96-character driver id for the dash and
+// 8 hex digits the client library appends.
+const maxDriverName = 96 - 9
+
+func driverCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "driver",
+		Usage: "run a built-in driver: a command, scripts or a webhook that follow this node's role",
+		Description: "A driver connects to the daemon on its own machine and acts whenever the machine\n" +
+			"becomes or stops being the master. Run one per machine, beside `clustd run`, under\n" +
+			"the same service manager. Every driver needs the daemon's address and the drivers\n" +
+			"secret: --config names the node's configuration and takes both from it; otherwise\n" +
+			"give --secret-file (and --addr unless the daemon listens on " + config.DefaultHTTPListen + ").\n\n" +
+			"When the daemon is unreachable the driver keeps reconnecting; a driver acting as\n" +
+			"master demotes itself when its lease runs out, daemon or not. SIGTERM or Ctrl-C\n" +
+			"demotes it (stops the command, runs on-standby) and exits with status 0.",
+		Subcommands: []*cli.Command{
+			driverExecCommand(),
+			driverShellCommand(),
+			driverWebhookCommand(),
+		},
+		HideHelpCommand: true,
+	}
+}
+
+// driverFlags are the flags every driver has: how to reach the daemon, who
+// the driver is, and logging.
+func driverFlags(name string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{
+			Name: "config", Aliases: []string{"c"}, EnvVars: []string{"CLUSTD_CONFIG"},
+			Usage: "the node's configuration file: the daemon is at its http.listen, and the drivers secret is its drivers_secret_file (else its secret_file)",
+		},
+		&cli.StringFlag{
+			Name: "addr", EnvVars: []string{"CLUSTD_ADDR"},
+			Usage: "the daemon's local listener as HOST:PORT, instead of the configuration's http.listen (default without --config: " + config.DefaultHTTPListen + ")",
+		},
+		&cli.StringFlag{
+			Name:  "secret-file",
+			Usage: "the drivers secret (the cluster secret unless the daemon has a drivers_secret_file), instead of the one --config names",
+		},
+		&cli.StringFlag{Name: "name", Value: name, Usage: "what this driver does, as the daemon's logs and status name it (a random suffix is added)"},
+		&cli.BoolFlag{Name: "required", Usage: "make the node ineligible for master while this driver is not connected or reports itself unhealthy"},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+	}
+}
+
+func driverExecCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "exec",
+		Usage:     "run a command only while this node is master",
+		ArgsUsage: "-- CMD [ARGS…]",
+		Description: "Starts CMD when the node becomes master and stops it when the node stops being\n" +
+			"master: a service that must never run on two machines at once. CMD runs in a\n" +
+			"process group of its own; stopping sends --stop-signal to the whole group, then\n" +
+			"SIGKILL after --stop-timeout, and the daemon hands the role over only once no\n" +
+			"process of the group is left. If the daemon goes silent, CMD is stopped when the\n" +
+			"lease runs out.\n\n" +
+			"If CMD exits by itself while the node is still master, it is restarted after 1s,\n" +
+			"then 2s, 4s, … up to 30s. While it keeps dying within 10s of its start the driver\n" +
+			"reports itself unhealthy with the exit status; with --required that makes the node\n" +
+			"ineligible, and the daemon hands the role to another machine. The driver is healthy\n" +
+			"again once CMD stays up for 10s, or once the node is no longer master.\n\n" +
+			"Should the driver itself be killed with SIGKILL, the kernel kills CMD (though not\n" +
+			"what CMD started) with it: nothing would stop it at the end of the lease.\n\n" +
+			"CMD gets CLUSTD_ROLE (master), CLUSTD_TERM (the fencing token), CLUSTD_MASTER,\n" +
+			"CLUSTD_NODE and CLUSTD_REASON in its environment, and the driver's stdout and\n" +
+			"stderr. Put the driver's own flags before --.\n\n" +
+			"Examples:\n" +
+			"   clustd driver exec --config /etc/clustd/clustd.yml -- /usr/sbin/mysvc --foreground --config /etc/mysvc.conf\n" +
+			"   clustd driver exec --config /etc/clustd/clustd.yml --required --stop-signal INT --stop-timeout 30s -- \\\n" +
+			"       /usr/local/bin/scheduler --fencing-token-from-env CLUSTD_TERM",
+		Flags: append(driverFlags("exec"),
+			&cli.StringFlag{Name: "stop-signal", Value: "TERM", Usage: "the signal that asks CMD to stop: TERM, INT, HUP, QUIT, USR1, USR2, WINCH or a number"},
+			&cli.DurationFlag{Name: "stop-timeout", Value: execdriver.DefaultStopTimeout, Usage: "how long CMD gets to exit after the stop signal before it is killed with SIGKILL"},
+		),
+		Action: runDriverExec,
+	}
+}
+
+func driverShellCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "shell",
+		Usage: "run a script when this node becomes master, another when it stops being master",
+		Description: "The classic start/stop scripts of a failover setup. --on-master runs when the node\n" +
+			"becomes master; --on-standby runs when it stops being master, and also once at\n" +
+			"start-up if the node is not master then, so that the machine begins in a known\n" +
+			"state. Nothing runs on other changes (a new master elsewhere, a follower becoming\n" +
+			"candidate). Both are required; for one that does nothing, write true.\n\n" +
+			"Each runs as /bin/sh -c SCRIPT with CLUSTD_ROLE (master, follower or candidate),\n" +
+			"CLUSTD_TERM (the fencing token), CLUSTD_MASTER, CLUSTD_NODE and CLUSTD_REASON in its\n" +
+			"environment, never two at once, and its output is logged line by line. A script\n" +
+			"that exits non-zero, or runs past --timeout (its whole process group is then\n" +
+			"killed), is reported to the daemon as failed and makes the driver unhealthy until\n" +
+			"a later script succeeds; with --required the node is ineligible meanwhile. A failed\n" +
+			"on-master is not repeated for the same term; a failed on-standby runs again at the\n" +
+			"next change. If the lease runs out while on-master runs, it is killed and\n" +
+			"on-standby follows.\n\n" +
+			"Keep on-standby well within the daemon's demote_timeout (default 10s): until it\n" +
+			"finishes, the daemon cannot hand the role over without waiting out its lease.\n\n" +
+			"Examples:\n" +
+			"   clustd driver shell --config /etc/clustd/clustd.yml \\\n" +
+			"       --on-master 'ip addr add 10.0.0.100/24 dev eth0' \\\n" +
+			"       --on-standby 'ip addr del 10.0.0.100/24 dev eth0 || true'\n" +
+			"   clustd driver shell --config /etc/clustd/clustd.yml --required --timeout 5s \\\n" +
+			"       --on-master 'systemctl start mysvc' --on-standby 'systemctl stop mysvc'",
+		Flags: append(driverFlags("shell"),
+			&cli.StringFlag{Name: "on-master", Usage: "the script to run when this node becomes master"},
+			&cli.StringFlag{Name: "on-standby", Usage: "the script to run when this node stops being master, and at start-up if it is not master"},
+			&cli.DurationFlag{Name: "timeout", Value: shelldriver.DefaultTimeout, Usage: "how long a script may run before its process group is killed and it counts as failed"},
+		),
+		Action: runDriverShell,
+	}
+}
+
+func driverWebhookCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "webhook",
+		Usage: "post this node's role changes, and optionally its events, to a URL",
+		Description: "POSTs a JSON object for every change of this node's role, term or master:\n" +
+			"   {\"type\":\"role\",\"node\":\"a\",\"role\":\"master\",\"term\":7,\"master\":\"a\",\"reason\":\"elected\",\"at\":\"2025-01-02T15:04:05.123Z\"}\n" +
+			"(with \"local\":true when the driver demoted itself because the lease ran out), and\n" +
+			"with --events all also the daemon's event stream (elections, members lost and back,\n" +
+			"driver health):\n" +
+			"   {\"type\":\"event\",\"node\":\"a\",\"term\":7,\"kind\":\"member_lost\",\"detail\":\"b\",\"at\":\"…\"}\n\n" +
+			"Failover never waits for the endpoint: notifications are queued and posted in order\n" +
+			"in the background. Network errors, 5xx, 408 and 429 are retried with exponential\n" +
+			"backoff, 4 attempts in all; other statuses are not. When --queue notifications are\n" +
+			"waiting, the oldest is dropped (and logged) to make room. Each node posts its own\n" +
+			"view, so run the driver on every machine and expect each change from several.\n\n" +
+			"Examples:\n" +
+			"   clustd driver webhook --config /etc/clustd/clustd.yml --url https://hooks.example.com/clustd\n" +
+			"   clustd driver webhook --config /etc/clustd/clustd.yml --url https://alerts.example.com/in \\\n" +
+			"       --events all --header 'Authorization: Bearer s3cret'",
+		Flags: append(driverFlags("webhook"),
+			&cli.StringFlag{Name: "url", Usage: "the http:// or https:// URL to post to"},
+			&cli.StringFlag{Name: "events", Value: "role", Usage: "role: role changes only; all: also the daemon's event stream"},
+			&cli.GenericFlag{Name: "header", Value: &headerFlag{}, Usage: "a header to send with every request, as 'Name: value' (repeatable)"},
+			&cli.DurationFlag{Name: "timeout", Value: webhook.DefaultTimeout, Usage: "how long one attempt may take"},
+			&cli.IntFlag{Name: "queue", Value: webhook.DefaultQueue, Usage: "how many notifications may wait; beyond that the oldest is dropped"},
+		),
+		Action: runDriverWebhook,
+	}
+}
+
+// headerFlag collects --header values. It is a flag.Value of its own
+// because urfave/cli splits string slices at commas, and header values
+// hold commas.
+type headerFlag struct{ h http.Header }
+
+// Set adds one "Name: value" header.
+func (f *headerFlag) Set(s string) error {
+	name, value, err := webhook.ParseHeader(s)
+	if err != nil {
+		return err
+	}
+	if f.h == nil {
+		f.h = http.Header{}
+	}
+	f.h.Add(name, value)
+	return nil
+}
+
+// String lists the header names only: the values may be credentials, and
+// the help text prints this.
+func (f *headerFlag) String() string {
+	if f == nil || len(f.h) == 0 {
+		return ""
+	}
+	var names []string
+	for k := range f.h {
+		names = append(names, k)
+	}
+	return strings.Join(names, ", ")
+}
+
+func runDriverExec(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) == 0 {
+		return driverUsageError(c, "no command to run: give it after --, as in "+c.Command.HelpName+" --config FILE -- /usr/sbin/mysvc --foreground")
+	}
+	sig, err := execdriver.ParseSignal(c.String("stop-signal"))
+	if err != nil {
+		return driverUsageError(c, "--stop-signal: "+err.Error())
+	}
+	if c.Duration("stop-timeout") <= 0 {
+		return driverUsageError(c, fmt.Sprintf("--stop-timeout %v: must be positive", c.Duration("stop-timeout")))
+	}
+	opts, log, err := driverSetup(c)
+	if err != nil {
+		return err
+	}
+	if _, err := exec.LookPath(args[0]); err != nil {
+		// Not fatal: the command may live on storage only the master
+		// mounts, and it is looked up again at every start.
+		log.Warn("the command is not there now; it will be looked for again when this node becomes master", "err", err)
+	}
+	var client *driverclient.Client
+	d, err := execdriver.New(execdriver.Options{
+		Command:     args,
+		StopSignal:  sig,
+		StopTimeout: c.Duration("stop-timeout"),
+		Stdout:      fileOf(c.App.Writer),
+		Stderr:      fileOf(c.App.ErrWriter),
+		Logger:      log,
+		// Health is reported only from a Trigger, which runs after client
+		// is set.
+		SetHealth: func(ok bool, reason string) { client.SetHealth(ok, reason) },
+	})
+	if err != nil {
+		return driverUsageError(c, err.Error())
+	}
+	if client, err = driverclient.New(opts, d); err != nil {
+		return driverUsageError(c, err.Error())
+	}
+	log.Info("driver starting", "addr", opts.Addr, "id", client.ID(), "command", strings.Join(args, " "))
+	runErr := client.Run(c.Context)
+	// The client's final demote stopped the command; this catches the
+	// case where it could not, so that the command never outlives us.
+	if err := d.Close(); err != nil {
+		return &exitError{code: 1, msg: "the command did not stop: " + err.Error()}
+	}
+	return driverExit(runErr)
+}
+
+func runDriverShell(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return driverUsageError(c, fmt.Sprintf("unexpected argument %q; give the scripts with --on-master and --on-standby, quoted", c.Args().First()))
+	}
+	onMaster, onStandby := c.String("on-master"), c.String("on-standby")
+	var missing []string
+	if strings.TrimSpace(onMaster) == "" {
+		missing = append(missing, "--on-master")
+	}
+	if strings.TrimSpace(onStandby) == "" {
+		missing = append(missing, "--on-standby")
+	}
+	if len(missing) > 0 {
+		return driverUsageError(c, fmt.Sprintf("missing %s: both scripts are required (write true for one that does nothing)", strings.Join(missing, " and ")))
+	}
+	if c.Duration("timeout") <= 0 {
+		return driverUsageError(c, fmt.Sprintf("--timeout %v: must be positive", c.Duration("timeout")))
+	}
+	opts, log, err := driverSetup(c)
+	if err != nil {
+		return err
+	}
+	var client *driverclient.Client
+	d, err := shelldriver.New(shelldriver.Options{
+		OnMaster:  onMaster,
+		OnStandby: onStandby,
+		Timeout:   c.Duration("timeout"),
+		Logger:    log,
+		SetHealth: func(ok bool, reason string) { client.SetHealth(ok, reason) },
+	})
+	if err != nil {
+		return driverUsageError(c, err.Error())
+	}
+	if client, err = driverclient.New(opts, d); err != nil {
+		return driverUsageError(c, err.Error())
+	}
+	log.Info("driver starting", "addr", opts.Addr, "id", client.ID())
+	return driverExit(client.Run(c.Context))
+}
+
+func runDriverWebhook(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return driverUsageError(c, fmt.Sprintf("unexpected argument %q", c.Args().First()))
+	}
+	hookURL := strings.TrimSpace(c.String("url"))
+	if err := webhook.CheckURL(hookURL); err != nil {
+		return driverUsageError(c, "--url: "+err.Error())
+	}
+	events := strings.ToLower(c.String("events"))
+	if events != "role" && events != "all" {
+		return driverUsageError(c, fmt.Sprintf("--events %q: expected role or all", c.String("events")))
+	}
+	if c.Duration("timeout") <= 0 {
+		return driverUsageError(c, fmt.Sprintf("--timeout %v: must be positive", c.Duration("timeout")))
+	}
+	if c.Int("queue") < 1 {
+		return driverUsageError(c, fmt.Sprintf("--queue %d: must be at least 1", c.Int("queue")))
+	}
+	opts, log, err := driverSetup(c)
+	if err != nil {
+		return err
+	}
+	var header http.Header
+	if h, ok := c.Generic("header").(*headerFlag); ok {
+		header = h.h
+	}
+	d, err := webhook.New(webhook.Options{
+		URL:     hookURL,
+		Header:  header,
+		Timeout: c.Duration("timeout"),
+		Queue:   c.Int("queue"),
+		Logger:  log,
+	})
+	if err != nil {
+		return driverUsageError(c, err.Error())
+	}
+	if events == "all" {
+		opts.OnEvent = d.Event
+	}
+	client, err := driverclient.New(opts, d)
+	if err != nil {
+		return driverUsageError(c, err.Error())
+	}
+	log.Info("driver starting", "addr", opts.Addr, "id", client.ID(), "url", redactURL(hookURL), "events", events)
+	runErr := client.Run(c.Context)
+	// The final demote is worth telling too; give it a moment to go out.
+	ctx, cancel := context.WithTimeout(context.Background(), webhookFlushTimeout)
+	defer cancel()
+	d.Close(ctx)
+	return driverExit(runErr)
+}
+
+// driverSetup works out from the flags how to reach the daemon and makes
+// the logger. The address comes from --addr, else the configuration's
+// http.listen, else the default listener; the secret from --secret-file,
+// else the configuration's drivers secret. The configuration is read only
+// when it is needed, because the user may not be allowed to read it.
+func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, error) {
+	var opts driverclient.Options
+	var level slog.LevelVar
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return opts, nil, driverUsageError(c, fmt.Sprintf("--log-level %q: expected debug, info, warn or error", c.String("log-level")))
+	}
+	log, err := newLogger(c.App.ErrWriter, c.String("log-format"), &level)
+	if err != nil {
+		return opts, nil, driverUsageError(c, err.Error())
+	}
+
+	name := c.String("name")
+	if len(name) > maxDriverName || !driverproto.ValidID(name) {
+		return opts, nil, driverUsageError(c, fmt.Sprintf("--name %q: need 1 to %d of A-Z a-z 0-9 . _ -", name, maxDriverName))
+	}
+	cfgPath := strings.TrimSpace(c.String("config"))
+	addr := strings.TrimSpace(c.String("addr"))
+	secretFile := strings.TrimSpace(c.String("secret-file"))
+	if addr != "" {
+		a, err := dialAddr(addr)
+		if err != nil {
+			return opts, nil, driverUsageError(c, fmt.Sprintf("--addr %q: %v", addr, err))
+		}
+		addr = a
+	}
+	if cfgPath == "" && secretFile == "" {
+		return opts, nil, driverUsageError(c, "a driver needs the drivers secret: give --config FILE (the node's configuration) or --secret-file FILE")
+	}
+	var secret []byte
+	if secretFile != "" {
+		if secret, err = readSecretFile(secretFile); err != nil {
+			return opts, nil, &exitError{code: 1, msg: fmt.Sprintf("--secret-file %s: %v", secretFile, err)}
+		}
+	}
+	if cfgPath != "" && (addr == "" || secret == nil) {
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			return opts, nil, &exitError{code: 1, msg: err.Error()}
+		}
+		if addr == "" {
+			if addr, err = dialAddr(cfg.HTTPListen); err != nil {
+				return opts, nil, &exitError{code: 1, msg: fmt.Sprintf("%s: http.listen %q: %v", cfgPath, cfg.HTTPListen, err)}
+			}
+		}
+		if secret == nil {
+			secret = cfg.DriversSecret
+		}
+		log = log.With("node", cfg.ID)
+	}
+	if addr == "" {
+		addr = config.DefaultHTTPListen
+	}
+	return driverclient.Options{
+		Addr:     addr,
+		Secret:   secret,
+		Name:     name,
+		Required: c.Bool("required"),
+		Logger:   log,
+	}, log, nil
+}
+
+// driverExit turns what the client's Run returned into the exit status:
+// Run ends without error when the context does, on SIGTERM or Ctrl-C,
+// which is the normal way for a driver to stop.
+func driverExit(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return &exitError{code: 1, msg: err.Error()}
+}
+
+// driverUsageError is usageError with the driver's full command name and,
+// for exec, its arguments.
+func driverUsageError(c *cli.Context, msg string) error {
+	usage := c.Command.HelpName + " [options]"
+	if c.Command.ArgsUsage != "" {
+		usage += " " + c.Command.ArgsUsage
+	}
+	return &exitError{code: 2, msg: fmt.Sprintf("%s\nusage: %s  (see --help)", msg, usage)}
+}
+
+// fileOf returns w if it is a file, for a command's output to go to it
+// directly; any other writer (a test's buffer) gets nothing.
+func fileOf(w io.Writer) *os.File {
+	f, _ := w.(*os.File)
+	return f
+}
+
+// redactURL hides a password in a URL before it is logged.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	return u.Redacted()
+}

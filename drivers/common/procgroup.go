@@ -1,0 +1,149 @@
+package common
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// KillWait bounds how long Stop waits for a process group to vanish after
+// SIGKILL. SIGKILL cannot be caught, so only a process stuck in the kernel
+// (uninterruptible sleep on a dead NFS server, say) outlives it; reporting
+// that is better than hanging a demote for ever.
+const KillWait = 5 * time.Second
+
+// Group is a command started as the leader of a new process group, so that
+// everything it starts can be stopped with it: a service's workers, a
+// shell script's children.
+type Group struct {
+	cmd  *exec.Cmd
+	pgid int
+	done chan struct{}
+	err  error // Wait's result, set before done is closed
+}
+
+// Start starts cmd in a process group of its own and reaps it in the
+// background. The caller sets everything else of cmd; Stdout and Stderr
+// should be *os.File (or nil), because for any other writer os/exec copies
+// through a pipe and Wait would also wait for every process still holding
+// that pipe.
+func Start(cmd *exec.Cmd) (*Group, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pgid = 0
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	g := &Group{cmd: cmd, pgid: cmd.Process.Pid, done: make(chan struct{})}
+	go func() {
+		g.err = cmd.Wait()
+		close(g.done)
+	}()
+	return g, nil
+}
+
+// Pid returns the process id of the group's leader, which is also the
+// process group id.
+func (g *Group) Pid() int { return g.pgid }
+
+// Done is closed once the leader has exited and been reaped; other members
+// of the group may still run.
+func (g *Group) Done() <-chan struct{} { return g.done }
+
+// Err returns how the leader ended, as exec.Cmd.Wait reports it. It is
+// meaningful only after Done is closed.
+func (g *Group) Err() error {
+	select {
+	case <-g.done:
+		return g.err
+	default:
+		return nil
+	}
+}
+
+// ProcessState returns the leader's exit state, or nil while it runs.
+func (g *Group) ProcessState() *os.ProcessState {
+	select {
+	case <-g.done:
+		return g.cmd.ProcessState
+	default:
+		return nil
+	}
+}
+
+// Gone reports whether the leader has been reaped and no live process is
+// left in the group.
+func (g *Group) Gone() bool {
+	select {
+	case <-g.done:
+	default:
+		return false
+	}
+	return !groupAlive(g.pgid)
+}
+
+// Signal sends sig to every process of the group. A group that is already
+// gone is not an error.
+func (g *Group) Signal(sig syscall.Signal) error {
+	err := syscall.Kill(-g.pgid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+// Stop ends the group: sig to every member (and SIGCONT, so that a stopped
+// process gets to handle it), then SIGKILL to whatever is left after grace.
+// It returns once the group is gone, or with an error if the group outlives
+// SIGKILL by KillWait; killed says whether SIGKILL was needed. A sig of
+// SIGKILL skips the grace.
+func (g *Group) Stop(sig syscall.Signal, grace time.Duration) (killed bool, err error) {
+	if sig != syscall.SIGKILL {
+		if err := g.Signal(sig); err != nil {
+			return false, fmt.Errorf("process group %d: sending %v: %w", g.pgid, sig, err)
+		}
+		// A process held by SIGSTOP would keep the signal pending for ever.
+		_ = g.Signal(syscall.SIGCONT)
+		if g.WaitGone(grace) {
+			return false, nil
+		}
+	}
+	if err := g.Signal(syscall.SIGKILL); err != nil {
+		return true, fmt.Errorf("process group %d: sending SIGKILL: %w", g.pgid, err)
+	}
+	if g.WaitGone(KillWait) {
+		return true, nil
+	}
+	return true, fmt.Errorf("process group %d still has live processes %v after SIGKILL", g.pgid, KillWait)
+}
+
+// WaitGone waits up to d for the group to be gone and reports whether it is.
+func (g *Group) WaitGone(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	// The leader's exit wakes us at once; other members are polled, since
+	// nothing tells us when a process we did not start exits. The poll
+	// starts fast, because the common case is a group that ends together
+	// with its leader.
+	poll := time.Millisecond
+	for {
+		if g.Gone() {
+			return true
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		t := time.NewTimer(min(poll, left))
+		select {
+		case <-g.done:
+		case <-t.C:
+		}
+		t.Stop()
+		poll = min(2*poll, 50*time.Millisecond)
+	}
+}

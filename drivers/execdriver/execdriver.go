@@ -1,0 +1,425 @@
+// Package execdriver runs a command only while this node is the clustd
+// master: the service that must never run on two machines at once.
+//
+// The command is started when the node becomes master and stopped, with
+// everything it started, when the node stops being master or its lease
+// runs out. It runs in a process group of its own; stopping sends the stop
+// signal to the whole group, then SIGKILL after the stop timeout, and a
+// demote returns only once no process of the group is left, so the daemon
+// hands the role over only when the service is really down here.
+//
+// A command that exits by itself while the node is still master is
+// restarted with exponential backoff. While it keeps dying young the driver
+// reports itself unhealthy, which makes the node ineligible and lets the
+// daemon hand the role to a machine where the service may fare better.
+package execdriver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/clustd/clustd/driverclient"
+	"github.com/clustd/clustd/drivers/common"
+)
+
+// Defaults of Options.
+const (
+	DefaultStopSignal  = syscall.SIGTERM
+	DefaultStopTimeout = 10 * time.Second
+	DefaultMinBackoff  = time.Second
+	DefaultMaxBackoff  = 30 * time.Second
+	DefaultStableAfter = 10 * time.Second
+)
+
+// Options configures a Driver. Only Command is required.
+type Options struct {
+	// Command is the program and its arguments. The program is looked up
+	// in PATH each time it is started, not when the Driver is made: it may
+	// live on storage that only the master mounts.
+	Command []string
+	// Dir is the command's working directory; empty means the driver's.
+	Dir string
+	// Env is the command's environment before the CLUSTD_* variables are
+	// added; nil means the driver's own environment.
+	Env []string
+	// StopSignal is sent to the command's process group to stop it; the
+	// default is SIGTERM.
+	StopSignal syscall.Signal
+	// StopTimeout is how long the group gets to exit after StopSignal
+	// before it is killed with SIGKILL; the default is 10s.
+	StopTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait before a restart: it starts
+	// at MinBackoff and doubles after each exit up to MaxBackoff. The
+	// defaults are 1s and 30s.
+	MinBackoff, MaxBackoff time.Duration
+	// StableAfter is how long the command must stay up to count as
+	// healthy again after a crash, and for the backoff to start over. An
+	// exit after a longer run is restarted without reporting the driver
+	// unhealthy: one crash in a long while is repaired in place faster than
+	// by a failover. The default is 10s.
+	StableAfter time.Duration
+	// Stdout and Stderr receive the command's output; nil means
+	// /dev/null. They are files so that the command writes to them
+	// directly and no process it leaves behind can hold up the driver.
+	Stdout, Stderr *os.File
+	// Logger receives the driver's logs; the default is slog.Default().
+	Logger *slog.Logger
+	// SetHealth, if set, receives the driver's health as it changes; the
+	// command-line driver passes driverclient.Client.SetHealth.
+	SetHealth func(ok bool, reason string)
+}
+
+// Driver runs Options.Command while the node is master. It implements
+// driverclient.Driver.
+type Driver struct {
+	opts   Options
+	name   string // the command's program, for logs and reasons
+	log    *slog.Logger
+	health *common.Health
+
+	mu     sync.Mutex
+	cur    *tenure // the command's supervision while master, or nil
+	closed bool
+}
+
+// tenure is the supervision of the command during one term as master.
+type tenure struct {
+	state    driverclient.State
+	stop     chan struct{} // closed to ask the supervisor to stop
+	stopOnce sync.Once
+	done     chan struct{} // closed when the supervisor has ended
+	err      error         // why stopping failed, set before done is closed
+
+	mu sync.Mutex
+	g  *common.Group // the command's current run, nil between runs
+}
+
+func (t *tenure) requestStop() { t.stopOnce.Do(func() { close(t.stop) }) }
+
+// New checks opts, fills in the defaults and returns a Driver.
+func New(opts Options) (*Driver, error) {
+	if len(opts.Command) == 0 || opts.Command[0] == "" {
+		return nil, errors.New("execdriver: no command")
+	}
+	if opts.StopSignal == 0 {
+		opts.StopSignal = DefaultStopSignal
+	}
+	if opts.StopTimeout == 0 {
+		opts.StopTimeout = DefaultStopTimeout
+	}
+	if opts.MinBackoff == 0 {
+		opts.MinBackoff = DefaultMinBackoff
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = max(DefaultMaxBackoff, opts.MinBackoff)
+	}
+	if opts.StableAfter == 0 {
+		opts.StableAfter = DefaultStableAfter
+	}
+	switch {
+	case opts.StopTimeout < 0:
+		return nil, fmt.Errorf("execdriver: stop timeout %v: must be positive", opts.StopTimeout)
+	case opts.MinBackoff < 0 || opts.MaxBackoff < opts.MinBackoff:
+		return nil, fmt.Errorf("execdriver: backoff from %v to %v: need 0 < MinBackoff <= MaxBackoff", opts.MinBackoff, opts.MaxBackoff)
+	case opts.StableAfter < 0:
+		return nil, fmt.Errorf("execdriver: StableAfter %v: must be positive", opts.StableAfter)
+	}
+	if opts.Env == nil {
+		opts.Env = os.Environ()
+	}
+	opts.Command = append([]string(nil), opts.Command...)
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Driver{
+		opts:   opts,
+		name:   opts.Command[0],
+		log:    log.With("command", opts.Command[0]),
+		health: common.NewHealth(opts.SetHealth),
+	}, nil
+}
+
+// Trigger starts the command when s.IsMaster and stops it otherwise.
+//
+// A promote returns once the command has been started, with the start's
+// error if it could not be (it is retried with backoff all the same). A
+// promote whose ctx has already ended starts nothing: it was overtaken by
+// a demote or by the end of the lease. A master state of the same term as
+// the running command changes nothing; one of a newer term, which means
+// the demote in between was skipped, restarts the command so that it sees
+// the new term.
+//
+// A demote returns once the command's process group is gone. It does not
+// give up when ctx ends: stopping is bounded by the stop timeout and
+// common.KillWait, and a demote that returned early would let the daemon
+// start the service elsewhere while it still runs here.
+func (d *Driver) Trigger(ctx context.Context, s driverclient.State) error {
+	if !s.IsMaster {
+		return d.Stop()
+	}
+	d.mu.Lock()
+	cur := d.cur
+	d.mu.Unlock()
+	if cur != nil {
+		if cur.state.Term == s.Term {
+			return nil
+		}
+		d.log.Warn("term changed while master: restarting the command with the new term", "old_term", cur.state.Term, "term", s.Term)
+		if err := d.Stop(); err != nil {
+			// Starting a second copy beside a survivor is what this
+			// driver exists to prevent.
+			return fmt.Errorf("not started for term %d: %w", s.Term, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		d.log.Info("promote cancelled before the command was started", "term", s.Term)
+		return err
+	}
+	// Started under the lock, so that a Close racing with this promote
+	// either comes first and prevents it or comes after and stops it.
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return errors.New("execdriver: the driver is closed")
+	}
+	g, err := d.start(s)
+	t := &tenure{state: s, stop: make(chan struct{}), done: make(chan struct{}), g: g}
+	d.cur = t
+	d.mu.Unlock()
+	go d.supervise(t, g, err)
+	if err != nil {
+		return fmt.Errorf("starting %s: %w", d.name, err)
+	}
+	return nil
+}
+
+// Stop stops the command if it runs and returns once its process group is
+// gone, or with an error if the group survived SIGKILL. Stopping ends a
+// crash loop too, so the driver reports itself healthy again: what failed
+// was the command on this node as master, which it no longer is.
+func (d *Driver) Stop() error {
+	d.mu.Lock()
+	t := d.cur
+	d.mu.Unlock()
+	if t == nil {
+		return nil
+	}
+	t.requestStop()
+	<-t.done
+	d.mu.Lock()
+	if d.cur == t {
+		d.cur = nil
+	}
+	d.mu.Unlock()
+	if t.err != nil {
+		d.health.Set(false, t.err.Error())
+		return t.err
+	}
+	d.health.Set(true, "")
+	return nil
+}
+
+// Close stops the command, as Stop does, and makes later promotes fail. It
+// is what a driver shutting down calls after driverclient's Run returned,
+// in case the final demote did not finish.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	return d.Stop()
+}
+
+// Running returns the process id of the running command, or 0.
+func (d *Driver) Running() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cur == nil {
+		return 0
+	}
+	return d.cur.pid()
+}
+
+// start starts the command for state s.
+func (d *Driver) start(s driverclient.State) (*common.Group, error) {
+	cmd := exec.Command(d.opts.Command[0], d.opts.Command[1:]...)
+	cmd.Env = common.Env(d.opts.Env, s)
+	cmd.Dir = d.opts.Dir
+	// A nil *os.File must stay a nil interface, or os/exec would try to
+	// use it.
+	if d.opts.Stdout != nil {
+		cmd.Stdout = d.opts.Stdout
+	}
+	if d.opts.Stderr != nil {
+		cmd.Stderr = d.opts.Stderr
+	}
+	// Should the driver itself be killed (the OOM killer, kill -9), its
+	// lease enforcement dies with it; the command must not run on as an
+	// unsupervised master.
+	common.KillWithParent(cmd)
+	g, err := common.Start(cmd)
+	if err != nil {
+		return nil, err
+	}
+	d.log.Info("command started", "pid", g.Pid(), "term", s.Term)
+	return g, nil
+}
+
+// supervise runs one tenure: it restarts the command whenever it exits,
+// until asked to stop. g is the command started by the promote, or nil
+// with the reason in startErr.
+func (d *Driver) supervise(t *tenure, g *common.Group, startErr error) {
+	defer close(t.done)
+	delay := d.opts.MinBackoff
+	for restarts := 1; ; restarts++ {
+		if g != nil {
+			started := time.Now()
+			if !d.watch(t, g) {
+				return
+			}
+			ran := time.Since(started).Round(time.Millisecond)
+			status := exitStatus(g.Err())
+			t.setGroup(nil)
+			// Whatever the command left in its group goes before a second
+			// copy starts beside it.
+			if _, err := g.Stop(d.opts.StopSignal, d.opts.StopTimeout); err != nil {
+				d.log.Error("processes left by the command do not stop", "err", err)
+			}
+			if ran >= d.opts.StableAfter {
+				// A long run ends a crash loop: this exit starts a new count.
+				delay, restarts = d.opts.MinBackoff, 1
+				d.log.Warn("command exited while master; restarting", "status", status, "ran", ran.String(), "in", delay.String())
+			} else {
+				reason := fmt.Sprintf("%s %s after %v; restart %d in %v", d.name, status, ran, restarts, delay)
+				d.log.Warn("command exited while master; restarting", "status", status, "ran", ran.String(), "restart", restarts, "in", delay.String())
+				d.health.Set(false, reason)
+			}
+		} else {
+			d.log.Error("command cannot start", "err", startErr, "restart", restarts, "in", delay.String())
+			d.health.Set(false, fmt.Sprintf("cannot start %s: %v; restart %d in %v", d.name, startErr, restarts, delay))
+		}
+		wait := time.NewTimer(delay)
+		select {
+		case <-t.stop:
+			wait.Stop()
+			return
+		case <-wait.C:
+		}
+		delay = min(2*delay, d.opts.MaxBackoff)
+		g, startErr = d.start(t.state)
+		t.setGroup(g)
+	}
+}
+
+// watch waits while g runs. It returns true when the command exited by
+// itself, and false when asked to stop, after stopping it (t.err says
+// whether that worked). A command that stays up StableAfter makes the
+// driver healthy again.
+func (d *Driver) watch(t *tenure, g *common.Group) (exited bool) {
+	stable := time.NewTimer(d.opts.StableAfter)
+	defer stable.Stop()
+	for {
+		select {
+		case <-g.Done():
+			return true
+		case <-stable.C:
+			if ok, _ := d.health.Get(); !ok {
+				d.log.Info("command stayed up; healthy again", "pid", g.Pid())
+				d.health.Set(true, "")
+			}
+		case <-t.stop:
+			d.log.Info("stopping the command", "pid", g.Pid(), "signal", signalName(d.opts.StopSignal), "timeout", d.opts.StopTimeout.String())
+			began := time.Now()
+			killed, err := g.Stop(d.opts.StopSignal, d.opts.StopTimeout)
+			took := time.Since(began).Round(time.Millisecond).String()
+			switch {
+			case err != nil:
+				d.log.Error("command does not stop", "pid", g.Pid(), "err", err)
+				t.err = fmt.Errorf("stopping %s: %w", d.name, err)
+			case killed:
+				d.log.Warn("command killed: it did not stop in time", "pid", g.Pid(), "signal", signalName(d.opts.StopSignal), "took", took)
+			default:
+				d.log.Info("command stopped", "pid", g.Pid(), "status", exitStatus(g.Err()), "took", took)
+			}
+			return false
+		}
+	}
+}
+
+// setGroup records the running group, nil between runs, for Running.
+func (t *tenure) setGroup(g *common.Group) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.g = g
+}
+
+func (t *tenure) pid() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.g == nil {
+		return 0
+	}
+	return t.g.Pid()
+}
+
+// exitStatus describes how a command ended: "exit status 3", "signal:
+// killed".
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// signals are the stop signals accepted by name.
+var signals = []struct {
+	name string
+	sig  syscall.Signal
+}{
+	{"TERM", syscall.SIGTERM},
+	{"INT", syscall.SIGINT},
+	{"HUP", syscall.SIGHUP},
+	{"QUIT", syscall.SIGQUIT},
+	{"KILL", syscall.SIGKILL},
+	{"USR1", syscall.SIGUSR1},
+	{"USR2", syscall.SIGUSR2},
+	{"WINCH", syscall.SIGWINCH},
+}
+
+// ParseSignal parses a stop signal the way people write it in a unit
+// file: TERM, SIGTERM or sigterm, or its number.
+func ParseSignal(s string) (syscall.Signal, error) {
+	name := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s)), "SIG")
+	for _, e := range signals {
+		if e.name == name {
+			return e.sig, nil
+		}
+	}
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	names := make([]string, len(signals))
+	for i, e := range signals {
+		names[i] = e.name
+	}
+	return 0, fmt.Errorf("unknown signal %q: use one of %s, or a number", s, strings.Join(names, ", "))
+}
+
+// signalName names a signal for logs.
+func signalName(sig syscall.Signal) string {
+	for _, e := range signals {
+		if e.sig == sig {
+			return "SIG" + e.name
+		}
+	}
+	return fmt.Sprintf("signal %d", int(sig))
+}
