@@ -153,8 +153,9 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,96}$`)
 // ValidID reports whether s may be a driver id or name.
 func ValidID(s string) bool { return idPattern.MatchString(s) }
 
-// Decode parses and validates one message: unknown fields, a wrong type
-// for the direction, missing fields and oversized input are errors.
+// Decode parses and validates one message: unknown fields, missing fields
+// and oversized input are errors. Which types are allowed depends on the
+// direction and the stage of the conversation: the receiver checks that.
 func Decode(b []byte) (Message, error) {
 	var m Message
 	if len(b) > MaxMessage {

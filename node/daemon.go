@@ -84,6 +84,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		Preempt:         cfg.Preempt,
 		PreemptHoldDown: cfg.PreemptHoldDown,
 		Rand:            rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		Unsafe:          unsafeCore,
 	}, election.HardState{Term: hs.Term, Vote: hs.Vote}, now)
 	if err != nil {
 		return nil, err
@@ -308,7 +309,10 @@ func (d *Daemon) leave() <-chan time.Time {
 	d.log.Info("stopping: handing leadership over first")
 	// The drivers confirm their demote (or their lease runs out) before the
 	// target is told to take over; then it needs an election's round trips.
-	return time.After(d.cfg.Timing.LeaseDuration() + d.cfg.Timing.ElectionMax)
+	// demote_timeout caps the wait: leaving earlier is safe (the drivers
+	// enforce their lease, the others elect a master after a timeout), only
+	// slower for the cluster.
+	return time.After(min(d.cfg.DemoteTimeout, d.cfg.Timing.LeaseDuration()+d.cfg.Timing.ElectionMax))
 }
 
 // demoteDone tells the core that every driver confirmed its demote.

@@ -12,24 +12,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/clustd/clustd/node/config"
 )
 
-// ValidID reports whether s is a well-formed node id: 1 to 64 of the
-// characters A-Z a-z 0-9 . _ -, the rule the configuration enforces on
-// member ids. Checking it here keeps arbitrary bytes from reaching the
-// daemon and its logs.
-func ValidID(s string) bool {
-	if len(s) < 1 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// ValidID reports whether s is a well-formed node id, by the rule the
+// configuration enforces on member ids. Checking it here keeps arbitrary
+// bytes from reaching the daemon and its logs.
+func ValidID(s string) bool { return config.ValidID(s) }
 
 // requestError is a request the handler refuses before the daemon sees it.
 type requestError struct {

@@ -193,7 +193,7 @@ func parseMemberList(s string) ([]Member, error) {
 			return nil, fmt.Errorf("--members: entry %d, %q, is not ID=HOST:PORT", n, e)
 		}
 		id, addr = strings.TrimSpace(id), strings.TrimSpace(addr)
-		if !validID(id) {
+		if !ValidID(id) {
 			return nil, fmt.Errorf("--members: entry %d: %q is not a valid id: use 1 to 64 of the characters A-Z a-z 0-9 . _ -", n, id)
 		}
 		if memberIndex(ms, id) >= 0 {

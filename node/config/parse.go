@@ -352,13 +352,15 @@ func (p *parser) id(f *field[string], v *yaml.Node, name string) error {
 	if err := p.str(f, v, name); err != nil {
 		return err
 	}
-	if f.set && !validID(f.v) {
+	if f.set && !ValidID(f.v) {
 		return p.errAt(v, name, "%q is not a valid id: use 1 to 64 of the characters A-Z a-z 0-9 . _ -", f.v)
 	}
 	return nil
 }
 
-func validID(s string) bool {
+// ValidID reports whether s is a well-formed node id: 1 to 64 of the
+// characters A-Z a-z 0-9 . _ -.
+func ValidID(s string) bool {
 	if len(s) < 1 || len(s) > 64 {
 		return false
 	}
