@@ -1,0 +1,36 @@
+package sim
+
+import (
+	"testing"
+	"time"
+
+	"github.com/clustd/clustd/election"
+)
+
+// TestRegressionSeeds replays seeds that once failed. Each comment says what
+// went wrong; the fix is in the commit that added the seed.
+func TestRegressionSeeds(t *testing.T) {
+	cases := []struct {
+		why     string
+		nodes   int
+		seed    uint64
+		profile string
+		d       time.Duration
+	}{
+		// No master after a heal: delayed heartbeats from a master that had
+		// given up kept followers loyal, and the two survivors both ranked
+		// first and split the vote again and again.
+		{"stale heartbeats, equal ranks", 2, 10, election.ProfileFast, time.Minute},
+		{"stale heartbeats, equal ranks", 2, 77, election.ProfileFast, time.Minute},
+		{"stale heartbeats", 4, 26, election.ProfileFast, time.Minute},
+	}
+	for _, c := range cases {
+		r, err := Run(RunConfig{Nodes: c.nodes, Seed: c.seed, Duration: c.d, Faults: true, Mix: DefaultMix(), Profile: c.profile, Linearizability: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.OK() {
+			report(t, r)
+		}
+	}
+}
