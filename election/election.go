@@ -79,11 +79,17 @@ type Config struct {
 	// higher priority once it has been master for PreemptHoldDown.
 	Preempt         bool
 	PreemptHoldDown time.Duration
+	// DemoteTimeout bounds how long a master handing over waits for its
+	// drivers to confirm their demote; zero means DefaultDemoteTimeout.
+	DemoteTimeout time.Duration
 	// Rand supplies the election timeout jitter. A seeded source makes a run
 	// reproducible.
 	Rand   *rand.Rand
 	Unsafe Unsafe
 }
+
+// DefaultDemoteTimeout is Config.DemoteTimeout's default.
+const DefaultDemoteTimeout = 10 * time.Second
 
 // maxMembers bounds the cluster so a member set fits a uint64 mask.
 const maxMembers = 64
@@ -161,12 +167,23 @@ const (
 	voteWon
 )
 
-// transfer tracks a hand-over in progress on a demoted master.
+// transfer tracks a hand-over. It has two stages. While draining, the
+// node has told its drivers to stop but is still master for the cluster:
+// it keeps its lease by heartbeats, so no one else can be elected while its
+// drivers are stopping, however long that takes. When every driver has
+// confirmed (DemoteDone), or the demote timeout passes, it steps down and
+// sends TimeoutNow — at once if confirmed, else not before the lease the
+// drivers were last given has run out, since an unconfirmed driver stops
+// only then.
 type transfer struct {
 	target string
 	term   uint64
-	// sendAt is when TimeoutNow may go: at once when the drivers confirmed
-	// their demote, else when the lease the drivers were given runs out.
+	reason string
+	// drainUntil ends the draining stage without confirmation.
+	drainUntil time.Duration
+	// driverLease is the lease the drivers were last given.
+	driverLease time.Duration
+	// sendAt, once draining is over, is when TimeoutNow may go.
 	sendAt time.Duration
 }
 
@@ -185,6 +202,8 @@ type Node struct {
 	unsafe   Unsafe
 	preempt  bool
 	holdDown time.Duration
+	// demoteWait bounds a drain.
+	demoteWait time.Duration
 
 	hs      HardState
 	hsDirty bool
@@ -230,7 +249,11 @@ type Node struct {
 	ackAt         []time.Duration // per member: local time of that acknowledgement
 	ackEligible   []bool
 
-	pending *transfer
+	// draining is a hand-over in its first stage (the node is still
+	// master); pending is one in its second (the node has stepped down
+	// and TimeoutNow waits for sendAt).
+	draining *transfer
+	pending  *transfer
 
 	maintenance bool
 	unhealthy   bool
@@ -252,6 +275,12 @@ func New(cfg Config, hs HardState, now time.Duration) (*Node, error) {
 	}
 	if cfg.PreemptHoldDown < 0 || cfg.PreemptHoldDown > 365*24*time.Hour {
 		return nil, fmt.Errorf("election: preemption hold-down %v: must be between 0 and a year", cfg.PreemptHoldDown)
+	}
+	if cfg.DemoteTimeout < 0 || cfg.DemoteTimeout > 24*time.Hour {
+		return nil, fmt.Errorf("election: demote timeout %v: must be between 0 and a day", cfg.DemoteTimeout)
+	}
+	if cfg.DemoteTimeout == 0 {
+		cfg.DemoteTimeout = DefaultDemoteTimeout
 	}
 	if len(cfg.Members) == 0 || len(cfg.Members) > maxMembers {
 		return nil, fmt.Errorf("election: %d members: need 1 to %d", len(cfg.Members), maxMembers)
@@ -289,6 +318,7 @@ func New(cfg Config, hs HardState, now time.Duration) (*Node, error) {
 		unsafe:      cfg.Unsafe,
 		preempt:     cfg.Preempt,
 		holdDown:    cfg.PreemptHoldDown,
+		demoteWait:  cfg.DemoteTimeout,
 		hs:          hs,
 		now:         now,
 		startedAt:   now,
@@ -340,8 +370,12 @@ func (n *Node) Healthy() bool { return !n.unhealthy }
 // now. It answers without changing the core, so a checker may call it at any
 // instant.
 func (n *Node) IsMaster(now time.Duration) bool {
-	return n.role == Master && n.leaseHeld && now < n.leaseUntil
+	return n.role == Master && n.leaseHeld && n.draining == nil && now < n.leaseUntil
 }
+
+// Draining reports whether a hand-over waits for the drivers to confirm
+// their demote.
+func (n *Node) Draining() bool { return n.draining != nil }
 
 // State returns the externally visible state.
 func (n *Node) State() State { return n.published }
@@ -374,6 +408,9 @@ func (n *Node) NextDeadline() time.Duration {
 		d = min(d, n.leaseUntil)
 		if n.preempt && n.masterSince+n.holdDown > n.now {
 			d = min(d, n.masterSince+n.holdDown)
+		}
+		if n.draining != nil {
+			d = min(d, n.draining.drainUntil)
 		}
 		return d
 	}
@@ -434,14 +471,16 @@ func (n *Node) Transfer(now time.Duration, target string) error {
 	return nil
 }
 
-// DemoteDone tells a demoted master that every driver confirmed its demote,
-// so the hand-over need not wait for the lease to run out.
+// DemoteDone tells the core that every driver confirmed its demote: a
+// hand-over goes ahead at once.
 func (n *Node) DemoteDone(now time.Duration) {
 	n.advance(now)
-	if n.pending != nil {
+	if n.draining != nil {
+		n.finishDrain(true)
+	} else if n.pending != nil {
 		n.pending.sendAt = min(n.pending.sendAt, n.now)
-		n.advance(now)
 	}
+	n.advance(now)
 	n.publish()
 }
 
@@ -472,9 +511,11 @@ func (n *Node) eligibilityChanged(reason string) {
 	}
 	switch n.role {
 	case Master:
-		if target := n.bestTarget(false); target != "" && n.leaseHeld {
+		switch target := n.bestTarget(false); {
+		case n.draining != nil:
+		case target != "" && n.leaseHeld:
 			n.handOver(target, reason)
-		} else {
+		default:
 			n.demote(reason)
 		}
 	case PreCandidate, Candidate:
@@ -495,11 +536,14 @@ func (n *Node) advance(now time.Duration) {
 			n.becomeFollower(n.hs.Term, "", ReasonNoQuorum)
 		}
 	}
+	if n.role == Master && n.draining != nil && now >= n.draining.drainUntil {
+		n.finishDrain(false)
+	}
 	if n.role == Master {
 		if now >= n.nextHeartbeat {
 			n.heartbeat()
 		}
-		if n.preempt && n.leaseHeld && now >= n.masterSince+n.holdDown {
+		if n.preempt && n.leaseHeld && n.draining == nil && now >= n.masterSince+n.holdDown {
 			if target := n.bestTarget(true); target != "" {
 				n.handOver(target, ReasonPreempted)
 			}
@@ -837,6 +881,7 @@ func (n *Node) becomeMaster() {
 	n.leaseHeld = false
 	n.leaseUntil = 0
 	n.pending = nil
+	n.draining = nil
 	n.setRole(Master, ReasonWon)
 	for i := range n.acked {
 		n.acked[i] = -1
@@ -870,6 +915,7 @@ func (n *Node) becomeFollower(term uint64, lead string, reason string) {
 	n.lead = lead
 	n.leaseHeld = false
 	n.leaseUntil = 0
+	n.draining = nil
 	n.setRole(Follower, reason)
 	n.electionAt = n.now + n.rankedTimeout()
 	if n.startedAt+n.timing.ElectionMin > n.electionAt {
@@ -897,11 +943,30 @@ func (n *Node) demote(reason string) {
 
 // handOver demotes the master and schedules TimeoutNow for target.
 func (n *Node) handOver(target, reason string) {
-	leaseUntil := n.leaseUntil
-	n.demote(reason)
-	n.pending = &transfer{target: target, term: n.hs.Term, sendAt: max(leaseUntil, n.now)}
+	n.draining = &transfer{
+		target:      target,
+		term:        n.hs.Term,
+		reason:      reason,
+		drainUntil:  n.now + n.demoteWait,
+		driverLease: n.leaseUntil,
+	}
+	n.reason = reason
+	n.publish()
+}
+
+// finishDrain ends the draining stage: the node steps down and TimeoutNow
+// is scheduled.
+func (n *Node) finishDrain(confirmed bool) {
+	t := n.draining
+	n.draining = nil
+	n.demote(t.reason)
+	t.sendAt = n.now
+	if !confirmed {
+		t.sendAt = max(n.now, t.driverLease)
+	}
+	n.pending = t
 	// Give the target its chance before this node competes again.
-	n.electionAt = max(n.electionAt, n.pending.sendAt+n.timing.ElectionMin)
+	n.electionAt = max(n.electionAt, t.sendAt+n.timing.ElectionMin)
 }
 
 // reachable reports whether member i acknowledged this master within
@@ -990,9 +1055,14 @@ func (n *Node) publish() {
 	switch n.role {
 	case Master:
 		s.Master = n.id
-		if n.leaseHeld {
+		switch {
+		case n.draining != nil:
+			// Still master for the cluster, no longer for the drivers.
+			s.Role = Follower
+			s.Master = ""
+		case n.leaseHeld:
 			s.LeaseUntil = n.leaseUntil
-		} else {
+		default:
 			s.Role = Candidate
 			s.Master = ""
 		}

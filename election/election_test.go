@@ -102,7 +102,11 @@ func newCluster(t tb, o clusterOpts) *cluster {
 				Timing:          o.timing,
 				Preempt:         o.preempt,
 				PreemptHoldDown: o.holdDown,
-				Unsafe:          o.unsafe,
+				// Shorter than the lease, so that a hand-over nobody
+				// confirms ends at the old lease deadline, as without
+				// drivers it would.
+				DemoteTimeout: 300 * time.Millisecond,
+				Unsafe:        o.unsafe,
 			},
 		}
 		c.ids = append(c.ids, m.ID)
@@ -1171,9 +1175,11 @@ func TestTransferWaitsForLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.collect(c.peers["a"])
-	if a.NextDeadline() != lease {
-		t.Fatalf("next deadline %v, want the old lease deadline %v", a.NextDeadline(), lease)
+	if a.IsMaster(c.local("a")) || !a.Draining() {
+		t.Fatalf("a after Transfer: master %v, draining %v; want draining and no longer master", a.IsMaster(c.local("a")), a.Draining())
 	}
+	// Unconfirmed, the drain ends at the demote timeout (300 ms here), and
+	// TimeoutNow waits for the lease the drivers were given.
 	c.advanceTo("a", lease-1)
 	c.tick("a")
 	if n := countType(c.sentSince("a", before), election.MsgTimeoutNow); n != 0 {

@@ -83,6 +83,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		Timing:          cfg.Timing,
 		Preempt:         cfg.Preempt,
 		PreemptHoldDown: cfg.PreemptHoldDown,
+		DemoteTimeout:   cfg.DemoteTimeout,
 		Rand:            rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		Unsafe:          unsafeCore,
 	}, election.HardState{Term: hs.Term, Vote: hs.Vote}, now)
@@ -194,6 +195,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		return err
 	}
 	var leaving <-chan time.Time
+	drained := false
 	done := ctx.Done()
 	for {
 		select {
@@ -214,6 +216,12 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		if leaving != nil && d.handedOver() {
 			return nil
+		}
+		if leaving != nil && !drained && !d.core.Draining() {
+			// The drivers have let go and the target was told: give it
+			// an election's time, not the rest of the demote timeout.
+			drained = true
+			leaving = time.After(d.cfg.Timing.ElectionMax)
 		}
 		wait := d.core.NextDeadline() - Monotonic()
 		timer.Reset(max(wait, 0))
@@ -307,12 +315,10 @@ func (d *Daemon) leave() <-chan time.Time {
 		return time.After(0)
 	}
 	d.log.Info("stopping: handing leadership over first")
-	// The drivers confirm their demote (or their lease runs out) before the
-	// target is told to take over; then it needs an election's round trips.
-	// demote_timeout caps the wait: leaving earlier is safe (the drivers
-	// enforce their lease, the others elect a master after a timeout), only
-	// slower for the cluster.
-	return time.After(min(d.cfg.DemoteTimeout, d.cfg.Timing.LeaseDuration()+d.cfg.Timing.ElectionMax))
+	// The drivers confirm their demote (at most demote_timeout, while this
+	// node keeps its lease so no one else is elected meanwhile), the target
+	// is told to take over, and then it needs an election's round trips.
+	return time.After(d.cfg.DemoteTimeout + d.cfg.Timing.LeaseDuration() + d.cfg.Timing.ElectionMax)
 }
 
 // demoteDone tells the core that every driver confirmed its demote.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -212,6 +213,13 @@ func TestDaemonTransferAndMaintenance(t *testing.T) {
 type driver struct {
 	t  *testing.T
 	ws *websocket.Conn
+	mu sync.Mutex // one writer at a time, as gorilla/websocket requires
+}
+
+func (dr *driver) send(m driverproto.Message) {
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	dr.ws.WriteJSON(m)
 }
 
 func dialDriver(t *testing.T, d *Daemon, secret []byte, id string, required bool) (*driver, error) {
@@ -267,7 +275,7 @@ func (dr *driver) waitState(ok func(*driverproto.State) bool, ack bool) driverpr
 			return m
 		}
 		if ack {
-			dr.ws.WriteJSON(driverproto.Message{Type: driverproto.TypeAck, Seq: m.Seq, OK: driverproto.Bool(true)})
+			dr.send(driverproto.Message{Type: driverproto.TypeAck, Seq: m.Seq, OK: driverproto.Bool(true)})
 		}
 	}
 }
@@ -294,9 +302,9 @@ func TestDriverProtocol(t *testing.T) {
 		t.Fatalf("lease deadline %d not shortly after now %d", st.State.LeaseDeadlineNS, now)
 	}
 	// A renewal follows while master.
-	dr.ws.WriteJSON(driverproto.Message{Type: driverproto.TypeAck, Seq: st.Seq, OK: driverproto.Bool(true)})
+	dr.send(driverproto.Message{Type: driverproto.TypeAck, Seq: st.Seq, OK: driverproto.Bool(true)})
 	ren := dr.waitState(func(s *driverproto.State) bool { return s.IsMaster && s.LeaseDeadlineNS > st.State.LeaseDeadlineNS }, true)
-	dr.ws.WriteJSON(driverproto.Message{Type: driverproto.TypeAck, Seq: ren.Seq, OK: driverproto.Bool(true)})
+	dr.send(driverproto.Message{Type: driverproto.TypeAck, Seq: ren.Seq, OK: driverproto.Bool(true)})
 
 	// Transfer: the demote comes first, and the hand-over waits for our ack.
 	target := (m + 1) % 3
@@ -305,7 +313,7 @@ func TestDriverProtocol(t *testing.T) {
 	}
 	dem := dr.waitState(func(s *driverproto.State) bool { return !s.IsMaster }, false)
 	acked := time.Now()
-	dr.ws.WriteJSON(driverproto.Message{Type: driverproto.TypeAck, Seq: dem.Seq, OK: driverproto.Bool(true)})
+	dr.send(driverproto.Message{Type: driverproto.TypeAck, Seq: dem.Seq, OK: driverproto.Bool(true)})
 	if got := tc.waitMaster(m); got != target {
 		t.Fatalf("new master n%d, want n%d", got+1, target+1)
 	}
@@ -337,12 +345,25 @@ func TestRequiredDriver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dr.ws.WriteJSON(driverproto.Message{Type: driverproto.TypeHealth, OK: driverproto.Bool(false), Reason: "disk full"})
+	// Acknowledge every state, as a driver does: the hand-over waits for
+	// the demote to be confirmed.
+	go func() {
+		for {
+			_, b, err := dr.ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if msg, err := driverproto.Decode(b); err == nil && msg.Type == driverproto.TypeState {
+				dr.send(driverproto.Message{Type: driverproto.TypeAck, Seq: msg.Seq, OK: driverproto.Bool(true)})
+			}
+		}
+	}()
+	dr.send(driverproto.Message{Type: driverproto.TypeHealth, OK: driverproto.Bool(false), Reason: "disk full"})
 	n := tc.waitMaster(m)
 	if s := tc.daemons[m].Status(); s.Healthy || s.Eligible {
 		t.Fatalf("node with an unhealthy required driver: %+v", s)
 	}
-	dr.ws.WriteJSON(driverproto.Message{Type: driverproto.TypeHealth, OK: driverproto.Bool(true)})
+	dr.send(driverproto.Message{Type: driverproto.TypeHealth, OK: driverproto.Bool(true)})
 	deadline := time.Now().Add(10 * time.Second)
 	for !tc.daemons[m].Status().Healthy {
 		if time.Now().After(deadline) {

@@ -66,6 +66,8 @@ func (s *Sim) Crash(i int) {
 	}
 	s.fault(i, FaultCrash, "")
 	n.up, n.paused, n.core, n.inbox = false, false, nil, nil
+	n.ackDue = false
+	n.driversFallBack()
 	n.state = election.State{}
 	n.timerGen++
 }
@@ -94,6 +96,7 @@ func (s *Sim) Pause(i int) {
 	}
 	s.fault(i, FaultPause, "")
 	n.paused = true
+	n.driversFallBack()
 }
 
 // Resume lets a paused node run again: it sees how much time passed, then
@@ -106,6 +109,10 @@ func (s *Sim) Resume(i int) {
 	n.paused = false
 	s.record(n, tlFault, "resume", 0)
 	n.core.Tick(s.local(n, s.now))
+	if n.ackDue {
+		n.ackDue = false
+		n.core.DemoteDone(s.local(n, s.now))
+	}
 	s.drain(n, 0)
 	inbox := n.inbox
 	n.inbox = nil

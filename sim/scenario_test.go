@@ -299,7 +299,7 @@ func TestScenarioTransferToNamedNode(t *testing.T) {
 	if sc.Core(m).IsMaster(sc.Now()) {
 		t.Fatal("master did not demote itself at once")
 	}
-	n := sc.waitNewMaster(m, 2*time.Second)
+	n := sc.waitNewMaster(m, handOverBound)
 	if n != target {
 		t.Fatalf("transfer to %s elected %s", sc.ID(target), sc.ID(n))
 	}
@@ -317,7 +317,7 @@ func TestScenarioMaintenanceOnMaster(t *testing.T) {
 	m := sc.waitMaster(3 * time.Second)
 	sc.RunFor(time.Second)
 	sc.SetMaintenance(m, true)
-	n := sc.waitNewMaster(m, 2*time.Second)
+	n := sc.waitNewMaster(m, handOverBound)
 	handedOver := sc.becameMaster(n, sc.NodeState(n).Term)
 	// The new master goes down too: the node in maintenance must not step in.
 	sc.RunFor(time.Second)
@@ -338,7 +338,7 @@ func TestScenarioUnhealthyMaster(t *testing.T) {
 	m := sc.waitMaster(3 * time.Second)
 	sc.RunFor(time.Second)
 	sc.SetHealthy(m, false)
-	sc.waitNewMaster(m, 2*time.Second)
+	sc.waitNewMaster(m, handOverBound)
 }
 
 // Preemption: a higher-priority node takes over, but only after the
@@ -358,7 +358,7 @@ func TestScenarioPreemption(t *testing.T) {
 	if sc.Master() != n {
 		t.Fatal("preempted before the hold-down")
 	}
-	sc.RunFor(3 * time.Second)
+	sc.RunFor(3*time.Second + DefaultDemoteTimeout)
 	if sc.Master() != b {
 		t.Fatalf("higher-priority node did not take over after the hold-down (master %d)", sc.Master())
 	}
@@ -409,3 +409,8 @@ func TestScenarioRestartHoldoff(t *testing.T) {
 		t.Log(v[0])
 	})
 }
+
+// handOverBound is how long a planned hand-over may take: the drivers may
+// never confirm their demote, and then the drain lasts the whole demote
+// timeout before an election's round trips.
+const handOverBound = DefaultDemoteTimeout + 2*time.Second

@@ -25,6 +25,9 @@ type Options struct {
 	// Preempt and PreemptHoldDown are passed to every core.
 	Preempt         bool
 	PreemptHoldDown time.Duration
+	// DemoteTimeout bounds a drain (see election.Config); zero means
+	// DefaultDemoteTimeout.
+	DemoteTimeout time.Duration
 	// Unsafe removes a safety rule from every core, to prove the checkers
 	// catch it.
 	Unsafe election.Unsafe
@@ -54,6 +57,11 @@ type NetParams struct {
 	// message gets up to ten times the jitter on top.
 	Loss, Dup, Reorder float64
 }
+
+// DefaultDemoteTimeout is the simulated drivers' demote timeout: shorter
+// than a real daemon's default, so that wedged drivers cost less simulated
+// time, and still longer than the lease, so the drain is exercised.
+const DefaultDemoteTimeout = 2 * time.Second
 
 // DefaultLivenessBound is how long a healed cluster may take to elect a
 // master: the old lease and the followers' stickiness must run out
@@ -119,8 +127,14 @@ type node struct {
 	// acting as master until they acknowledge the demote or the lease they
 	// were given runs out on this machine's clock.
 	holdUntil time.Duration
-	state     election.State
-	lastTerm  uint64
+	// driverLease is the lease the drivers were last given; demoteGen
+	// tells one demote's acknowledgement from another's; ackDue is an
+	// acknowledgement that arrived while the daemon was paused.
+	driverLease time.Duration
+	demoteGen   uint64
+	ackDue      bool
+	state       election.State
+	lastTerm    uint64
 	// candidateAt records when this node became candidate for each term, for
 	// the linearizability history.
 	candidateAt map[uint64]time.Duration
@@ -187,8 +201,13 @@ func New(opts Options) (*Sim, error) {
 			members = append(members, election.Member{ID: "n" + strconv.Itoa(i)})
 		}
 	}
+	if opts.DemoteTimeout == 0 {
+		opts.DemoteTimeout = DefaultDemoteTimeout
+	}
 	if opts.LivenessBound == 0 {
-		opts.LivenessBound = DefaultLivenessBound(opts.Timing, len(members))
+		// A hand-over whose drivers never confirm holds the cluster for
+		// the demote timeout.
+		opts.LivenessBound = DefaultLivenessBound(opts.Timing, len(members)) + opts.DemoteTimeout
 	}
 	s := &Sim{
 		opts:    opts,
@@ -270,6 +289,7 @@ func (s *Sim) start(n *node) error {
 		Timing:          s.opts.Timing,
 		Preempt:         s.opts.Preempt,
 		PreemptHoldDown: s.opts.PreemptHoldDown,
+		DemoteTimeout:   s.opts.DemoteTimeout,
 		Rand:            r,
 		Unsafe:          s.opts.Unsafe,
 	}, n.durable, s.local(n, s.now))
@@ -376,6 +396,7 @@ func (s *Sim) drain(n *node, sentAt time.Duration) {
 	for _, st := range rd.States {
 		s.observe(n, st, sentAt)
 	}
+	n.driversFallBack()
 	s.arm(n)
 }
 
@@ -463,23 +484,63 @@ func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
 // demoted starts the drivers' hold after a master stops being one, and
 // schedules their acknowledgement after a short delay — or, now and then,
 // never, so the core must wait out the lease.
+//
+// A planned hand-over (the core drains: it keeps the cluster's lease while
+// its drivers stop) holds the drivers until they acknowledge, however long
+// they take — the drain must cover that. Any other demote holds them until
+// they acknowledge or their lease runs out, as the contract asks of them.
 func (s *Sim) demoted(n *node, leaseUntil time.Duration) {
-	if leaseUntil <= s.local(n, s.now) {
-		return
+	l := s.local(n, s.now)
+	n.demoteGen++
+	gen := n.demoteGen
+	n.driverLease = leaseUntil
+	var delay time.Duration
+	if n.up && n.core.Draining() {
+		n.holdUntil = forever
+		switch s.rnd.IntN(16) {
+		case 0: // a wedged driver never answers
+			return
+		case 1: // a slow one answers after its lease would have run out
+			delay = s.dur(s.opts.Timing.ElectionMin, 3*s.opts.Timing.ElectionMin)
+		default:
+			delay = s.dur(0, 20*time.Millisecond)
+		}
+	} else {
+		if leaseUntil <= l {
+			return
+		}
+		n.holdUntil = max(n.holdUntil, leaseUntil)
+		if s.rnd.IntN(8) == 0 {
+			return
+		}
+		delay = s.dur(0, 20*time.Millisecond)
 	}
-	n.holdUntil = max(n.holdUntil, leaseUntil)
-	if s.rnd.IntN(8) == 0 {
-		return
-	}
-	delay := time.Duration(s.rnd.Int64N(int64(20 * time.Millisecond)))
 	s.At(s.now+delay, func() {
-		if !n.up || n.paused {
+		if gen != n.demoteGen {
 			return
 		}
 		n.holdUntil = 0
-		n.core.DemoteDone(s.local(n, s.now))
-		s.drain(n, 0)
+		switch {
+		case !n.up:
+		case n.paused:
+			n.ackDue = true
+		default:
+			n.core.DemoteDone(s.local(n, s.now))
+			s.drain(n, 0)
+		}
 	})
+}
+
+// forever is a hold that only an acknowledgement ends.
+const forever = time.Duration(1<<63 - 1)
+
+// driversFallBack ends a hold that waited for an acknowledgement once the
+// daemon no longer keeps the cluster's lease for them (it stopped draining,
+// crashed or froze): from then on the drivers' own lease is what stops them.
+func (n *node) driversFallBack() {
+	if n.holdUntil == forever && (!n.up || n.paused || !n.core.Draining()) {
+		n.holdUntil = n.driverLease
+	}
 }
 
 // claims reports whether node n, or its drivers, act as master at this

@@ -83,9 +83,10 @@ func driverExecCommand() *cli.Command {
 		Description: "Starts CMD when the node becomes master and stops it when the node stops being\n" +
 			"master: a service that must never run on two machines at once. CMD runs in a\n" +
 			"process group of its own; stopping sends --stop-signal to the whole group, then\n" +
-			"SIGKILL after --stop-timeout, and the daemon hands the role over only once no\n" +
-			"process of the group is left. If the daemon goes silent, CMD is stopped when the\n" +
-			"lease runs out.\n\n" +
+			"SIGKILL after --stop-timeout, and on a planned hand-over the daemon keeps the role\n" +
+			"until no process of the group is left (for at most its demote_timeout: keep\n" +
+			"--stop-timeout below it). If the daemon goes silent, CMD is stopped when the lease\n" +
+			"runs out.\n\n" +
 			"If CMD exits by itself while the node is still master, it is restarted after 1s,\n" +
 			"then 2s, 4s, … up to 30s. While it keeps dying within 10s of its start the driver\n" +
 			"reports itself unhealthy with the exit status; with --required that makes the node\n" +
@@ -126,8 +127,10 @@ func driverShellCommand() *cli.Command {
 			"on-master is not repeated for the same term; a failed on-standby runs again at the\n" +
 			"next change. If the lease runs out while on-master runs, it is killed and\n" +
 			"on-standby follows.\n\n" +
-			"Keep on-standby well within the daemon's demote_timeout (default 10s): until it\n" +
-			"finishes, the daemon cannot hand the role over without waiting out its lease.\n\n" +
+			"On a planned hand-over (transfer, maintenance, SIGTERM) the daemon keeps the\n" +
+			"master role, so that no other node starts, until on-standby has finished — for at\n" +
+			"most its demote_timeout (default 10s), after which it hands over anyway. Keep\n" +
+			"on-standby well within it.\n\n" +
 			"Examples:\n" +
 			"   clustd driver shell --config /etc/clustd/clustd.yml \\\n" +
 			"       --on-master 'ip addr add 10.0.0.100/24 dev eth0' \\\n" +
