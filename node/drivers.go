@@ -215,6 +215,11 @@ loop:
 				break loop
 			}
 		case <-c.closed:
+			// Send what is already queued (an error explaining the close,
+			// say) before closing.
+			c.ws.SetWriteDeadline(time.Now().Add(time.Second))
+			for len(c.send) > 0 && c.ws.WriteJSON(<-c.send) == nil {
+			}
 			break loop
 		}
 	}
