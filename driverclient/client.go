@@ -33,7 +33,7 @@ type State struct {
 	// Term is the fencing token: it only grows, and a downstream system can
 	// refuse a master presenting an older one.
 	Term uint64
-	// LeaseDeadline is the CLOCK_MONOTONIC reading at which the lease ends
+	// LeaseDeadline is the CLOCK_BOOTTIME reading at which the lease ends
 	// unless renewed. It is zero unless IsMaster.
 	LeaseDeadline time.Duration
 	// Members is the cluster as the daemon last saw it.
@@ -90,7 +90,7 @@ type Options struct {
 	// uniformly below that bound so that drivers restarted together do not
 	// reconnect together. The defaults are 100ms and 5s.
 	MinBackoff, MaxBackoff time.Duration
-	// Clock reads CLOCK_MONOTONIC, the clock lease deadlines are given in.
+	// Clock reads CLOCK_BOOTTIME, the clock lease deadlines are given in.
 	// The default reads it with clock_gettime; tests replace it.
 	Clock func() time.Duration
 }

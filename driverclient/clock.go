@@ -6,15 +6,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// monotonic reads CLOCK_MONOTONIC, the clock the daemon gives lease
-// deadlines in. Go's own monotonic readings are not exposed as absolute
-// values, hence the system call.
+// monotonic reads CLOCK_BOOTTIME, the clock the daemon gives lease
+// deadlines in (see driverproto). Go's own monotonic readings are not
+// exposed as absolute values, hence the system call.
 func monotonic() time.Duration {
 	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		// CLOCK_MONOTONIC is always there on Linux; without it no lease
-		// can be enforced, and running on would be unsafe.
-		panic("driverclient: clock_gettime(CLOCK_MONOTONIC): " + err.Error())
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		// CLOCK_BOOTTIME is always there on Linux; without it no lease can
+		// be enforced, and running on would be unsafe.
+		panic("driverclient: clock_gettime(CLOCK_BOOTTIME): " + err.Error())
 	}
 	return time.Duration(ts.Nano())
 }

@@ -47,7 +47,7 @@
 // # The lease
 //
 // Each master state carries a lease deadline, an absolute reading of
-// CLOCK_MONOTONIC, which every process on a host shares. While master, the
+// CLOCK_BOOTTIME, which every process on a host shares. While master, the
 // library watches that deadline itself: if no renewal extends it in time —
 // the daemon is paused, dead or unreachable — it cancels the context of a
 // promote Trigger still running and calls Trigger with a demote it made up

@@ -253,7 +253,7 @@ func followerState(term uint64, master string) driverproto.State {
 	}
 }
 
-// fakeClock is CLOCK_MONOTONIC as the test decides it, with timers that
+// fakeClock is CLOCK_BOOTTIME as the test decides it, with timers that
 // fire when it is advanced past them.
 type fakeClock struct {
 	mu     sync.Mutex

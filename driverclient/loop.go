@@ -257,7 +257,7 @@ func (m *machine) onLeaseTimer() {
 	m.lease = nil
 	now := m.c.opts.Clock()
 	if !m.want.IsMaster || now < m.want.LeaseDeadline {
-		// Early by CLOCK_MONOTONIC's reckoning; armLease sets it again.
+		// Early by CLOCK_BOOTTIME's reckoning; armLease sets it again.
 		return
 	}
 	term := m.want.Term

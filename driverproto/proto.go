@@ -18,11 +18,12 @@
 //  5. driver → daemon, any time: health {ok, reason}.
 //  6. daemon → driver, if it asked for them: event.
 //
-// A state carries the lease deadline as an absolute CLOCK_MONOTONIC reading
+// A state carries the lease deadline as an absolute CLOCK_BOOTTIME reading
 // (LeaseDeadlineNS). Every process on a host shares that clock, so a renewal
 // that was computed before the daemon paused and delivered after cannot
 // extend the driver's lease: the driver compares the deadline with its own
-// reading of the same clock.
+// reading of the same clock. CLOCK_BOOTTIME is CLOCK_MONOTONIC plus the time
+// the machine spent suspended; a lease must count that time too.
 package driverproto
 
 import (
@@ -123,7 +124,7 @@ type State struct {
 	Term   uint64 `json:"term"`
 	Master string `json:"master"`
 	// LeaseMS is the lease left when the daemon sent this, for humans;
-	// LeaseDeadlineNS is the CLOCK_MONOTONIC instant it ends, which is what
+	// LeaseDeadlineNS is the CLOCK_BOOTTIME instant it ends, which is what
 	// a driver must enforce. Both are zero unless IsMaster.
 	LeaseMS         int64    `json:"lease_ms"`
 	LeaseDeadlineNS int64    `json:"lease_deadline_ns"`
@@ -144,7 +145,7 @@ type Event struct {
 	Node   string `json:"node"`
 	Term   uint64 `json:"term"`
 	Detail string `json:"detail,omitempty"`
-	// AtNS is the CLOCK_MONOTONIC instant of the event.
+	// AtNS is the CLOCK_BOOTTIME instant of the event.
 	AtNS int64 `json:"at_ns"`
 }
 

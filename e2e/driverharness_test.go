@@ -28,10 +28,10 @@ import (
 
 // This file holds what the driver tests share: test drivers that run in the
 // test process on top of driverclient and record every Trigger call on
-// CLOCK_MONOTONIC, hand-driven websocket connections that speak driverproto
+// CLOCK_BOOTTIME, hand-driven websocket connections that speak driverproto
 // message by message, and `clustd driver …` processes beside the nodes.
 
-// mono reads CLOCK_MONOTONIC, the clock in which the daemon gives lease
+// mono reads CLOCK_BOOTTIME, the clock in which the daemon gives lease
 // deadlines and its events their instants.
 func mono() time.Duration { return node.Monotonic() }
 
@@ -64,8 +64,8 @@ func (c *cluster) driversConnected(i int) int {
 
 // call is one Trigger call as a test driver saw it.
 type call struct {
-	at  time.Duration // CLOCK_MONOTONIC on entry
-	end time.Duration // CLOCK_MONOTONIC on return; 0 while it runs
+	at  time.Duration // CLOCK_BOOTTIME on entry
+	end time.Duration // CLOCK_BOOTTIME on return; 0 while it runs
 	st  driverclient.State
 }
 

@@ -207,7 +207,7 @@ func TestPausedMasterNeverOverlaps(t *testing.T) {
 // instant, judging only from what the poller saw.
 //
 // A node answering role=master with lease_ms=L computed L from its reading
-// of CLOCK_MONOTONIC at some instant s between the moment the request was
+// of CLOCK_BOOTTIME at some instant s between the moment the request was
 // sent and the moment the answer arrived; it claims the role over [s, s+L].
 // Nothing outside tells s, but whatever s was, the claim certainly covers
 // [received, sent+L]. The test's time.Now and the daemon read the same

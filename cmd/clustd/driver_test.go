@@ -181,10 +181,10 @@ func (d *fakeDaemon) accept() *daemonConn {
 	}
 }
 
-// monotonicNow reads CLOCK_MONOTONIC, the clock of lease deadlines.
+// monotonicNow reads CLOCK_BOOTTIME, the clock of lease deadlines.
 func monotonicNow(t *testing.T) time.Duration {
 	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
 		t.Fatal(err)
 	}
 	return time.Duration(ts.Nano())
