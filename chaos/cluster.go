@@ -1,0 +1,248 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is one run of one process.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	// exited is when Wait returned (by Now); set before done
+	// closes.
+	exited time.Duration
+}
+
+// startProc starts cmd with its output appended to logPath, after a line
+// saying what starts and when, so that a log of several runs reads in
+// order.
+func startProc(cmd *exec.Cmd, logPath, what string) (*proc, error) {
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(f, "=== chaos: %s at %s: %s\n", what, fmtMono(Now()), strings.Join(cmd.Args, " "))
+	cmd.Stdout, cmd.Stderr = f, f
+	// A process group of its own keeps a terminal's Ctrl-C from reaching
+	// the nodes before the run has stopped them in order; the death signal
+	// keeps them from outliving a run that was itself killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		p.exited = Now()
+		f.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) running() bool {
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *proc) signal(sig syscall.Signal) error {
+	if !p.running() {
+		return errors.New("not running")
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
+// kill sends SIGKILL and waits until the process is gone.
+func (p *proc) kill() {
+	if p.running() {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	if p != nil {
+		<-p.done
+	}
+}
+
+// stop sends SIGTERM (after SIGCONT, in case it is stopped) and waits up
+// to grace for the process to exit, then kills it.
+func (p *proc) stop(grace time.Duration) {
+	if !p.running() {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGCONT)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		p.kill()
+	}
+}
+
+// node is one member: its daemon and its two drivers.
+type node struct {
+	idx    int
+	id     string
+	dir    string // logs and the recorder's history
+	config string
+	http   string // the daemon's local listener, inside its namespace
+
+	daemon   *proc
+	recorder *proc
+	exec     *proc
+}
+
+func (n *node) historyFile() string { return filepath.Join(n.dir, "history.jsonl") }
+
+// cluster is the running system under test.
+type cluster struct {
+	net      network
+	dir      string
+	clustd   string
+	recorder string
+	secret   string
+	execFile string
+	nodes    []*node
+	noExec   bool
+}
+
+// writeConfigs writes every node's configuration with clustd init: members
+// at their proxies' addresses, then each daemon's real listen address
+// added, since the proxies stand between the peers.
+func (c *cluster) writeConfigs(ctx context.Context, profile string) error {
+	confDir := filepath.Join(c.dir, "conf")
+	var members []string
+	for i, n := range c.nodes {
+		members = append(members, n.id+"="+c.net.memberAddr(i))
+	}
+	cmd := exec.CommandContext(ctx, c.clustd, "init", "--dir", confDir, "--members", strings.Join(members, ","),
+		"--http-port", fmt.Sprint(c.net.httpPort()), "--profile", profile)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("clustd init: %v: %s", err, bytes.TrimSpace(out))
+	}
+	c.secret = filepath.Join(confDir, "secret")
+	for i, n := range c.nodes {
+		n.config = filepath.Join(confDir, n.id+".yml")
+		n.http = fmt.Sprintf("127.0.0.1:%d", c.net.httpPort()+i)
+		f, err := os.OpenFile(n.config, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(f, "# Added by the chaos run: peers reach this node through a proxy.\nlisten: %q\n", c.net.listenAddr(i))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *cluster) startDaemon(n *node) error {
+	cmd := c.net.command(context.Background(), n.idx, c.clustd, "run", "--config", n.config, "--log-level", "debug")
+	p, err := startProc(cmd, filepath.Join(n.dir, "clustd.log"), "clustd run")
+	if err != nil {
+		return fmt.Errorf("starting %s's daemon: %w", n.id, err)
+	}
+	n.daemon = p
+	c.net.started(n.idx, p.pid())
+	return nil
+}
+
+func (c *cluster) startDrivers(n *node) error {
+	cmd := c.net.command(context.Background(), n.idx, c.recorder, "--node", n.id, "--addr", n.http, "--secret-file", c.secret, "--out", n.historyFile())
+	p, err := startProc(cmd, filepath.Join(n.dir, "recorder.log"), "recorder")
+	if err != nil {
+		return fmt.Errorf("starting %s's recorder: %w", n.id, err)
+	}
+	n.recorder = p
+	if c.noExec {
+		return nil
+	}
+	cmd = c.net.command(context.Background(), n.idx, c.clustd, "driver", "exec", "--config", n.config, "--name", "probe",
+		"--stop-timeout", "5s", "--", c.recorder, "probe", "--node", n.id, "--out", c.execFile)
+	if p, err = startProc(cmd, filepath.Join(n.dir, "exec.log"), "clustd driver exec"); err != nil {
+		return fmt.Errorf("starting %s's exec driver: %w", n.id, err)
+	}
+	n.exec = p
+	return nil
+}
+
+// admin runs a clustd admin command (transfer, maintenance) against node
+// n's daemon, from inside its namespace as an operator on that machine.
+func (c *cluster) admin(ctx context.Context, n *node, command string, args ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	full := append([]string{command, "--config", n.config}, args...)
+	out, err := c.net.command(ctx, n.idx, c.clustd, full...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("clustd %s: %v: %s", strings.Join(full, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// stopDrivers stops every driver (each demotes itself on the way out) and
+// returns when the last one was gone.
+func (c *cluster) stopDrivers() time.Duration {
+	for _, n := range c.nodes {
+		for _, p := range []*proc{n.recorder, n.exec} {
+			if p.running() {
+				p.cmd.Process.Signal(syscall.SIGTERM)
+			}
+		}
+	}
+	end := Now()
+	for _, n := range c.nodes {
+		for _, p := range []*proc{n.recorder, n.exec} {
+			if p == nil {
+				continue
+			}
+			p.stop(15 * time.Second)
+			end = max(end, p.exited)
+		}
+	}
+	return end
+}
+
+// stopDaemons stops every daemon, paused ones included.
+func (c *cluster) stopDaemons() {
+	done := make(chan struct{})
+	for _, n := range c.nodes {
+		go func() {
+			n.daemon.stop(3 * time.Second)
+			done <- struct{}{}
+		}()
+	}
+	for range c.nodes {
+		<-done
+	}
+}
+
+// killAll is the last resort on the way out: nothing may outlive the run.
+func (c *cluster) killAll() {
+	for _, n := range c.nodes {
+		for _, p := range []*proc{n.recorder, n.exec, n.daemon} {
+			p.kill()
+		}
+	}
+}

@@ -1,0 +1,63 @@
+// Package chaos runs real clustd processes under faults and checks, from
+// what their drivers did, the contract of DESIGN.md: never two masters at
+// once, terms only rising, a master soon after every fault heals.
+//
+// # The system under test
+//
+// Run builds cmd/clustd and the recorder driver (chaos/recorder) and starts
+// N nodes, each with `clustd run`, a recorder and `clustd driver exec`
+// running a probe command. Each node lives in a network namespace of its
+// own, joined to the others by a veth pair and a bridge in a hub namespace;
+// without root (or without ip and nft) everything runs on 127.0.0.1
+// instead, and the summary says so. Every namespace is named
+// clustd-chaos-PID-…: a run deletes those of runs whose process is gone
+// before it starts, and its own when it ends, however it ends.
+//
+// Peers never connect to each other directly: the member addresses in the
+// configuration are proxies on the hub, one per node (Proxy), which add
+// latency, jitter and loss where a fault asks for it — the kernels this
+// runs on have no sch_netem. Since each daemon sends only on connections it
+// dials, the traffic from a to b is exactly what leaves a's namespace for
+// b's proxy port; links are cut there, in the kernel, with nftables rules
+// (one-way, partial loss with numgen) or by taking a node's link down.
+//
+// # Faults
+//
+// A Schedule drawn from the seed (printed, and accepted back) gives the
+// sequence of faults and their parameters, and the network's background
+// weather for the run: kill -9 and restart, SIGSTOP/SIGCONT for longer
+// than the lease, SIGTERM and restart, isolating a node, splitting the
+// cluster, cutting the master from some followers only, one-way loss,
+// latency with jitter and loss, planned transfers and maintenance. Faults
+// aimed at "the master" find it when they are applied. After each fault is
+// healed the run waits for a master, then leaves the cluster alone for a
+// moment; so the seed fixes what happens, and recovery speed fixes when.
+//
+// # What is checked
+//
+// All processes on a host share CLOCK_BOOTTIME, the clock clustd's leases
+// run on, so the histories of all drivers merge exactly. A driver may act as master from the moment its
+// promote starts to the moment its demote ends; the check uses exactly
+// those conservative intervals, and any two from different nodes that
+// intersect are an overlap. The intervals where a driver surely acts,
+// promote done to demote start, give availability, failover times and
+// liveness. Terms must strictly increase along the merged promotions. The
+// same history goes through porcupine as a register of (term, master)
+// (see linearize.go for the model and why it has no false alarms), whose
+// visualisation is kept when it fails. The exec driver's probe writes its
+// own start and stop, and those runs must not overlap either. After every
+// heal a driver must act as master within the liveness bound, and so must
+// a new one after every fault that takes the master away but leaves a
+// majority up and connected (fast failover).
+//
+// A run that fails keeps its folder: every node's logs (daemon, recorder,
+// exec driver), the history files, report.json, summary.txt and, when
+// porcupine objects, history.html.
+//
+// # Proving it can fail
+//
+// Built with -tags chaos_unsafe, clustd runs without stickiness (see
+// node/unsafe_chaos.go). Cutting the master off from one follower then lets
+// that follower win an election through the others while the master's
+// lease still holds, and the run must report the overlap.
+package chaos

@@ -1,0 +1,528 @@
+package chaos
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Events of the history files. The recorder driver writes the first five,
+// the probe command run by `clustd driver exec` the last two.
+const (
+	// EvPromoteStart is written when Trigger is called with a master state,
+	// before the driver does anything: from here on it may act as master.
+	EvPromoteStart = "promote_start"
+	// EvPromoteDone is written when the promote's work is done: the driver
+	// surely acts as master.
+	EvPromoteDone = "promote_done"
+	// EvDemoteStart is written when Trigger is called with a state that is
+	// not master while the driver was: it is stopping.
+	EvDemoteStart = "demote_start"
+	// EvDemoteDone is written once the demote's work is done: from here on
+	// the driver surely no longer acts as master.
+	EvDemoteDone = "demote_done"
+	// EvState is any other Trigger call (a follower or candidate state),
+	// which tells which terms the node saw and when.
+	EvState = "state"
+	// EvCandidate is the daemon's own "election" event: the node became
+	// candidate for Term at MonoNS, by the daemon's reading of the clock.
+	EvCandidate = "candidate"
+	// EvExecStart and EvExecStop bracket one run of the command that the
+	// exec driver runs only while master.
+	EvExecStart = "exec_start"
+	EvExecStop  = "exec_stop"
+)
+
+// Record is one line of a history file. Every timestamp is a reading of
+// CLOCK_BOOTTIME (see Now), which all processes on the host share, so
+// records from different processes compare exactly.
+type Record struct {
+	Node  string `json:"node"`
+	Event string `json:"event"`
+	Term  uint64 `json:"term"`
+	// MonoNS is when, in nanoseconds of CLOCK_BOOTTIME: a monotonic clock,
+	// the one the leases use.
+	MonoNS int64  `json:"mono_ns"`
+	Role   string `json:"role,omitempty"`
+	Master string `json:"master,omitempty"`
+	// Local marks a state the driver library made itself: its lease ran
+	// out with no renewal from the daemon.
+	Local  bool   `json:"local,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// PID identifies one run of the exec probe.
+	PID int `json:"pid,omitempty"`
+}
+
+// At is the record's time.
+func (r Record) At() time.Duration { return time.Duration(r.MonoNS) }
+
+// Now reads CLOCK_BOOTTIME, the clock of every timestamp here. It is the
+// clock clustd's leases and the daemon's events run on (CLOCK_MONOTONIC
+// plus any time the machine was suspended), so the recorded edges compare
+// with lease deadlines and with the daemon's own event times.
+func Now() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		// It always exists on Linux; without it no timestamp compares.
+		panic("clock_gettime(CLOCK_BOOTTIME): " + err.Error())
+	}
+	return time.Duration(ts.Nano())
+}
+
+// AppendRecord writes r as one JSON line with a single write on a file
+// opened with O_APPEND, so that lines from several processes never
+// interleave and a process killed with SIGKILL loses nothing it wrote.
+func AppendRecord(f *os.File, r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	return err
+}
+
+// ReadRecords reads a history file. A last line without its newline is a
+// write cut short and is skipped; any other malformed line is an error.
+func ReadRecords(r io.Reader) ([]Record, error) {
+	var out []Record
+	br := bufio.NewReader(r)
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		var rec Record
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return out, fmt.Errorf("line %d: %v", n, err)
+		}
+		out = append(out, rec)
+	}
+}
+
+// ReadRecordFile reads the history file at path; a missing file is empty.
+func ReadRecordFile(path string) ([]Record, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, err := ReadRecords(f)
+	if err != nil {
+		return recs, fmt.Errorf("%s: %v", path, err)
+	}
+	return recs, nil
+}
+
+// Tenure is one stretch of a driver acting as master in one term.
+type Tenure struct {
+	Node string
+	Term uint64
+	// Start (promote_start) to End (demote_done) is when the driver may
+	// act: the conservative interval the overlap check uses.
+	Start, End time.Duration
+	// Done (promote_done) to DemoteStart (demote_start) is when it surely
+	// acts: the interval availability and liveness use.
+	Done, DemoteStart time.Duration
+	// Campaign is the earliest sign of the campaign that won this term:
+	// the daemon's candidate event, else the first state of that term the
+	// driver saw, else Start. It only dates the porcupine write's call.
+	Campaign time.Duration
+	// Cut says how the tenure ended when no demote was recorded: "next
+	// promote" (the driver went straight on as master of a newer term) or
+	// "end of run" (closed when the run stopped the driver).
+	Cut string
+}
+
+// mayAct and acting return the two intervals of a tenure.
+func (t Tenure) mayAct() (time.Duration, time.Duration) { return t.Start, t.End }
+func (t Tenure) acting() (time.Duration, time.Duration) { return t.Done, t.DemoteStart }
+
+// ExecRun is one run of the probe command under the exec driver.
+type ExecRun struct {
+	Node       string
+	PID        int
+	Term       uint64
+	Start, End time.Duration
+	// Cut is "end of run" when no stop was recorded.
+	Cut string
+}
+
+// History is what the drivers recorded, put together.
+type History struct {
+	Nodes   []string
+	Tenures []Tenure // by Start
+	Exec    []ExecRun
+	// End is when the run stopped the drivers; tenures still open then
+	// are closed there.
+	End time.Duration
+	// firstSeen[node][term] is when the node's driver first learnt of the
+	// term, for the porcupine calls.
+	firstSeen map[string]map[uint64]time.Duration
+}
+
+// BuildHistory turns every node's records (in the order written) and the
+// probe records into tenures and runs. end closes whatever is still open.
+func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end time.Duration) *History {
+	h := &History{Nodes: nodes, End: end, firstSeen: map[string]map[uint64]time.Duration{}}
+	for _, node := range nodes {
+		seen := map[uint64]time.Duration{}
+		h.firstSeen[node] = seen
+		note := func(term uint64, at time.Duration) {
+			if t, ok := seen[term]; !ok || at < t {
+				seen[term] = at
+			}
+		}
+		var open *Tenure
+		closeAt := func(at time.Duration, cut string) {
+			if open.Done == 0 {
+				open.Done = open.Start
+			}
+			if open.DemoteStart == 0 {
+				open.DemoteStart = at
+			}
+			open.End = at
+			open.Cut = cut
+			h.Tenures = append(h.Tenures, *open)
+			open = nil
+		}
+		for _, r := range byNode[node] {
+			at := r.At()
+			switch r.Event {
+			case EvCandidate, EvState:
+				note(r.Term, at)
+			case EvPromoteStart:
+				note(r.Term, at)
+				if open != nil {
+					// No demote between two promotes: the driver acted
+					// without a break, so its old tenure lasts until now.
+					closeAt(at, "next promote")
+				}
+				open = &Tenure{Node: node, Term: r.Term, Start: at}
+			case EvPromoteDone:
+				if open != nil && open.Done == 0 {
+					open.Done = at
+				}
+			case EvDemoteStart:
+				if open != nil && open.DemoteStart == 0 {
+					open.DemoteStart = at
+				}
+			case EvDemoteDone:
+				if open != nil {
+					closeAt(at, "")
+				}
+			}
+		}
+		if open != nil {
+			closeAt(max(end, open.Start), "end of run")
+		}
+	}
+	for i := range h.Tenures {
+		t := &h.Tenures[i]
+		t.Campaign = t.Start
+		if at, ok := h.firstSeen[t.Node][t.Term]; ok && at < t.Campaign {
+			t.Campaign = at
+		}
+	}
+	sort.SliceStable(h.Tenures, func(i, j int) bool { return h.Tenures[i].Start < h.Tenures[j].Start })
+
+	type key struct {
+		node string
+		pid  int
+	}
+	runs := map[key]*ExecRun{}
+	var order []key
+	for _, r := range exec {
+		k := key{r.Node, r.PID}
+		switch r.Event {
+		case EvExecStart:
+			if _, ok := runs[k]; !ok {
+				runs[k] = &ExecRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: -1}
+				order = append(order, k)
+			}
+		case EvExecStop:
+			if run, ok := runs[k]; ok {
+				run.End = r.At()
+			} else {
+				// A stop without a start: the probe was told to stop
+				// before it had written anything. It acted only between
+				// its start and this stop, of which nothing is known but
+				// the stop; an empty run at the stop is all it proves.
+				runs[k] = &ExecRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: r.At()}
+				order = append(order, k)
+			}
+		}
+	}
+	for _, k := range order {
+		run := runs[k]
+		if run.End < 0 {
+			run.End, run.Cut = max(end, run.Start), "end of run"
+		}
+		h.Exec = append(h.Exec, *run)
+	}
+	sort.SliceStable(h.Exec, func(i, j int) bool { return h.Exec[i].Start < h.Exec[j].Start })
+	return h
+}
+
+// Overlap is a time when two drivers (or two runs of the exec command) on
+// different nodes may both have acted as master.
+type Overlap struct {
+	A, B     string // "node term N" of each side
+	From, To time.Duration
+}
+
+// Length is how long the overlap lasted.
+func (o Overlap) Length() time.Duration { return o.To - o.From }
+
+func (o Overlap) String() string {
+	return fmt.Sprintf("%s and %s both master for %v (from %s)", o.A, o.B, o.Length(), fmtMono(o.From))
+}
+
+// overlaps returns every pair of intervals from different nodes that
+// intersect. Intervals are closed at neither end: one that ends at the
+// very nanosecond the other starts is a clean hand-over.
+func overlaps(n int, node func(int) string, label func(int) string, span func(int) (time.Duration, time.Duration)) []Overlap {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		sa, _ := span(a)
+		sb, _ := span(b)
+		return cmpDur(sa, sb)
+	})
+	var out []Overlap
+	for x, i := range idx {
+		si, ei := span(i)
+		for _, j := range idx[x+1:] {
+			sj, ej := span(j)
+			if sj >= ei {
+				break
+			}
+			if node(i) == node(j) || ej <= sj || ei <= si {
+				continue
+			}
+			out = append(out, Overlap{A: label(i), B: label(j), From: sj, To: min(ei, ej)})
+		}
+	}
+	return out
+}
+
+func cmpDur(a, b time.Duration) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (h *History) tenureLabel(i int) string {
+	t := h.Tenures[i]
+	return fmt.Sprintf("%s (term %d)", t.Node, t.Term)
+}
+
+// Overlaps checks the contract's "no overlap in time" conservatively: each
+// driver may act from the start of its promote to the end of its demote.
+func (h *History) Overlaps() []Overlap {
+	return overlaps(len(h.Tenures), func(i int) string { return h.Tenures[i].Node }, h.tenureLabel,
+		func(i int) (time.Duration, time.Duration) { return h.Tenures[i].mayAct() })
+}
+
+// StrictOverlaps is Overlaps on the intervals where the drivers surely
+// act, from promote done to demote start. Any of these is also in
+// Overlaps; it tells a gross violation from a close call.
+func (h *History) StrictOverlaps() []Overlap {
+	return overlaps(len(h.Tenures), func(i int) string { return h.Tenures[i].Node }, h.tenureLabel,
+		func(i int) (time.Duration, time.Duration) { return h.Tenures[i].acting() })
+}
+
+// ExecOverlaps checks that the exec driver's command ran as a singleton.
+func (h *History) ExecOverlaps() []Overlap {
+	return overlaps(len(h.Exec), func(i int) string { return h.Exec[i].Node },
+		func(i int) string {
+			r := h.Exec[i]
+			return fmt.Sprintf("%s's command (pid %d, term %d)", r.Node, r.PID, r.Term)
+		},
+		func(i int) (time.Duration, time.Duration) { return h.Exec[i].Start, h.Exec[i].End })
+}
+
+// TermViolations checks that terms strictly increase along the merged
+// history of promotions: a promotion of another node must carry a higher
+// term than every earlier promotion. The one exception is the same node
+// promoted again in the same term, which is legitimate: its driver demoted
+// itself when a lease ran out (a daemon paused near the deadline, or slow
+// renewals) and the daemon then renewed its lease in that term, which needs
+// a majority that would have refused anyone else. It also checks that the
+// terms each node's driver saw never went back.
+func (h *History) TermViolations(byNode map[string][]Record) []string {
+	var out []string
+	var last *Tenure
+	for i := range h.Tenures {
+		t := &h.Tenures[i]
+		if last != nil {
+			switch {
+			case t.Term < last.Term, t.Term == last.Term && t.Node != last.Node:
+				out = append(out, fmt.Sprintf("%s promoted in term %d at %s, after %s was promoted in term %d at %s",
+					t.Node, t.Term, fmtMono(t.Start), last.Node, last.Term, fmtMono(last.Start)))
+			}
+		}
+		if last == nil || t.Term >= last.Term {
+			last = t
+		}
+	}
+	for _, node := range h.Nodes {
+		var hi uint64
+		var hiAt time.Duration
+		for _, r := range byNode[node] {
+			if r.Event == EvCandidate {
+				// Dated by the daemon and delivered on a stream of its own:
+				// its place in the file says nothing about order.
+				continue
+			}
+			if r.Event == EvDemoteStart || r.Event == EvDemoteDone {
+				// These carry the term of the tenure that ends.
+				continue
+			}
+			if r.Term < hi {
+				out = append(out, fmt.Sprintf("%s's driver saw term %d at %s after term %d at %s", node, r.Term, fmtMono(r.At()), hi, fmtMono(hiAt)))
+			}
+			if r.Term > hi {
+				hi, hiAt = r.Term, r.At()
+			}
+		}
+	}
+	return out
+}
+
+// Repromotions counts tenures that repeat the node and term of the one
+// before them (see TermViolations).
+func (h *History) Repromotions() int {
+	n := 0
+	for i := 1; i < len(h.Tenures); i++ {
+		if h.Tenures[i].Node == h.Tenures[i-1].Node && h.Tenures[i].Term == h.Tenures[i-1].Term {
+			n++
+		}
+	}
+	return n
+}
+
+// MasterChanges counts promotions of a node other than the previous master.
+func (h *History) MasterChanges() int {
+	n := 0
+	for i := 1; i < len(h.Tenures); i++ {
+		if h.Tenures[i].Node != h.Tenures[i-1].Node {
+			n++
+		}
+	}
+	return n
+}
+
+// MasterAt returns the tenure acting (surely) at t, if any.
+func (h *History) MasterAt(t time.Duration) (Tenure, bool) {
+	for _, x := range h.Tenures {
+		if x.Done <= t && t < x.DemoteStart {
+			return x, true
+		}
+	}
+	return Tenure{}, false
+}
+
+// NextMaster returns how long after t a driver first surely acts as
+// master: 0 if one does at t.
+func (h *History) NextMaster(t time.Duration) (time.Duration, bool) {
+	if _, ok := h.MasterAt(t); ok {
+		return 0, true
+	}
+	best, found := time.Duration(0), false
+	for _, x := range h.Tenures {
+		if x.Done >= t && x.DemoteStart > x.Done && (!found || x.Done-t < best) {
+			best, found = x.Done-t, true
+		}
+	}
+	return best, found
+}
+
+// Availability is the fraction of [from, to] during which a driver surely
+// acted as master.
+func (h *History) Availability(from, to time.Duration) float64 {
+	if to <= from {
+		return 0
+	}
+	type span struct{ s, e time.Duration }
+	var spans []span
+	for _, t := range h.Tenures {
+		s, e := max(t.Done, from), min(t.DemoteStart, to)
+		if e > s {
+			spans = append(spans, span{s, e})
+		}
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmpDur(a.s, b.s) })
+	var covered, curS, curE time.Duration
+	started := false
+	for _, sp := range spans {
+		if !started || sp.s > curE {
+			if started {
+				covered += curE - curS
+			}
+			curS, curE, started = sp.s, sp.e, true
+			continue
+		}
+		curE = max(curE, sp.e)
+	}
+	if started {
+		covered += curE - curS
+	}
+	return float64(covered) / float64(to-from)
+}
+
+// ClosestHandOver is the smallest gap between one node's driver ceasing to
+// act (demote done) and another's starting (promote start), over every
+// change of master: how close the run came to an overlap. It is negative
+// when they overlapped.
+func (h *History) ClosestHandOver() (time.Duration, bool) {
+	best, found := time.Duration(0), false
+	for i := 1; i < len(h.Tenures); i++ {
+		prev, cur := h.Tenures[i-1], h.Tenures[i]
+		if prev.Node == cur.Node {
+			continue
+		}
+		// The latest end among all earlier tenures of other nodes counts,
+		// not just the previous one.
+		end := prev.End
+		for _, t := range h.Tenures[:i] {
+			if t.Node != cur.Node {
+				end = max(end, t.End)
+			}
+		}
+		gap := cur.Start - end
+		if !found || gap < best {
+			best, found = gap, true
+		}
+	}
+	return best, found
+}
+
+// fmtMono shows a CLOCK_BOOTTIME instant as seconds since boot, the way
+// the history files can be searched for it.
+func fmtMono(d time.Duration) string {
+	return fmt.Sprintf("%.6fs", d.Seconds())
+}

@@ -1,0 +1,308 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+)
+
+// RetransmitTimeout is the stall a "lost" chunk suffers in the proxy:
+// Linux's minimum TCP retransmission timeout. Consecutive losses double it,
+// as TCP's backoff does.
+const RetransmitTimeout = 200 * time.Millisecond
+
+// Links holds the shaping of every directed link, shared by all proxies.
+// The zero value is ready: every link is clean.
+type Links struct {
+	mu      sync.Mutex
+	base    LinkParams
+	params  map[[2]int]LinkParams
+	changed chan struct{} // closed and replaced on every change
+}
+
+// SetBase sets the shaping of every link without one of its own.
+func (l *Links) SetBase(p LinkParams) {
+	l.mu.Lock()
+	l.base = p
+	l.notifyLocked()
+	l.mu.Unlock()
+}
+
+// Set sets the shaping of traffic from node from to node to.
+func (l *Links) Set(from, to int, p LinkParams) {
+	l.mu.Lock()
+	if l.params == nil {
+		l.params = map[[2]int]LinkParams{}
+	}
+	l.params[[2]int{from, to}] = p
+	l.notifyLocked()
+	l.mu.Unlock()
+}
+
+// Reset removes every link's own shaping, leaving the base.
+func (l *Links) Reset() {
+	l.mu.Lock()
+	l.params = nil
+	l.notifyLocked()
+	l.mu.Unlock()
+}
+
+// Get returns the shaping of from→to, and a channel closed when any
+// shaping changes next.
+func (l *Links) Get(from, to int) (LinkParams, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	p, ok := l.params[[2]int{from, to}]
+	if !ok {
+		p = l.base
+	}
+	return p, l.changed
+}
+
+func (l *Links) notifyLocked() {
+	if l.changed != nil {
+		close(l.changed)
+	}
+	l.changed = make(chan struct{})
+}
+
+// ProxyOptions configure a Proxy.
+type ProxyOptions struct {
+	// Listener is where peers connect: the address the configuration
+	// gives for node Dst.
+	Listener net.Listener
+	// Dst is the index of the node behind the proxy.
+	Dst int
+	// Dial connects to that node's real listener.
+	Dial func(ctx context.Context) (net.Conn, error)
+	// Identify tells which node opened an accepted connection, or -1. The
+	// data it sends travels Src→Dst; the data coming back Dst→Src.
+	Identify func(net.Conn) int
+	// Links holds the shaping.
+	Links *Links
+	// Seed seeds the proxy's jitter and loss.
+	Seed uint64
+}
+
+// Proxy forwards TCP connections to one node, shaping each direction as
+// its link says: the userspace stand-in for netem, which these kernels
+// lack. Chunks keep their order; a chunk is held until its delivery time
+// (arrival + delay + jitter, + stalls for loss), and never delivered
+// before the chunk ahead of it.
+type Proxy struct {
+	opts   ProxyOptions
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	rnd   *rand.Rand
+}
+
+// NewProxy starts a proxy; Close stops it.
+func NewProxy(opts ProxyOptions) *Proxy {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Proxy{opts: opts, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{},
+		rnd: rand.New(rand.NewPCG(opts.Seed, uint64(opts.Dst)))}
+	if p.opts.Links == nil {
+		p.opts.Links = &Links{}
+	}
+	if p.opts.Identify == nil {
+		p.opts.Identify = func(net.Conn) int { return -1 }
+	}
+	p.wg.Add(1)
+	go p.accept()
+	return p
+}
+
+// Addr is the address peers connect to.
+func (p *Proxy) Addr() net.Addr { return p.opts.Listener.Addr() }
+
+// Close stops accepting, closes every connection and waits for all of the
+// proxy's goroutines to end.
+func (p *Proxy) Close() error {
+	p.cancel()
+	err := p.opts.Listener.Close()
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	return err
+}
+
+func (p *Proxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ctx.Err() != nil {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *Proxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+func (p *Proxy) accept() {
+	defer p.wg.Done()
+	for {
+		in, err := p.opts.Listener.Accept()
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		if !p.track(in) {
+			in.Close()
+			return
+		}
+		p.wg.Add(1)
+		go p.serve(in)
+	}
+}
+
+func (p *Proxy) serve(in net.Conn) {
+	defer p.wg.Done()
+	defer p.untrack(in)
+	defer in.Close()
+	src := p.opts.Identify(in)
+	dctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	out, err := p.opts.Dial(dctx)
+	cancel()
+	if err != nil {
+		return
+	}
+	if !p.track(out) {
+		out.Close()
+		return
+	}
+	defer p.untrack(out)
+	defer out.Close()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		p.pump(out, in, src, p.opts.Dst)
+	}()
+	go func() {
+		defer wg.Done()
+		p.pump(in, out, p.opts.Dst, src)
+	}()
+	wg.Wait()
+}
+
+// chunk is data read from one side, with when it may be delivered.
+type chunk struct {
+	b  []byte
+	at time.Time
+}
+
+// pump copies r to w with from→to's shaping until r ends or either side
+// fails. It half-closes w when r ends cleanly, so that each direction
+// closes on its own as TCP's do; on failure it closes both.
+func (p *Proxy) pump(w, r net.Conn, from, to int) {
+	queue := make(chan chunk, 256)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(queue)
+		defer close(readDone)
+		var last time.Time
+		stall := RetransmitTimeout
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := r.Read(buf)
+			if n > 0 {
+				lp, _ := p.opts.Links.Get(from, to)
+				at := time.Now().Add(lp.Delay)
+				p.mu.Lock()
+				if lp.Jitter > 0 {
+					at = at.Add(time.Duration(p.rnd.Int64N(int64(lp.Jitter))))
+				}
+				lost := lp.Loss > 0 && p.rnd.Float64() < lp.Loss
+				p.mu.Unlock()
+				if lost {
+					at = at.Add(stall)
+					stall = min(2*stall, 4*time.Second)
+				} else {
+					stall = RetransmitTimeout
+				}
+				if at.Before(last) {
+					at = last
+				}
+				last = at
+				select {
+				case queue <- chunk{b: buf[:n], at: at}:
+				case <-p.ctx.Done():
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	ok := p.deliver(w, queue, from, to)
+	if ok {
+		if tc, isTCP := w.(interface{ CloseWrite() error }); isTCP {
+			tc.CloseWrite()
+		} else {
+			w.Close()
+		}
+	} else {
+		w.Close()
+		r.Close()
+		// Unblock the reader if it waits to queue.
+		for range queue {
+		}
+	}
+	<-readDone
+}
+
+// deliver writes the queued chunks at their times, holding them while the
+// link is blocked. It reports whether the queue ended cleanly.
+func (p *Proxy) deliver(w net.Conn, queue <-chan chunk, from, to int) bool {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for c := range queue {
+		if wait := time.Until(c.at); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-p.ctx.Done():
+				return false
+			}
+		}
+		for {
+			lp, changed := p.opts.Links.Get(from, to)
+			if !lp.Block {
+				break
+			}
+			select {
+			case <-changed:
+			case <-p.ctx.Done():
+				return false
+			}
+		}
+		if _, err := w.Write(c.b); err != nil {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,386 @@
+package chaos
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Stats summarises a set of durations.
+type Stats struct {
+	N   int           `json:"n"`
+	P50 time.Duration `json:"p50_ns"`
+	P99 time.Duration `json:"p99_ns"`
+	Max time.Duration `json:"max_ns"`
+}
+
+// statsOf uses the nearest-rank percentile: with few samples, p99 is the
+// maximum, which is the honest answer.
+func statsOf(samples []time.Duration) Stats {
+	if len(samples) == 0 {
+		return Stats{}
+	}
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	rank := func(p float64) time.Duration {
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[min(max(i, 0), len(s)-1)]
+	}
+	return Stats{N: len(s), P50: rank(0.50), P99: rank(0.99), Max: s[len(s)-1]}
+}
+
+func (s Stats) String() string {
+	if s.N == 0 {
+		return "no samples"
+	}
+	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	return fmt.Sprintf("p50 %v  p99 %v  max %v  (%d)", r(s.P50), r(s.P99), r(s.Max), s.N)
+}
+
+// Report is what a run found.
+type Report struct {
+	Seed    uint64 `json:"seed"`
+	Nodes   int    `json:"nodes"`
+	Profile string `json:"profile"`
+	Unsafe  bool   `json:"unsafe,omitempty"`
+	// Network says how the nodes were connected; NetworkNote why not in
+	// namespaces, if they were not.
+	Network     string `json:"network"`
+	NetworkNote string `json:"network_note,omitempty"`
+	Weather     string `json:"weather"`
+	// Duration is how long faults were injected.
+	Duration time.Duration  `json:"duration_ns"`
+	Faults   map[Kind]int   `json:"faults"`
+	FaultLog []FaultRecord  `json:"fault_log"`
+	Failover Stats          `json:"failover"`
+	ByKind   map[Kind]Stats `json:"failover_by_kind"`
+	HandOver Stats          `json:"hand_over"`
+	// Promotions counts tenures; MasterChanges those of a node other than
+	// the previous master; Repromotions those repeating node and term.
+	Promotions    int     `json:"promotions"`
+	MasterChanges int     `json:"master_changes"`
+	Repromotions  int     `json:"repromotions"`
+	Availability  float64 `json:"availability"`
+	// Heals is how many heals were followed by a liveness check, and
+	// Liveness how long the master took after them.
+	Heals         int           `json:"heals"`
+	Liveness      Stats         `json:"liveness"`
+	LivenessBound time.Duration `json:"liveness_bound_ns"`
+	// Overlaps uses the conservative intervals [promote start, demote
+	// done]; StrictOverlaps the sure ones [promote done, demote start].
+	Overlaps       []Overlap `json:"overlaps"`
+	StrictOverlaps []Overlap `json:"strict_overlaps"`
+	// ClosestGap is the smallest gap between one driver's demote done and
+	// the next master's promote start (negative: an overlap); HasGap says
+	// whether the master changed at all.
+	ClosestGap     time.Duration `json:"closest_gap_ns"`
+	HasGap         bool          `json:"has_gap"`
+	TermViolations []string      `json:"term_violations"`
+	Linearizable   string        `json:"linearizable"`
+	Operations     int           `json:"operations"`
+	// Exec says whether the exec driver ran; ExecRuns counts its
+	// command's runs.
+	Exec         bool      `json:"exec"`
+	ExecRuns     int       `json:"exec_runs"`
+	ExecOverlaps []Overlap `json:"exec_overlaps"`
+	// Violations lists every broken promise, one line each.
+	Violations []string `json:"violations"`
+	// Dir is the run's folder, when kept.
+	Dir string `json:"dir,omitempty"`
+	// Replay is the command that runs the same schedule again.
+	Replay string `json:"replay"`
+}
+
+// Failed reports whether the run broke any promise.
+func (r *Report) Failed() bool { return len(r.Violations) > 0 }
+
+// analyse reads what the drivers recorded and checks it.
+func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, error) {
+	c := r.c
+	rep := &Report{
+		Seed: r.cfg.Seed, Nodes: r.cfg.Nodes, Profile: r.cfg.Profile, Unsafe: r.cfg.Unsafe,
+		Network: nw.describe(), NetworkNote: r.netNote, Duration: faultTime,
+		Faults: map[Kind]int{}, FaultLog: r.faults, ByKind: map[Kind]Stats{},
+		LivenessBound: r.bound, Exec: !r.cfg.NoExec,
+	}
+	rep.Weather = NewSchedule(r.cfg.Seed, r.cfg.Nodes, r.timing, r.cfg.Kinds).Weather.Name
+	rep.Replay = replayCommand(r.cfg)
+
+	ids := make([]string, len(c.nodes))
+	byNode := map[string][]Record{}
+	for i, n := range c.nodes {
+		ids[i] = n.id
+		recs, err := ReadRecordFile(n.historyFile())
+		if err != nil {
+			return nil, err
+		}
+		byNode[n.id] = recs
+	}
+	execRecs, err := ReadRecordFile(c.execFile)
+	if err != nil {
+		return nil, err
+	}
+	h := BuildHistory(ids, byNode, execRecs, end)
+
+	rep.Promotions = len(h.Tenures)
+	rep.MasterChanges = h.MasterChanges()
+	rep.Repromotions = h.Repromotions()
+	rep.Availability = h.Availability(r.firstMaster, end)
+	rep.ExecRuns = len(h.Exec)
+
+	var failover []time.Duration
+	byKind := map[Kind][]time.Duration{}
+	var handOver, live []time.Duration
+	for _, f := range r.faults {
+		rep.Faults[f.Kind]++
+		switch {
+		case f.LosesMaster:
+			// Every such fault leaves a majority up and connected (one
+			// node down or cut off, or the master's side of a split the
+			// smaller), so the contract's fast failover applies: a new
+			// master within the liveness bound, heal or not.
+			d, ok := firstPromotionAfter(h, f.Start)
+			if ok {
+				failover = append(failover, d)
+				byKind[f.Kind] = append(byKind[f.Kind], d)
+			}
+			if !ok || d > r.bound {
+				what := "none before the run ended"
+				if ok {
+					what = "it took " + d.Round(time.Millisecond).String()
+				}
+				rep.Violations = append(rep.Violations, fmt.Sprintf("failover: no new master within %v of %q at %s: %s",
+					r.bound, f.Text, fmtMono(f.Start), what))
+			}
+		case f.HandOver && f.Err == "":
+			if d, ok := handOverTime(h, ids[f.Master], f.Start); ok {
+				handOver = append(handOver, d)
+			}
+		}
+		rep.Heals++
+		d, ok := h.NextMaster(f.Heal)
+		if !ok || d > r.bound {
+			what := "none before the run ended"
+			if ok {
+				what = "it took " + d.Round(time.Millisecond).String()
+			}
+			rep.Violations = append(rep.Violations, fmt.Sprintf("liveness: no master within %v of healing %q at %s: %s",
+				r.bound, f.Text, fmtMono(f.Heal), what))
+		}
+		if ok {
+			live = append(live, d)
+		}
+	}
+	rep.Failover = statsOf(failover)
+	for k, s := range byKind {
+		rep.ByKind[k] = statsOf(s)
+	}
+	rep.HandOver = statsOf(handOver)
+	rep.Liveness = statsOf(live)
+
+	rep.Overlaps = h.Overlaps()
+	rep.StrictOverlaps = h.StrictOverlaps()
+	rep.ClosestGap, rep.HasGap = h.ClosestHandOver()
+	for _, o := range rep.Overlaps {
+		rep.Violations = append(rep.Violations, "overlap: "+o.String())
+	}
+	rep.TermViolations = h.TermViolations(byNode)
+	for _, v := range rep.TermViolations {
+		rep.Violations = append(rep.Violations, "terms: "+v)
+	}
+	if rep.Exec {
+		rep.ExecOverlaps = h.ExecOverlaps()
+		for _, o := range rep.ExecOverlaps {
+			rep.Violations = append(rep.Violations, "exec singleton: "+o.String())
+		}
+	}
+
+	var notes []Note
+	for _, f := range r.faults {
+		notes = append(notes, Note{Node: f.Target, From: f.Start, To: f.Heal, Text: string(f.Kind) + ": " + f.Text})
+	}
+	html := filepath.Join(r.dir, "history.html")
+	res, err := h.Linearizable(time.Minute, html, notes)
+	if err != nil {
+		return nil, err
+	}
+	rep.Operations = len(h.Operations())
+	switch res {
+	case porcupine.Ok:
+		rep.Linearizable = "ok"
+	case porcupine.Illegal:
+		rep.Linearizable = "NOT linearizable (visualisation: " + html + ")"
+		rep.Violations = append(rep.Violations, "linearizability: porcupine finds the leadership history not linearizable; see "+html)
+	default:
+		rep.Linearizable = "unknown (porcupine timed out)"
+	}
+	if err := r.writeFiles(rep, h); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// firstPromotionAfter is how long after t the first tenure that started
+// after t was surely acting.
+func firstPromotionAfter(h *History, t time.Duration) (time.Duration, bool) {
+	for _, x := range h.Tenures {
+		if x.Start > t {
+			return x.Done - t, true
+		}
+	}
+	return 0, false
+}
+
+// handOverTime is the planned hand-over's length: from the old master's
+// driver done demoting to the new master's driver done promoting.
+func handOverTime(h *History, old string, t time.Duration) (time.Duration, bool) {
+	var prev *Tenure
+	for i := range h.Tenures {
+		x := &h.Tenures[i]
+		if x.Node == old && x.Start <= t && t < x.End {
+			prev = x
+			continue
+		}
+		if prev != nil && x.Start >= prev.End && x.Node != old {
+			return x.Done - prev.End, true
+		}
+	}
+	return 0, false
+}
+
+// writeFiles leaves the run's figures and fault log beside the logs.
+func (r *runner) writeFiles(rep *Report, h *History) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "report.json"), b, 0o644); err != nil {
+		return err
+	}
+	var sb strings.Builder
+	rep.Summary(&sb)
+	sb.WriteString("\ntenures (node, term, promote start → demote done):\n")
+	for _, t := range h.Tenures {
+		cut := ""
+		if t.Cut != "" {
+			cut = "  (closed by " + t.Cut + ")"
+		}
+		fmt.Fprintf(&sb, "  %s term %-4d %s → %s  acting %v%s\n", t.Node, t.Term, fmtMono(t.Start), fmtMono(t.End), (t.DemoteStart - t.Done).Round(time.Millisecond), cut)
+	}
+	sb.WriteString("\nfaults:\n")
+	for _, f := range rep.FaultLog {
+		fmt.Fprintf(&sb, "  %s → %s  %-11s %s%s\n", fmtMono(f.Start), fmtMono(f.Heal), f.Kind, f.Text, errNote(f.Err))
+	}
+	return os.WriteFile(filepath.Join(r.dir, "summary.txt"), []byte(sb.String()), 0o644)
+}
+
+// replayCommand is the command line that runs cfg's schedule again.
+func replayCommand(cfg Config) string {
+	s := fmt.Sprintf("go run ./chaos/cmd/chaos --nodes %d --duration %v --seed %d", cfg.Nodes, cfg.Duration, cfg.Seed)
+	if cfg.Profile != "" && cfg.Profile != "default" {
+		s += " --profile " + cfg.Profile
+	}
+	if len(cfg.Kinds) > 0 {
+		s += " --faults " + joinKinds(cfg.Kinds)
+		s = strings.ReplaceAll(s, ", ", ",")
+	}
+	if cfg.Unsafe {
+		s += " --unsafe"
+	}
+	if cfg.Loopback {
+		s += " --loopback"
+	}
+	return s
+}
+
+// Summary prints the report for people.
+func (r *Report) Summary(w io.Writer) {
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	p := func(label, format string, args ...any) {
+		fmt.Fprintf(w, "%-16s%s\n", label, fmt.Sprintf(format, args...))
+	}
+	build := ""
+	if r.Unsafe {
+		build = ", UNSAFE build (-tags chaos_unsafe: no stickiness)"
+	}
+	p("seed", "%d", r.Seed)
+	p("nodes", "%d, %s timing%s", r.Nodes, r.Profile, build)
+	p("network", "%s", r.Network)
+	if r.NetworkNote != "" {
+		p("", "%s", r.NetworkNote)
+	}
+	p("weather", "%s", r.Weather)
+	p("duration", "%v of faults", r.Duration.Round(100*time.Millisecond))
+	var kinds []string
+	total := 0
+	for _, k := range AllKinds {
+		if n := r.Faults[k]; n > 0 {
+			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+			total += n
+		}
+	}
+	p("faults", "%d: %s", total, strings.Join(kinds, ", "))
+	p("master changes", "%d (%d promotions, %d of them the same node again in its term)", r.MasterChanges, r.Promotions, r.Repromotions)
+	p("failover", "%s  master lost → new master's driver promoted (bound %v)", r.Failover, ms(r.LivenessBound))
+	for _, k := range AllKinds {
+		if s, ok := r.ByKind[k]; ok {
+			p("", "  after %-8s %s", k, s)
+		}
+	}
+	p("hand-over", "%s  planned: old driver demoted → new driver promoted", r.HandOver)
+	p("availability", "%.2f%% of the time a driver acted as master", 100*r.Availability)
+	p("liveness", "%s  heal → a driver acting as master, after each of %d heals (bound %v)", r.Liveness, r.Heals, ms(r.LivenessBound))
+	gap := "the master never changed"
+	if r.HasGap {
+		gap = fmt.Sprintf("closest hand-over: %v between one driver's demote done and the next's promote start", ms(r.ClosestGap))
+	}
+	p("overlaps", "%d  (conservative: promote start → demote done; %d on promote done → demote start); %s", len(r.Overlaps), len(r.StrictOverlaps), gap)
+	for i, o := range r.Overlaps {
+		if i == 5 {
+			p("", "  … %d more", len(r.Overlaps)-5)
+			break
+		}
+		p("", "  %s", o)
+	}
+	if len(r.TermViolations) == 0 {
+		p("terms", "increase along the merged history")
+	} else {
+		p("terms", "%d violations", len(r.TermViolations))
+	}
+	p("linearizable", "%s (porcupine, %d operations)", r.Linearizable, r.Operations)
+	if r.Exec {
+		p("exec singleton", "%d overlaps over %d runs of the command under `clustd driver exec`", len(r.ExecOverlaps), r.ExecRuns)
+	} else {
+		p("exec singleton", "not checked (exec driver left out)")
+	}
+	if r.Failed() {
+		p("result", "FAIL: %d violations", len(r.Violations))
+		for i, v := range r.Violations {
+			if i == 10 {
+				p("", "  … %d more in report.json", len(r.Violations)-10)
+				break
+			}
+			p("", "  %s", v)
+		}
+	} else {
+		p("result", "PASS")
+	}
+	if r.Dir != "" {
+		p("kept", "%s (every node's logs and history, faults, report.json, summary.txt%s)", r.Dir, htmlNote(r))
+	}
+	p("replay", "%s", r.Replay)
+}
+
+func htmlNote(r *Report) string {
+	if strings.HasPrefix(r.Linearizable, "NOT") {
+		return ", history.html"
+	}
+	return ""
+}

@@ -1,0 +1,519 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/clustd/clustd/election"
+)
+
+// Config is one chaos run.
+type Config struct {
+	// Nodes is the cluster size, 3 to 9.
+	Nodes int
+	// Duration is how long faults are injected.
+	Duration time.Duration
+	// Seed draws the fault schedule; 0 draws a seed (printed).
+	Seed uint64
+	// Profile is the timing profile, default or fast.
+	Profile string
+	// Unsafe builds clustd with -tags chaos_unsafe, which removes
+	// stickiness from the election: the run must then report an overlap.
+	Unsafe bool
+	// Kinds restricts the faults drawn; empty means all.
+	Kinds []Kind
+	// Dir is where the run's folder is made; empty means os.TempDir().
+	Dir string
+	// Keep keeps the run's folder even when the run passes.
+	Keep bool
+	// Loopback skips network namespaces even where they could be made.
+	Loopback bool
+	// NoExec leaves out the exec driver and its singleton check.
+	NoExec bool
+	// StopOnOverlap ends the fault phase as soon as two drivers were seen
+	// master at once, for runs that look for one.
+	StopOnOverlap bool
+	// Log receives progress lines; nil is quiet.
+	Log io.Writer
+	// ModuleRoot is the clustd source tree to build from; empty asks the
+	// go command where the current module is.
+	ModuleRoot string
+}
+
+// FaultRecord is a fault as it was applied.
+type FaultRecord struct {
+	Kind Kind   `json:"kind"`
+	Text string `json:"text"`
+	// Target is the node index aimed at, or -1; Master is the node acting
+	// as master when the fault was applied, or -1.
+	Target int `json:"target"`
+	Master int `json:"master"`
+	// Start is when the fault took effect; Heal when it was undone (for a
+	// transfer, Start).
+	Start time.Duration `json:"start_ns"`
+	Heal  time.Duration `json:"heal_ns"`
+	// LosesMaster says the fault took the master away (killed, paused,
+	// cut off); HandOver that it asked the master to hand over.
+	LosesMaster bool   `json:"loses_master,omitempty"`
+	HandOver    bool   `json:"hand_over,omitempty"`
+	Err         string `json:"error,omitempty"`
+}
+
+// livenessBound is how long after a heal, with every node up and
+// connected, a master's driver must be acting: the simulator's bound (the
+// old lease and stickiness run out, ranked candidates take their turns, a
+// split vote costs one randomised timeout) plus what real processes add —
+// reconnecting after a restart or a cut (the dial backoff is capped at the
+// election timeout), and one more timeout of slack for a loaded machine.
+func livenessBound(t election.Timing, nodes int) time.Duration {
+	return 2*t.ElectionMax + time.Duration(nodes)*t.Step + t.ElectionMin + // as in sim
+		t.ElectionMin + t.ElectionMax + time.Second
+}
+
+// Run runs the cluster under the fault schedule of cfg.Seed and checks what
+// its drivers recorded. The error is for a run that could not be made (a
+// build failed, a process would not start, ctx ended); violations of the
+// contract are in the Report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Nodes < 3 || cfg.Nodes > 9 {
+		return nil, fmt.Errorf("nodes: %d; chaos runs 3 to 9 nodes (fewer have no majority left after a fault)", cfg.Nodes)
+	}
+	if cfg.Duration <= 0 {
+		return nil, fmt.Errorf("duration %v: must be positive", cfg.Duration)
+	}
+	if cfg.Profile == "" {
+		cfg.Profile = election.ProfileDefault
+	}
+	timing, err := election.ProfileTiming(cfg.Profile)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Seed == 0 {
+		var b [8]byte
+		rand.Read(b[:])
+		cfg.Seed = binary.LittleEndian.Uint64(b[:]) >> 1
+	}
+	logw := cfg.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	r := &runner{cfg: cfg, timing: timing, log: logw, bound: livenessBound(timing, cfg.Nodes)}
+	return r.run(ctx)
+}
+
+type runner struct {
+	cfg    Config
+	timing election.Timing
+	log    io.Writer
+	bound  time.Duration
+	dir    string
+	c      *cluster
+	track  *tracker
+	faults []FaultRecord
+	start  time.Time
+	// firstMaster is when the first driver acted as master.
+	firstMaster time.Duration
+	netNote     string
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.log, "%7.1fs  %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (r *runner) run(ctx context.Context) (rep *Report, err error) {
+	r.start = time.Now()
+	base := r.cfg.Dir
+	if base == "" {
+		base = os.TempDir()
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return nil, err
+	}
+	r.dir, err = os.MkdirTemp(base, fmt.Sprintf("clustd-chaos-%d-", r.cfg.Seed))
+	if err != nil {
+		return nil, err
+	}
+	keep := r.cfg.Keep
+	defer func() {
+		// A run that failed, or could not be made, keeps its folder: the
+		// logs are what explains it.
+		if err != nil || rep == nil || rep.Failed() {
+			keep = true
+		}
+		if rep != nil && keep {
+			rep.Dir = r.dir
+		}
+		// The binaries are large and rebuilt by the replay command.
+		os.RemoveAll(filepath.Join(r.dir, "bin"))
+		if !keep {
+			os.RemoveAll(r.dir)
+		} else if err != nil {
+			err = fmt.Errorf("%w (logs in %s)", err, r.dir)
+		}
+	}()
+
+	ids := make([]string, r.cfg.Nodes)
+	for i := range ids {
+		ids[i] = string(rune('a' + i))
+	}
+	r.logf("seed %d, %d nodes, %s timing, folder %s", r.cfg.Seed, r.cfg.Nodes, r.cfg.Profile, r.dir)
+
+	clustdBin, recorderBin, err := r.build(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	var nw network
+	if r.cfg.Loopback {
+		r.netNote = "namespaces not tried (loopback asked for)"
+	} else if why := netnsAvailable(); why != nil {
+		r.netNote = "cannot make network namespaces: " + why.Error() + "; falling back to loopback"
+	} else {
+		removeStaleNetns()
+		nw, err = newNsNet(ids, r.cfg.Seed)
+		if err != nil {
+			r.netNote = "cannot make network namespaces: " + err.Error() + "; falling back to loopback"
+			nw = nil
+		}
+	}
+	if nw == nil {
+		if nw, err = newLoNet(ids, r.cfg.Seed); err != nil {
+			return nil, err
+		}
+	}
+	defer nw.close()
+	if r.netNote != "" {
+		r.logf("%s", r.netNote)
+	}
+	r.logf("%s", nw.describe())
+
+	c := &cluster{net: nw, dir: r.dir, clustd: clustdBin, recorder: recorderBin,
+		execFile: filepath.Join(r.dir, "exec.jsonl"), noExec: r.cfg.NoExec}
+	r.c = c
+	for i, id := range ids {
+		n := &node{idx: i, id: id, dir: filepath.Join(r.dir, id)}
+		if err := os.MkdirAll(n.dir, 0o755); err != nil {
+			return nil, err
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	if err := c.writeConfigs(ctx, r.cfg.Profile); err != nil {
+		return nil, err
+	}
+	defer c.killAll()
+	r.track = newTracker(c.nodes)
+
+	sched := NewSchedule(r.cfg.Seed, r.cfg.Nodes, r.timing, r.cfg.Kinds)
+	nw.links().SetBase(sched.Weather.Link)
+	r.logf("weather: %s %v", sched.Weather.Name, sched.Weather.Link)
+	for _, n := range c.nodes {
+		if err := c.startDaemon(n); err != nil {
+			return nil, err
+		}
+		if err := c.startDrivers(n); err != nil {
+			return nil, err
+		}
+	}
+	// The first election waits out every node's start-up hold-off.
+	startBound := r.bound + 5*time.Second
+	if m, _ := r.waitMaster(ctx, startBound); m < 0 {
+		if ctx.Err() == nil {
+			err = fmt.Errorf("no master within %v of starting the cluster", startBound)
+		} else {
+			err = ctx.Err()
+		}
+		return nil, err
+	}
+	r.firstMaster = Now()
+	r.logf("%s is master; faults start", ids[r.track.master()])
+
+	faultStart := time.Now()
+	deadline := faultStart.Add(r.cfg.Duration)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if r.cfg.StopOnOverlap && r.track.overlapSeen {
+			r.logf("two masters at once seen: ending the fault phase")
+			break
+		}
+		f := sched.Next()
+		if err := r.inject(ctx, f, sched.Weather.Link); err != nil {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		r.sleep(ctx, f.Settle)
+	}
+	faultTime := time.Since(faultStart)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	end := c.stopDrivers()
+	c.stopDaemons()
+	r.logf("stopped; checking the history")
+	return r.analyse(faultTime, end, nw)
+}
+
+// build compiles clustd (with the unsafe tag if asked) and the recorder
+// into the run's folder.
+func (r *runner) build(ctx context.Context) (string, string, error) {
+	root := r.cfg.ModuleRoot
+	if root == "" {
+		out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+		if err != nil {
+			return "", "", fmt.Errorf("go env GOMOD: %w", err)
+		}
+		gomod := strings.TrimSpace(string(out))
+		if gomod == "" || gomod == os.DevNull {
+			return "", "", errors.New("not inside the clustd module: run from its source tree")
+		}
+		root = filepath.Dir(gomod)
+	}
+	binDir := filepath.Join(r.dir, "bin")
+	clustdBin := filepath.Join(binDir, "clustd")
+	recorderBin := filepath.Join(binDir, "chaos-recorder")
+	clustdArgs := []string{"build", "-o", clustdBin}
+	if r.cfg.Unsafe {
+		clustdArgs = append(clustdArgs, "-tags", "chaos_unsafe")
+	}
+	for _, args := range [][]string{append(clustdArgs, "./cmd/clustd"), {"build", "-o", recorderBin, "./chaos/recorder"}} {
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+	}
+	return clustdBin, recorderBin, nil
+}
+
+// sleep waits d or until ctx ends, following the histories meanwhile.
+// Faults last real time; this is the schedule's clock, not
+// synchronisation.
+func (r *runner) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			r.track.poll()
+		}
+	}
+}
+
+// waitMaster waits until a driver acts as master, up to bound. It returns
+// the master and how long it took, or -1.
+func (r *runner) waitMaster(ctx context.Context, bound time.Duration) (int, time.Duration) {
+	start := time.Now()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		r.track.poll()
+		if m := r.track.master(); m >= 0 {
+			return m, time.Since(start)
+		}
+		if time.Since(start) > bound {
+			return -1, time.Since(start)
+		}
+		select {
+		case <-ctx.Done():
+			return -1, time.Since(start)
+		case <-t.C:
+		}
+	}
+}
+
+// inject applies f, waits out its duration, heals it and waits for a
+// master.
+func (r *runner) inject(ctx context.Context, f Fault, weather LinkParams) error {
+	c := r.c
+	r.track.poll()
+	master := r.track.master()
+	ids := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		ids[i] = n.id
+	}
+	rec := FaultRecord{Kind: f.Kind, Text: f.Describe(ids, master), Target: f.Target(master), Master: master}
+	target := c.nodes[rec.Target]
+	rec.LosesMaster = master >= 0 && rec.Target == master
+	var applyErr error
+	heal := func() error { return c.net.heal() }
+	before := Now()
+	switch f.Kind {
+	case KindKill:
+		target.daemon.kill()
+		heal = func() error { return c.startDaemon(target) }
+	case KindStop:
+		// SIGTERM: a master hands over before it exits. It is down for
+		// f.For, or until it has exited if that takes longer.
+		applyErr = target.daemon.signal(syscall.SIGTERM)
+		rec.HandOver, rec.LosesMaster = rec.LosesMaster, false
+		heal = func() error {
+			target.daemon.stop(r.timing.LeaseDuration() + r.timing.ElectionMax + 2*time.Second)
+			return c.startDaemon(target)
+		}
+	case KindPause:
+		applyErr = target.daemon.signal(syscall.SIGSTOP)
+		heal = func() error { return target.daemon.signal(syscall.SIGCONT) }
+	case KindIsolate:
+		applyErr = c.net.isolate(rec.Target)
+	case KindSplit, KindPartial:
+		side, rest := f.Sides(master)
+		if f.Kind == KindPartial {
+			// Only the master loses the cut side; the others reach both.
+			rest = rest[:1]
+			rec.LosesMaster = false
+		} else {
+			rec.LosesMaster = master >= 0 && slices.Contains(side, master)
+		}
+		var ds []Drop
+		for _, a := range side {
+			for _, b := range rest {
+				ds = append(ds, Drop{a, b, 100}, Drop{b, a, 100})
+			}
+		}
+		applyErr = c.net.drop(ds...)
+	case KindOneWay:
+		from, to := f.OneWay(master)
+		rec.LosesMaster = false
+		applyErr = c.net.drop(Drop{from, to, f.LossPct})
+	case KindLatency:
+		rec.LosesMaster = false
+		c.net.links().SetBase(f.Link)
+		heal = func() error {
+			c.net.links().SetBase(weather)
+			return nil
+		}
+	case KindTransfer:
+		var args []string
+		if f.Size > 0 {
+			args = []string{"--to", c.nodes[f.TransferTo(master)].id}
+		}
+		rec.HandOver, rec.LosesMaster = rec.LosesMaster, false
+		applyErr = c.admin(ctx, target, "transfer", args...)
+		heal = nil
+	case KindMaintenance:
+		rec.HandOver, rec.LosesMaster = rec.LosesMaster, false
+		applyErr = c.admin(ctx, target, "maintenance", "on")
+		heal = func() error { return c.admin(ctx, target, "maintenance", "off") }
+	}
+	// The fault counts from when it was asked for: the kernel or the
+	// daemon acts a few milliseconds later, so failover times err long.
+	rec.Start = before
+	if applyErr != nil {
+		rec.Err = applyErr.Error()
+	}
+	r.logf("%-11s %s%s", f.Kind, rec.Text, errNote(rec.Err))
+	if heal != nil {
+		r.sleep(ctx, f.For)
+		if err := heal(); err != nil {
+			// A node that cannot be restarted or reconnected ends the run:
+			// everything after would measure the harness, not clustd.
+			return fmt.Errorf("healing %q: %w", rec.Text, err)
+		}
+	}
+	rec.Heal = Now()
+	r.faults = append(r.faults, rec)
+	if m, took := r.waitMaster(ctx, r.bound); m < 0 && ctx.Err() == nil {
+		r.logf("no master within %v of healing", r.bound)
+	} else if m >= 0 && took > r.bound/2 {
+		r.logf("master %s after %v", c.nodes[m].id, took.Round(time.Millisecond))
+	}
+	return nil
+}
+
+func errNote(e string) string {
+	if e == "" {
+		return ""
+	}
+	return " (failed: " + e + ")"
+}
+
+// tracker follows the recorders' history files as they grow, to know who
+// is master while the run goes on.
+type tracker struct {
+	files  []string
+	off    []int64
+	rest   [][]byte
+	acting []bool
+	// overlapSeen is set once two drivers were seen acting at once.
+	overlapSeen bool
+}
+
+func newTracker(nodes []*node) *tracker {
+	t := &tracker{}
+	for _, n := range nodes {
+		t.files = append(t.files, n.historyFile())
+	}
+	t.off = make([]int64, len(nodes))
+	t.rest = make([][]byte, len(nodes))
+	t.acting = make([]bool, len(nodes))
+	return t
+}
+
+func (t *tracker) poll() {
+	for i, path := range t.files {
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		f.Seek(t.off[i], io.SeekStart)
+		b, _ := io.ReadAll(f)
+		f.Close()
+		t.off[i] += int64(len(b))
+		data := append(t.rest[i], b...)
+		for {
+			nl := bytes.IndexByte(data, '\n')
+			if nl < 0 {
+				break
+			}
+			var rec Record
+			if json.Unmarshal(data[:nl], &rec) == nil {
+				switch rec.Event {
+				case EvPromoteStart, EvPromoteDone:
+					t.acting[i] = true
+				case EvDemoteStart:
+					t.acting[i] = false
+				}
+			}
+			data = data[nl+1:]
+		}
+		t.rest[i] = append([]byte(nil), data...)
+	}
+	n := 0
+	for _, a := range t.acting {
+		if a {
+			n++
+		}
+	}
+	if n > 1 {
+		t.overlapSeen = true
+	}
+}
+
+// master is the node whose driver acts as master, or -1.
+func (t *tracker) master() int {
+	for i, a := range t.acting {
+		if a {
+			return i
+		}
+	}
+	return -1
+}
