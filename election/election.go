@@ -724,7 +724,10 @@ func (n *Node) handleHeartbeat(m Message) {
 	n.heard = true
 	n.skip = m.Skip
 	n.electionAt = n.now + n.rankedTimeout()
-	n.send(Message{Type: MsgHeartbeatResp, To: m.From, Term: n.hs.Term, Sent: m.Sent, Eligible: n.Eligible()})
+	// A node in its start-up hold-off cannot take over yet (it ignores
+	// TimeoutNow): it must not be chosen as a hand-over target.
+	eligible := n.Eligible() && (n.unsafe.NoRestartHoldoff || n.now >= n.startedAt+n.timing.ElectionMin)
+	n.send(Message{Type: MsgHeartbeatResp, To: m.From, Term: n.hs.Term, Sent: m.Sent, Eligible: eligible})
 }
 
 func (n *Node) handleHeartbeatResp(from int, m Message) {

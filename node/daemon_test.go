@@ -21,18 +21,23 @@ import (
 	"github.com/clustd/clustd/node/config"
 )
 
-// freePorts reserves n loopback ports by listening and closing.
+// freePorts finds n free loopback ports below the kernel's range for
+// outgoing connections (32768 and up on Linux): a port taken from that range
+// could be handed to some connection's local end before the daemon binds it.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	var ports []int
 	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for len(ports) < n {
+		var b [2]byte
+		rand.Read(b[:])
+		port := 20000 + (int(b[0])<<8|int(b[1]))%12000
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
 		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, port)
 	}
 	for _, ln := range lns {
 		ln.Close()

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/clustd/clustd/node/transport"
@@ -122,7 +123,13 @@ func (d *Daemon) dialLoop(ctx context.Context, p *peer) {
 func (d *Daemon) dial(ctx context.Context, p *peer) (*transport.Session, error) {
 	hctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
 	defer cancel()
-	var dialer net.Dialer
+	ut := userTimeout(d.cfg.Timing.ElectionMin)
+	dialer := net.Dialer{
+		// A SYN lost in a partition is retried by the kernel only after a
+		// second, then three: better a fresh attempt soon after the heal.
+		Timeout: max(d.cfg.Timing.ElectionMin, 200*time.Millisecond),
+		Control: func(_, _ string, c syscall.RawConn) error { return setUserTimeout(c, ut) },
+	}
 	conn, err := dialer.DialContext(hctx, "tcp", p.addr)
 	if err != nil {
 		return nil, err
@@ -206,6 +213,7 @@ func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	defer conn.Close()
+	tuneAccepted(conn, userTimeout(d.cfg.Timing.ElectionMin))
 	hctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
 	sess, err := transport.Server(hctx, conn, d.cfg.Secret, d.hello, func(id string) bool {
 		_, ok := d.peers[id]
