@@ -69,6 +69,8 @@ type hub struct {
 	// masterSeq is the last state that told drivers they are master: an
 	// acknowledgement only confirms a demote sent after it.
 	masterSeq uint64
+	// sentDeadline is the lease deadline last sent to the drivers.
+	sentDeadline int64
 	// required names ever seen, and whether the node is healthy as far as
 	// drivers go.
 	required  map[string]bool
@@ -316,6 +318,16 @@ func (h *hub) publish(st election.State, members []driverproto.Member) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	prev := h.last
+	if renewal(prev, ds) && ds.LeaseDeadlineNS-h.sentDeadline < int64(h.d.cfg.Timing.LeaseDuration()/4) {
+		// A lease renewal every heartbeat round is more than drivers need:
+		// one per quarter lease keeps them well inside it, at a fraction
+		// of the wake-ups. Later connections get the newest deadline.
+		h.last = ds
+		return
+	}
+	if ds.IsMaster {
+		h.sentDeadline = ds.LeaseDeadlineNS
+	}
 	h.seq++
 	h.last, h.lastSeq = ds, h.seq
 	if ds.IsMaster {
@@ -472,4 +484,10 @@ func (h *hub) watchMembers(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
+}
+
+// renewal reports whether next only extends prev's lease.
+func renewal(prev, next *driverproto.State) bool {
+	return prev != nil && prev.IsMaster && next.IsMaster && prev.Term == next.Term &&
+		prev.Master == next.Master && next.LeaseDeadlineNS > prev.LeaseDeadlineNS
 }

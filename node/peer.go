@@ -172,22 +172,33 @@ func (d *Daemon) dialFailed(p *peer, err error) {
 // writeLoop sends p's queued frames and a ping now and then, until the
 // session fails or ctx ends.
 func (d *Daemon) writeLoop(ctx context.Context, p *peer, sess *transport.Session) error {
-	// Pings keep followers, who exchange nothing else, informed of each
-	// other: several per election timeout, the window for "reachable".
-	ping := time.NewTicker(d.cfg.Timing.ElectionMin / 3)
-	defer ping.Stop()
+	// A link that carries nothing else gets a ping several times per
+	// election timeout (the window for "reachable"): followers exchange
+	// nothing but pings. Where heartbeats and their answers flow, those
+	// suffice, and a ping goes only every rttEvery to measure the round trip.
+	period := d.cfg.Timing.ElectionMin / 3
+	const rttEvery = 5 * time.Second
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	var lastSent, lastPing time.Duration
 	for {
 		var frame []byte
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case frame = <-p.out:
-		case <-ping.C:
-			frame = encodePing(nil, framePing, Monotonic())
+		case <-tick.C:
+			now := Monotonic()
+			if now-lastSent < period*3/4 && now-lastPing < rttEvery {
+				continue
+			}
+			frame = encodePing(nil, framePing, now)
+			lastPing = now
 		}
 		if err := sess.Send(frame); err != nil {
 			return err
 		}
+		lastSent = Monotonic()
 		d.metrics.PeerSent(p.id)
 	}
 }
