@@ -1,0 +1,242 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/clustd/clustd/node"
+)
+
+// IdleConfig describes an idle measurement.
+type IdleConfig struct {
+	Bin, Dir string
+	Nodes    int
+	Profile  string
+	// Drivers connects one driver per daemon, as in production.
+	Drivers bool
+	// Settle is how long the cluster runs after it is stable before the
+	// window opens; Window is how long it is measured.
+	Settle, Window time.Duration
+	// RunBin and RunArgs run the daemons with another executable (a
+	// profiling build); see Cluster.
+	RunBin  string
+	RunArgs func(i int) []string
+	// Timing overrides the profile's timing (KEY=VALUE, as in the
+	// configuration file's timing section), for experiments.
+	Timing []string
+	// Env is added to the daemons' environment.
+	Env []string
+	Log io.Writer
+}
+
+// RunIdle starts a cluster, lets it settle and measures what each daemon
+// costs while nothing happens: CPU, memory and wakeups from /proc, traffic
+// on each peer connection from the kernel's socket counters (ss) and the
+// daemons' message counters (/metrics). The metrics are scraped just
+// before the window opens and just after it closes, so that the scrapes'
+// own cost falls outside the CPU and socket figures.
+func RunIdle(ctx context.Context, ic IdleConfig) (*IdleResult, error) {
+	log := ic.Log
+	if log == nil {
+		log = io.Discard
+	}
+	c, rec, err := Launch(ctx, LaunchOptions{
+		Bin: ic.Bin, Dir: ic.Dir, Nodes: ic.Nodes, Profile: ic.Profile, Timing: ic.Timing, Env: ic.Env,
+		RunBin: ic.RunBin, RunArgs: ic.RunArgs, Drivers: ic.Drivers, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if rec != nil {
+		defer rec.Stop()
+	}
+	res := &IdleResult{Nodes: ic.Nodes, Profile: ic.Profile, Timing: TimingOf(c.Timing), Drivers: ic.Drivers, LinkBytesPerS: map[string]float64{}}
+	master, term, err := WaitStable(ctx, c, rec, startWait)
+	if err != nil {
+		return res, c.explain(err)
+	}
+	fmt.Fprintf(log, "  idle (%d nodes, %s, drivers %v): master %s; settling %v, then measuring %v\n",
+		ic.Nodes, ic.Profile, ic.Drivers, c.IDs[master], ic.Settle, ic.Window)
+	if err := sleepCtx(ctx, ic.Settle); err != nil {
+		return res, err
+	}
+
+	pids := make([]int, len(c.IDs))
+	byPID := map[int]int{}
+	for i := range c.IDs {
+		pids[i] = c.PID(i)
+		byPID[pids[i]] = i
+	}
+	var peerPorts []int
+	byPort := map[int]int{}
+	for i, a := range c.Peer {
+		peerPorts = append(peerPorts, portOf(a))
+		byPort[portOf(a)] = i
+	}
+
+	m0, tm0, err := scrapeAll(ctx, c)
+	if err != nil {
+		return res, err
+	}
+	p0, s0, t0, err := readAll(ctx, pids, peerPorts)
+	if err != nil {
+		return res, err
+	}
+	if err := sleepCtx(ctx, ic.Window); err != nil {
+		return res, err
+	}
+	p1, s1, t1, err := readAll(ctx, pids, peerPorts)
+	if err != nil {
+		if ex := c.exited(); ex != nil {
+			return res, ex
+		}
+		return res, err
+	}
+	m1, tm1, err := scrapeAll(ctx, c)
+	if err != nil {
+		return res, err
+	}
+	win := (t1 - t0).Seconds()
+	mwin := (tm1 - tm0).Seconds()
+	res.WindowS = round3(win)
+
+	// The window counts as stable if the master kept its role and term.
+	res.Stable = true
+	for i := range c.IDs {
+		st, err := c.Status(ctx, i)
+		if err != nil {
+			return res, err
+		}
+		if (i == master) != (st.Role == "master") || st.Term != term {
+			res.Stable = false
+		}
+		d := DaemonIdle{
+			Node:            c.IDs[i],
+			Role:            st.Role,
+			CPUPct:          round3(100 * float64(p1[i].CPUTicks-p0[i].CPUTicks) / clockTicks / win),
+			RSSMB:           round3(float64(p1[i].RSSKB) / 1024),
+			PeakRSSMB:       round3(float64(p1[i].HWMKB) / 1024),
+			AnonMB:          round3(float64(p1[i].AnonKB) / 1024),
+			FileMB:          round3(float64(p1[i].FileKB) / 1024),
+			PSSMB:           round3(float64(p1[i].PSSKB) / 1024),
+			Threads:         p1[i].Threads,
+			CtxSwitchesPerS: round3(float64(p1[i].CtxSwitches-p0[i].CtxSwitches) / win),
+			ReadBytesPerS:   round3(float64(p1[i].ReadBytes-p0[i].ReadBytes) / win),
+			WriteBytesPerS:  round3(float64(p1[i].WriteBytes-p0[i].WriteBytes) / win),
+		}
+		g0, _ := Find(m0[i], "go_gc_duration_seconds_count")
+		g1, _ := Find(m1[i], "go_gc_duration_seconds_count")
+		d.GCsPerS = round3((g1 - g0) / mwin)
+		d.Goroutines, _ = Find(m1[i], "go_goroutines")
+		res.Daemons = append(res.Daemons, d)
+		res.MaxCPUPct = max(res.MaxCPUPct, d.CPUPct)
+		res.MaxRSSMB = max(res.MaxRSSMB, d.RSSMB)
+		if i == master {
+			res.MasterCPUPct = d.CPUPct
+		} else {
+			res.MaxFollowerCPUPct = max(res.MaxFollowerCPUPct, d.CPUPct)
+		}
+	}
+
+	before := map[string]Socket{}
+	for _, s := range s0 {
+		before[s.Key()] = s
+	}
+	kinds := map[string][]float64{}
+	for _, s := range s1 {
+		b, ok := before[s.Key()]
+		if !ok || len(s.PIDs) == 0 {
+			continue // opened during the window (a reconnect): not comparable
+		}
+		from, okFrom := byPID[s.PIDs[0]]
+		to, okTo := byPort[portOf(s.Remote)]
+		if !okFrom || !okTo {
+			continue
+		}
+		l := LinkIdle{
+			From:         c.IDs[from],
+			To:           c.IDs[to],
+			Kind:         linkKind(from == master, to == master),
+			BytesPerS:    round3(float64(s.BytesSent-b.BytesSent) / win),
+			SegmentsPerS: round3(float64(s.SegsOut-b.SegsOut) / win),
+		}
+		v0, _ := Find(m0[from], "clustd_peer_messages_sent_total", "peer", c.IDs[to])
+		v1, _ := Find(m1[from], "clustd_peer_messages_sent_total", "peer", c.IDs[to])
+		l.MessagesPerS = round3((v1 - v0) / mwin)
+		res.Links = append(res.Links, l)
+		kinds[l.Kind] = append(kinds[l.Kind], l.BytesPerS)
+	}
+	slices.SortFunc(res.Links, func(a, b LinkIdle) int {
+		if a.From != b.From {
+			return cmp.Compare(a.From, b.From)
+		}
+		return cmp.Compare(a.To, b.To)
+	})
+	for k, v := range kinds {
+		var sum float64
+		for _, x := range v {
+			sum += x
+		}
+		res.LinkBytesPerS[k] = round3(sum / float64(len(v)))
+	}
+	return res, nil
+}
+
+func linkKind(fromMaster, toMaster bool) string {
+	switch {
+	case fromMaster:
+		return "master_to_follower"
+	case toMaster:
+		return "follower_to_master"
+	}
+	return "follower_to_follower"
+}
+
+// readAll reads every daemon's /proc counters and the peer sockets, and
+// the time in between.
+func readAll(ctx context.Context, pids, peerPorts []int) ([]ProcSample, []Socket, time.Duration, error) {
+	at := node.Monotonic()
+	ps := make([]ProcSample, len(pids))
+	for i, pid := range pids {
+		p, err := ReadProc(pid)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("reading /proc of pid %d: %w", pid, err)
+		}
+		ps[i] = p
+	}
+	socks, err := ListSockets(ctx, peerPorts)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return ps, socks, at, nil
+}
+
+// scrapeAll reads every daemon's metrics and the time in the middle.
+func scrapeAll(ctx context.Context, c *Cluster) ([][]Metric, time.Duration, error) {
+	start := node.Monotonic()
+	out := make([][]Metric, len(c.IDs))
+	for i := range c.IDs {
+		s, err := c.Metrics(ctx, i)
+		if err != nil {
+			return nil, 0, err
+		}
+		out[i] = s
+	}
+	return out, start + (node.Monotonic()-start)/2, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
