@@ -191,18 +191,24 @@ func (d *Daemon) loop(ctx context.Context) error {
 	defer close(d.loopDone)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	if err := d.ready(); err != nil {
+	if _, err := d.ready(); err != nil {
 		return err
 	}
 	var leaving <-chan time.Time
 	drained := false
 	done := ctx.Done()
 	for {
+		// The clock is read once per input where it can be: on this
+		// clock every read is a system call, and an idle master wakes
+		// over a hundred times a second.
+		var now time.Duration
 		select {
 		case m := <-d.inbox:
-			d.core.Step(Monotonic(), m)
+			now = Monotonic()
+			d.core.Step(now, m)
 		case <-timer.C:
-			d.core.Tick(Monotonic())
+			now = Monotonic()
+			d.core.Tick(now)
 		case f := <-d.cmds:
 			f()
 		case <-done:
@@ -211,8 +217,12 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-leaving:
 			return nil
 		}
-		if err := d.ready(); err != nil {
+		saved, err := d.ready()
+		if err != nil {
 			return err
+		}
+		if saved || now == 0 {
+			now = Monotonic() // an fsync takes a while
 		}
 		if leaving != nil && d.handedOver() {
 			return nil
@@ -223,23 +233,24 @@ func (d *Daemon) loop(ctx context.Context) error {
 			drained = true
 			leaving = time.After(d.cfg.Timing.ElectionMax)
 		}
-		wait := d.core.NextDeadline() - Monotonic()
+		wait := d.core.NextDeadline() - now
 		timer.Reset(max(wait, 0))
 	}
 }
 
 // ready acts on the core's output. The hard state reaches the disk before
 // any message that depends on it leaves; failing that, the daemon stops:
-// carrying on could vote twice in one term after a restart.
-func (d *Daemon) ready() error {
+// carrying on could vote twice in one term after a restart. It reports
+// whether it saved anything.
+func (d *Daemon) ready() (bool, error) {
 	if !d.core.HasReady() {
-		return nil
+		return false, nil
 	}
 	rd := d.core.Ready()
 	if rd.HardState != nil {
 		if err := d.store.Save(store.HardState{Term: rd.HardState.Term, Vote: rd.HardState.Vote}); err != nil {
 			d.log.Error("cannot persist term and vote; stopping", "err", err)
-			return fmt.Errorf("persisting term and vote: %w", err)
+			return false, fmt.Errorf("persisting term and vote: %w", err)
 		}
 	}
 	for _, m := range rd.Messages {
@@ -252,7 +263,7 @@ func (d *Daemon) ready() error {
 	for _, st := range rd.States {
 		d.publish(st)
 	}
-	return nil
+	return rd.HardState != nil, nil
 }
 
 // publish logs, counts and forwards one state change.
@@ -280,7 +291,7 @@ func (d *Daemon) publish(st election.State) {
 	d.metrics.SetRole(roleName(st.Role))
 	d.metrics.SetTerm(st.Term)
 	if st.Role == election.Master {
-		d.metrics.SetLease((st.LeaseUntil - Monotonic()).Seconds())
+		d.metrics.SetLease((st.LeaseUntil - st.At).Seconds())
 	} else {
 		d.metrics.SetLease(0)
 	}

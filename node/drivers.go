@@ -313,7 +313,7 @@ func (h *hub) publish(st election.State, members []driverproto.Member) {
 	}
 	if ds.IsMaster {
 		ds.LeaseDeadlineNS = int64(st.LeaseUntil)
-		ds.LeaseMS = (st.LeaseUntil - Monotonic()).Milliseconds()
+		ds.LeaseMS = (st.LeaseUntil - st.At).Milliseconds()
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -180,25 +180,25 @@ func (d *Daemon) writeLoop(ctx context.Context, p *peer, sess *transport.Session
 	const rttEvery = 5 * time.Second
 	tick := time.NewTicker(period)
 	defer tick.Stop()
-	var lastSent, lastPing time.Duration
+	// Go's own clock (no system call) will do to tell an idle link.
+	var lastSent, lastPing time.Time
 	for {
 		var frame []byte
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case frame = <-p.out:
-		case <-tick.C:
-			now := Monotonic()
-			if now-lastSent < period*3/4 && now-lastPing < rttEvery {
+		case now := <-tick.C:
+			if now.Sub(lastSent) < period*3/4 && now.Sub(lastPing) < rttEvery {
 				continue
 			}
-			frame = encodePing(nil, framePing, now)
+			frame = encodePing(nil, framePing, Monotonic())
 			lastPing = now
 		}
 		if err := sess.Send(frame); err != nil {
 			return err
 		}
-		lastSent = Monotonic()
+		lastSent = time.Now()
 		d.metrics.PeerSent(p.id)
 	}
 }
