@@ -489,22 +489,27 @@ func TestHandshakeClearsDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	want, _ := ctx.Deadline()
-	done := make(chan error, 1)
+	type result struct {
+		s   *Session
+		err error
+	}
+	done := make(chan result, 1)
 	go func() {
+		// The server's session stays open until the client is done: a
+		// closed net.Pipe would fail the client's own SetDeadline.
 		s, err := Server(ctx, sconn, testSecret, testHello("b", 7), nil)
-		if s != nil {
-			defer s.Close()
-		}
-		done <- err
+		done <- result{s, err}
 	}()
 	cs, err := Client(ctx, dc, testSecret, testHello("a", 7), "b")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cs.Close()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
+	defer r.s.Close()
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
 	if len(dc.deadlines) != 2 || !dc.deadlines[0].Equal(want) || !dc.deadlines[1].IsZero() {
