@@ -11,7 +11,7 @@ import (
 	"sort"
 	"time"
 
-	"golang.org/x/sys/unix"
+	clustdnode "github.com/clustd/clustd/node"
 )
 
 // Events of the history files. The recorder driver writes the first five,
@@ -68,14 +68,7 @@ func (r Record) At() time.Duration { return time.Duration(r.MonoNS) }
 // clock clustd's leases and the daemon's events run on (CLOCK_MONOTONIC
 // plus any time the machine was suspended), so the recorded edges compare
 // with lease deadlines and with the daemon's own event times.
-func Now() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		// It always exists on Linux; without it no timestamp compares.
-		panic("clock_gettime(CLOCK_BOOTTIME): " + err.Error())
-	}
-	return time.Duration(ts.Nano())
-}
+func Now() time.Duration { return clustdnode.Monotonic() }
 
 // AppendRecord writes r as one JSON line with a single write on a file
 // opened with O_APPEND, so that lines from several processes never

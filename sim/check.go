@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -229,10 +230,10 @@ func (s *Sim) WriteTimeline(w io.Writer) {
 		}
 	}
 	slices.SortStableFunc(rows, func(a, b row) int {
-		if a.e.at != b.e.at {
-			return int(a.e.at - b.e.at)
+		if c := cmp.Compare(a.e.at, b.e.at); c != 0 {
+			return c
 		}
-		return a.n - b.n
+		return cmp.Compare(a.n, b.n)
 	})
 	for _, r := range rows {
 		fmt.Fprintln(w, formatEntry(r.id, r.e))
