@@ -10,9 +10,12 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 // MaxFrame is the largest payload one frame may carry. It bounds what a
@@ -39,9 +42,13 @@ type Session struct {
 	r    *bufio.Reader
 	in   opener
 
-	wmu          sync.Mutex
-	out          sealer
-	wbuf         []byte
+	wmu  sync.Mutex
+	out  sealer
+	wbuf []byte
+	// owed is the rest of a frame TrySend sealed but could not write
+	// whole: the stream must carry it before anything else.
+	owed         []byte
+	raw          syscall.RawConn // nil when conn has no file descriptor
 	werr         error
 	deadlineSet  bool
 	writeTimeout atomic.Int64
@@ -59,13 +66,77 @@ func newSession(conn net.Conn, peer Hello, sendKey, recvKey []byte) (*Session, e
 	if err != nil {
 		return nil, err
 	}
-	return &Session{
+	s := &Session{
 		conn: conn,
 		peer: peer,
-		r:    bufio.NewReaderSize(conn, readBufferSize),
 		in:   *in,
 		out:  *out,
-	}, nil
+	}
+	var r io.Reader = conn
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			s.raw = raw
+			r = rawReader{raw}
+		}
+	}
+	s.r = bufio.NewReaderSize(r, readBufferSize)
+	return s, nil
+}
+
+// rawReader reads a socket the way net.Conn does, waiting for data in Go's
+// network poller, but makes the read(2) itself a raw system call. The
+// runtime's bookkeeping around an ordinary system call wakes its monitor
+// thread whenever the process was idle, and on an idle cluster, where every
+// frame finds the process idle, those wake-ups cost more than the reads. A
+// read of a non-blocking socket never blocks, which is what a raw system
+// call needs.
+type rawReader struct{ rc syscall.RawConn }
+
+func (r rawReader) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	var n int
+	var errno syscall.Errno
+	err := r.rc.Read(func(fd uintptr) bool {
+		for {
+			r1, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+			switch e {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false // wait in the poller, then call again
+			}
+			n, errno = int(r1), e
+			return true
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", errno)}
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// rawWrite writes b to fd at most once, without blocking (see rawReader
+// for why raw). It returns 0 and no error when the socket buffer is full.
+func rawWrite(fd uintptr, b []byte) (int, error) {
+	for {
+		r1, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch e {
+		case 0:
+			return int(r1), nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, nil
+		}
+		return 0, os.NewSyscallError("write", e)
+	}
 }
 
 // Peer returns the hello the peer authenticated with.
@@ -87,8 +158,8 @@ func (s *Session) Send(payload []byte) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if s.werr != nil {
-		return s.werr
+	if err := s.flushOwed(); err != nil {
+		return err
 	}
 	if err := s.applyWriteTimeout(); err != nil {
 		s.werr = fmt.Errorf("transport: send: %w", err)
@@ -104,6 +175,90 @@ func (s *Session) Send(payload []byte) error {
 		s.werr = fmt.Errorf("transport: send: %w", err)
 		return s.werr
 	}
+	return nil
+}
+
+// TryResult says what TrySend did with a frame.
+type TryResult int
+
+const (
+	// Busy: nothing was done, because another Send holds the connection,
+	// bytes are still owed, or the connection has no file descriptor. The
+	// payload is the caller's to send another way.
+	Busy TryResult = iota
+	// Sent: the whole frame was handed to the kernel.
+	Sent
+	// Owed: the frame was sealed but the kernel took only part of it, or
+	// none. The rest is kept and goes out first on the next Send or Flush,
+	// which someone who may block must call.
+	Owed
+)
+
+// TrySend is Send for a caller that must never block, such as the goroutine
+// that owns the election: it writes the frame only if nobody else is
+// writing and the kernel takes it at once, which it does unless the peer has
+// stopped reading for a long while. It saves handing each frame to a
+// writer goroutine, a wake-up per frame. Errors are as for Send.
+func (s *Session) TrySend(payload []byte) (TryResult, error) {
+	if len(payload) > MaxFrame {
+		return Busy, fmt.Errorf("%w: %d payload bytes, at most %d", ErrFrameTooLarge, len(payload), MaxFrame)
+	}
+	if s.raw == nil || !s.wmu.TryLock() {
+		return Busy, nil
+	}
+	defer s.wmu.Unlock()
+	if s.werr != nil {
+		return Busy, s.werr
+	}
+	if len(s.owed) > 0 {
+		return Busy, nil
+	}
+	frame, err := s.out.seal(s.wbuf[:0], payload)
+	if err != nil {
+		s.werr = err
+		return Busy, err
+	}
+	s.wbuf = frame
+	var n int
+	var werr error
+	if cerr := s.raw.Control(func(fd uintptr) { n, werr = rawWrite(fd, frame) }); cerr != nil {
+		werr = cerr
+	}
+	if werr != nil {
+		s.werr = fmt.Errorf("transport: send: %w", werr)
+		return Owed, s.werr
+	}
+	if n == len(frame) {
+		return Sent, nil
+	}
+	s.owed = append([]byte(nil), frame[n:]...)
+	return Owed, nil
+}
+
+// Flush writes what TrySend left owed, blocking like Send.
+func (s *Session) Flush() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.flushOwed()
+}
+
+// flushOwed must be called with wmu held.
+func (s *Session) flushOwed() error {
+	if s.werr != nil {
+		return s.werr
+	}
+	if len(s.owed) == 0 {
+		return nil
+	}
+	if err := s.applyWriteTimeout(); err != nil {
+		s.werr = fmt.Errorf("transport: send: %w", err)
+		return s.werr
+	}
+	if _, err := s.conn.Write(s.owed); err != nil {
+		s.werr = fmt.Errorf("transport: send: %w", err)
+		return s.werr
+	}
+	s.owed = nil
 	return nil
 }
 

@@ -354,6 +354,119 @@ func TestWriteTimeoutCleared(t *testing.T) {
 	wg.Wait()
 }
 
+func TestTrySend(t *testing.T) {
+	cs, ss := tcpPair(t)
+	const n = 200
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			got, err := ss.Recv()
+			if err != nil {
+				done <- err
+				return
+			}
+			if want := fmt.Sprint(i); string(got) != want {
+				done <- fmt.Errorf("frame %d: got %q", i, got)
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := range n {
+		p := []byte(fmt.Sprint(i))
+		if i%3 == 0 { // Send and TrySend share one stream
+			if err := cs.Send(p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		res, err := cs.TrySend(p)
+		if err != nil || res != Sent {
+			t.Fatalf("TrySend %d: %v, %v; want Sent", i, res, err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTrySendOwed fills the socket buffers of a peer that does not read:
+// TrySend must then keep the frame it sealed, refuse more until it is
+// flushed, and never block.
+func TestTrySendOwed(t *testing.T) {
+	cs, ss := tcpPair(t)
+	big := bytes.Repeat([]byte{7}, MaxFrame)
+	var sent int
+	for {
+		res, err := cs.TrySend(big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		if res == Owed {
+			break
+		}
+		if res != Sent {
+			t.Fatalf("TrySend %d: %v, want Sent or Owed", sent, res)
+		}
+		if sent > 100000 {
+			t.Fatal("the socket never filled")
+		}
+	}
+	if res, err := cs.TrySend([]byte("later")); res != Busy || err != nil {
+		t.Fatalf("TrySend with bytes owed: %v, %v; want Busy", res, err)
+	}
+	recvd := make(chan error, 1)
+	go func() {
+		for i := range sent + 1 {
+			got, err := ss.Recv()
+			if err != nil {
+				recvd <- fmt.Errorf("Recv %d: %w", i, err)
+				return
+			}
+			want := big
+			if i == sent {
+				want = []byte("after")
+			}
+			if !bytes.Equal(got, want) {
+				recvd <- fmt.Errorf("frame %d: %d bytes, want %d", i, len(got), len(want))
+				return
+			}
+		}
+		recvd <- nil
+	}()
+	if err := cs.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Send([]byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-recvd; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTrySendBusy(t *testing.T) {
+	pc, _ := pipePair(t)
+	if res, err := pc.TrySend([]byte("x")); res != Busy || err != nil {
+		t.Errorf("TrySend on a connection without a descriptor: %v, %v; want Busy", res, err)
+	}
+	cs, _ := tcpPair(t)
+	cs.wmu.Lock() // a Send in progress
+	res, err := cs.TrySend([]byte("x"))
+	cs.wmu.Unlock()
+	if res != Busy || err != nil {
+		t.Errorf("TrySend while another Send writes: %v, %v; want Busy", res, err)
+	}
+	if _, err := cs.TrySend(make([]byte, MaxFrame+1)); !errors.Is(err, ErrFrameTooLarge) {
+		t.Errorf("oversized TrySend: %v, want ErrFrameTooLarge", err)
+	}
+	cs.Close()
+	if _, err := cs.TrySend([]byte("x")); err == nil {
+		t.Error("TrySend on a closed session succeeded")
+	}
+}
+
 func benchmarkSendRecv(b *testing.B, cs, ss *Session, size int) {
 	payload := make([]byte, size)
 	b.SetBytes(int64(size))
@@ -386,32 +499,7 @@ func BenchmarkSendRecv64Pipe(b *testing.B) {
 }
 
 func BenchmarkSendRecv64TCP(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- c
-	}()
-	cconn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	sconn, ok := <-accepted
-	if !ok {
-		b.Fatal("accept failed")
-	}
-	cs, ss, cerr, serr := handshakePair(b, cconn, sconn, clientSide(), serverSide())
-	if cerr != nil || serr != nil {
-		b.Fatalf("handshake: client %v, server %v", cerr, serr)
-	}
+	cs, ss := tcpPair(b)
 	benchmarkSendRecv(b, cs, ss, 64)
 }
 
