@@ -27,8 +27,11 @@ import (
 
 // Daemon runs one member of the cluster: the election core driven by the
 // monotonic clock, the peer transport, the state file and the local HTTP
-// listener. The core is owned by one goroutine (loop); everything else talks
-// to it through channels.
+// listener. Every input to the core (a frame, on the goroutine that read
+// it; the timer, on the loop goroutine; a command) runs under one lock and
+// is acted on before the lock is released, so the core sees one input at a
+// time. Inputs are not handed to a goroutine that owns the core: on an idle
+// cluster that hand-off, a wake-up per frame, was most of the cost.
 type Daemon struct {
 	cfg     *config.Config
 	log     *slog.Logger
@@ -37,8 +40,6 @@ type Daemon struct {
 	peers   map[string]*peer
 	order   []*peer
 	hello   transport.Hello
-	inbox   chan election.Message
-	cmds    chan func()
 	metrics *metrics.Metrics
 	reg     *prometheus.Registry
 	failLog burstLog
@@ -47,15 +48,23 @@ type Daemon struct {
 	peerLn net.Listener
 	httpLn net.Listener
 	hub    *hub
-	// loopDone is closed when the loop has stopped taking commands.
-	loopDone chan struct{}
 
-	// Owned by the loop goroutine.
+	// mu guards the core and everything below it.
+	mu        sync.Mutex
+	timer     *time.Timer
+	deadline  time.Duration // what timer is set for
+	stopped   bool          // no more input: the loop has returned
+	fatal     error         // why the daemon must stop, once failed is closed
+	failed    chan struct{}
+	leaving   bool // stopping: wake the loop after each input
+	wake      chan struct{}
+	scratch   []byte // encodes outgoing messages
 	state     election.State
 	roleSince time.Duration
 
 	// OnState, if set before Run, sees every state change of the core, in
-	// order, on the loop goroutine; it must not block.
+	// order, with the daemon's lock held; it must not block or call back
+	// into the daemon.
 	OnState func(election.State)
 }
 
@@ -92,24 +101,24 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	reg := metrics.NewRegistry()
 	d := &Daemon{
-		cfg:      cfg,
-		log:      log,
-		store:    st,
-		core:     core,
-		peers:    map[string]*peer{},
-		hello:    transport.Hello{Node: cfg.ID, ClusterHash: cfg.MembersHash()},
-		inbox:    make(chan election.Message, 1024),
-		cmds:     make(chan func()),
-		loopDone: make(chan struct{}),
-		reg:      reg,
-		metrics:  metrics.New(reg, cfg.ID),
-		failLog:  burstLog{quiet: 30 * time.Second},
+		cfg:     cfg,
+		log:     log,
+		store:   st,
+		core:    core,
+		peers:   map[string]*peer{},
+		hello:   transport.Hello{Node: cfg.ID, ClusterHash: cfg.MembersHash()},
+		timer:   time.NewTimer(0),
+		failed:  make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		reg:     reg,
+		metrics: metrics.New(reg, cfg.ID),
+		failLog: burstLog{quiet: 30 * time.Second},
 	}
 	for _, m := range cfg.Members {
 		if m.ID == cfg.ID {
 			continue
 		}
-		p := &peer{id: m.ID, addr: m.Address, out: make(chan []byte, outQueue), kick: make(chan struct{}, 1)}
+		p := &peer{id: m.ID, addr: m.Address, out: make(chan []byte, outQueue), kick: make(chan struct{}, 1), count: d.metrics.Peer(m.ID)}
 		d.metrics.AddPeer(m.ID)
 		d.peers[m.ID] = p
 		d.order = append(d.order, p)
@@ -164,7 +173,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(d.httpLn) }()
-	go d.hub.watchMembers(netCtx, d.cfg.Timing.Heartbeat*5)
+	d.wg.Add(1)
+	go d.watchLinks(netCtx)
 
 	err := d.loop(ctx)
 
@@ -185,56 +195,94 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
-// loop owns the core: every input enters here, and after each one the
-// core's Ready is acted on — persisted, then sent, then published.
+// loop feeds the core its timer and the stop, and waits for the hand-over
+// when stopping. It returns the error that stopped the daemon, if any.
 func (d *Daemon) loop(ctx context.Context) error {
-	defer close(d.loopDone)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	if _, err := d.ready(); err != nil {
-		return err
-	}
+	defer func() {
+		d.mu.Lock()
+		d.stopped = true
+		d.mu.Unlock()
+		d.timer.Stop()
+	}()
 	var leaving <-chan time.Time
 	drained := false
 	done := ctx.Done()
 	for {
-		// The clock is read once per input where it can be: on this
-		// clock every read is a system call, and an idle master wakes
-		// over a hundred times a second.
-		var now time.Duration
 		select {
-		case m := <-d.inbox:
-			now = Monotonic()
-			d.core.Step(now, m)
-		case <-timer.C:
-			now = Monotonic()
-			d.core.Tick(now)
-		case f := <-d.cmds:
-			f()
+		case <-d.timer.C:
+			d.input(func(now time.Duration) {
+				d.deadline = -1 // spent: set the timer again
+				d.core.Tick(now)
+			})
 		case <-done:
 			done = nil
-			leaving = d.leave()
+			d.input(func(now time.Duration) { leaving = d.leave(now) })
 		case <-leaving:
 			return nil
+		case <-d.wake:
+		case <-d.failed:
+			return d.fatal
 		}
-		saved, err := d.ready()
-		if err != nil {
-			return err
+		if leaving == nil {
+			continue
 		}
-		if saved || now == 0 {
-			now = Monotonic() // an fsync takes a while
-		}
-		if leaving != nil && d.handedOver() {
+		d.mu.Lock()
+		handedOver, draining := d.handedOver(), d.core.Draining()
+		d.mu.Unlock()
+		if handedOver {
 			return nil
 		}
-		if leaving != nil && !drained && !d.core.Draining() {
+		if !drained && !draining {
 			// The drivers have let go and the target was told: give it
 			// an election's time, not the rest of the demote timeout.
 			drained = true
 			leaving = time.After(d.cfg.Timing.ElectionMax)
 		}
-		wait := d.core.NextDeadline() - now
-		timer.Reset(max(wait, 0))
+	}
+}
+
+// input runs f on the core, with the clock read under the lock so that
+// the core's inputs carry non-decreasing times, then acts on its output.
+// After the loop has returned it does nothing and returns errStopped.
+func (d *Daemon) input(f func(now time.Duration)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return errStopped
+	}
+	now := Monotonic()
+	f(now)
+	d.acted(now)
+	return nil
+}
+
+// acted acts on the core's output and sets the timer for its next
+// deadline. Called with d.mu held.
+func (d *Daemon) acted(now time.Duration) {
+	saved, err := d.ready()
+	if err != nil {
+		if !d.stopped {
+			d.stopped = true
+			d.fatal = err
+			close(d.failed)
+		}
+		return
+	}
+	if saved {
+		now = Monotonic() // an fsync takes a while
+	}
+	// Most inputs leave the deadline where it was (a master's next
+	// heartbeat is due whatever the acknowledgements say): resetting the
+	// timer costs more than comparing.
+	if dl := d.core.NextDeadline(); dl != d.deadline {
+		d.deadline = dl
+		d.timer.Reset(max(dl-now, 0))
+	}
+	if d.leaving {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -255,7 +303,8 @@ func (d *Daemon) ready() (bool, error) {
 	}
 	for _, m := range rd.Messages {
 		if p := d.peers[m.To]; p != nil {
-			if !p.enqueue(encodeMessage(nil, m)) {
+			d.scratch = encodeMessage(d.scratch[:0], m)
+			if !p.send(d.scratch) {
 				d.metrics.FrameDropped("queue_full")
 			}
 		}
@@ -315,9 +364,10 @@ func roleName(r election.Role) string {
 }
 
 // leave starts the graceful stop: a master hands over first; a follower
-// just goes. It returns when to give up waiting for the hand-over.
-func (d *Daemon) leave() <-chan time.Time {
-	now := Monotonic()
+// just goes. It returns when to give up waiting for the hand-over. Called
+// with d.mu held.
+func (d *Daemon) leave(now time.Duration) <-chan time.Time {
+	d.leaving = true
 	if !d.core.IsMaster(now) {
 		return time.After(0)
 	}
@@ -336,14 +386,14 @@ func (d *Daemon) leave() <-chan time.Time {
 func (d *Daemon) demoteDone() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d.do(ctx, func() { d.core.DemoteDone(Monotonic()) })
+	d.do(ctx, func(now time.Duration) { d.core.DemoteDone(now) })
 }
 
 // setHealthy passes the drivers' verdict on the node's health to the core.
 func (d *Daemon) setHealthy(ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d.do(ctx, func() { d.core.SetHealthy(Monotonic(), ok) })
+	d.do(ctx, func(now time.Duration) { d.core.SetHealthy(now, ok) })
 }
 
 // memberList is the member list drivers get with each state.
@@ -389,22 +439,13 @@ func (d *Daemon) flush(limit time.Duration) {
 
 var errStopped = errors.New("the daemon is stopping")
 
-// do runs f on the loop goroutine and waits for it.
-func (d *Daemon) do(ctx context.Context, f func()) error {
-	done := make(chan struct{})
-	select {
-	case d.cmds <- func() { f(); close(done) }:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-d.loopDone:
-		return errStopped
+// do runs a command on the core. The lock is held only for the length of
+// one input, so ctx is checked once, before.
+func (d *Daemon) do(ctx context.Context, f func(now time.Duration)) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return d.input(f)
 }
 
 // Status reports the node's view of the cluster.
@@ -412,7 +453,7 @@ func (d *Daemon) Status() api.Status {
 	var s api.Status
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	err := d.do(ctx, func() { s = d.status(Monotonic()) })
+	err := d.do(ctx, func(now time.Duration) { s = d.status(now) })
 	if err != nil {
 		// The loop is gone (stopping): answer from what is known.
 		s = api.Status{Node: d.cfg.ID, Role: "follower", Reason: "stopping"}
@@ -468,8 +509,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 func (d *Daemon) Transfer(ctx context.Context, target string) error {
 	var err error
 	var master string
-	if e := d.do(ctx, func() {
-		now := Monotonic()
+	if e := d.do(ctx, func(now time.Duration) {
 		master = d.state.Master
 		err = d.core.Transfer(now, target)
 		if err == nil {
@@ -496,8 +536,7 @@ func (d *Daemon) Transfer(ctx context.Context, target string) error {
 
 // SetMaintenance turns maintenance mode on or off; a master hands over.
 func (d *Daemon) SetMaintenance(ctx context.Context, on bool) error {
-	return d.do(ctx, func() {
-		now := Monotonic()
+	return d.do(ctx, func(now time.Duration) {
 		d.core.SetMaintenance(now, on)
 		d.log.Info("maintenance", "on", on)
 	})

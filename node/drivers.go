@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -452,36 +451,27 @@ func (h *hub) eventLocked(kind, detail string) {
 	}
 }
 
-// watchMembers emits member_lost and member_back events as peers come and go.
-func (h *hub) watchMembers(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		now := Monotonic()
-		for _, p := range h.d.order {
-			p.mu.Lock()
-			up := p.connected && p.lastSeen > 0 && now-p.lastSeen < h.d.cfg.Timing.ElectionMin
-			p.mu.Unlock()
-			h.mu.Lock()
-			was, known := h.reachable[p.id]
-			h.reachable[p.id] = up
-			h.mu.Unlock()
-			h.d.metrics.SetPeerReachable(p.id, up)
-			switch {
-			case known && was && !up:
-				h.log.Info("member lost", "peer", p.id)
-				h.event(driverproto.EventMemberLost, p.id)
-			case known && !was && up, !known && up:
-				if known {
-					h.log.Info("member back", "peer", p.id)
-				}
-				h.event(driverproto.EventMemberBack, p.id)
+// checkMembers emits member_lost and member_back events as peers come and
+// go. The link watcher calls it on every tick.
+func (h *hub) checkMembers(now time.Duration) {
+	for _, p := range h.d.order {
+		p.mu.Lock()
+		up := p.connected && p.lastSeen > 0 && now-p.lastSeen < h.d.cfg.Timing.ElectionMin
+		p.mu.Unlock()
+		h.mu.Lock()
+		was, known := h.reachable[p.id]
+		h.reachable[p.id] = up
+		h.mu.Unlock()
+		h.d.metrics.SetPeerReachable(p.id, up)
+		switch {
+		case known && was && !up:
+			h.log.Info("member lost", "peer", p.id)
+			h.event(driverproto.EventMemberLost, p.id)
+		case known && !was && up, !known && up:
+			if known {
+				h.log.Info("member back", "peer", p.id)
 			}
+			h.event(driverproto.EventMemberBack, p.id)
 		}
 	}
 }

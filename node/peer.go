@@ -1,14 +1,17 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/clustd/clustd/node/metrics"
 	"github.com/clustd/clustd/node/transport"
 )
 
@@ -18,10 +21,18 @@ import (
 // one-way streams per pair need no rule for who keeps which connection.
 type peer struct {
 	id, addr string
-	out      chan []byte
+	// out queues frames for the writer goroutine; a nil frame asks it to
+	// finish what a TrySend left owed.
+	out chan []byte
 	// kick cuts a reconnect backoff short: the peer just connected to us,
 	// so it is up again.
-	kick chan struct{}
+	kick  chan struct{}
+	count metrics.PeerCounters
+	// sess is the outbound session while it is up, for send to write to
+	// directly; lastSent is when a frame last went out on it
+	// (Monotonic).
+	sess     atomic.Pointer[transport.Session]
+	lastSent atomic.Int64
 
 	mu        sync.Mutex
 	connected bool          // our outbound session is up
@@ -42,6 +53,37 @@ func (p *peer) enqueue(frame []byte) bool {
 	default:
 		return false
 	}
+}
+
+// send writes frame to the peer's session at once when it can do so
+// without blocking, and otherwise queues a copy for the writer goroutine.
+// The direct write saves waking that goroutine for every frame; frames
+// still leave in order unless the writer is between taking a frame from
+// the queue and writing it, and the election tolerates reordering.
+func (p *peer) send(frame []byte) bool {
+	if s := p.sess.Load(); s != nil && len(p.out) == 0 {
+		res, err := s.TrySend(frame)
+		switch {
+		case err != nil:
+			// The session is broken: wake the writer, whose next
+			// write fails too and reconnects.
+			p.enqueue(nil)
+			return true
+		case res == transport.Sent:
+			p.sent()
+			return true
+		case res == transport.Owed:
+			p.sent()
+			p.enqueue(nil)
+			return true
+		}
+	}
+	return p.enqueue(bytes.Clone(frame))
+}
+
+func (p *peer) sent() {
+	p.lastSent.Store(int64(Monotonic()))
+	p.count.Sent()
 }
 
 func (p *peer) seen(now time.Duration) {
@@ -108,7 +150,9 @@ func (d *Daemon) dialLoop(ctx context.Context, p *peer) {
 		p.connected = true
 		p.mu.Unlock()
 		d.metrics.SetPeerReachable(p.id, true)
+		p.sess.Store(sess)
 		err = d.writeLoop(ctx, p, sess)
+		p.sess.Store(nil)
 		sess.Close()
 		p.mu.Lock()
 		p.connected = false
@@ -169,37 +213,59 @@ func (d *Daemon) dialFailed(p *peer, err error) {
 	}
 }
 
-// writeLoop sends p's queued frames and a ping now and then, until the
-// session fails or ctx ends.
+// writeLoop sends p's queued frames until the session fails or ctx ends.
 func (d *Daemon) writeLoop(ctx context.Context, p *peer, sess *transport.Session) error {
-	// A link that carries nothing else gets a ping several times per
-	// election timeout (the window for "reachable"): followers exchange
-	// nothing but pings. Where heartbeats and their answers flow, those
-	// suffice, and a ping goes only every rttEvery to measure the round trip.
-	period := d.cfg.Timing.ElectionMin / 3
-	const rttEvery = 5 * time.Second
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	// Go's own clock (no system call) will do to tell an idle link.
-	var lastSent, lastPing time.Time
 	for {
 		var frame []byte
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case frame = <-p.out:
-		case now := <-tick.C:
-			if now.Sub(lastSent) < period*3/4 && now.Sub(lastPing) < rttEvery {
-				continue
+		}
+		if frame == nil {
+			if err := sess.Flush(); err != nil {
+				return err
 			}
-			frame = encodePing(nil, framePing, Monotonic())
-			lastPing = now
+			continue
 		}
 		if err := sess.Send(frame); err != nil {
 			return err
 		}
-		lastSent = time.Now()
-		d.metrics.PeerSent(p.id)
+		p.sent()
+	}
+}
+
+// watchLinks pings the links that carry nothing else, several times per
+// election timeout (the window for "reachable"): followers exchange nothing
+// but pings. Where heartbeats and their answers flow, those suffice, and a
+// ping goes only every rttEvery to measure the round trip. Each tick also
+// updates who is reachable for the drivers. One ticker serves every link:
+// a ticker per link woke an idle daemon several times as often.
+func (d *Daemon) watchLinks(ctx context.Context) {
+	defer d.wg.Done()
+	period := d.cfg.Timing.ElectionMin / 3
+	const rttEvery = 5 * time.Second
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	lastPing := make([]time.Duration, len(d.order))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := Monotonic()
+		for i, p := range d.order {
+			if p.sess.Load() == nil {
+				continue
+			}
+			if now-time.Duration(p.lastSent.Load()) < period*3/4 && now-lastPing[i] < rttEvery {
+				continue
+			}
+			lastPing[i] = now
+			p.send(encodePing(nil, framePing, now))
+		}
+		d.hub.checkMembers(now)
 	}
 }
 
@@ -302,7 +368,7 @@ func (d *Daemon) acceptFailed(addr net.Addr, err error) {
 func (d *Daemon) handleFrame(p *peer, frame []byte) {
 	now := Monotonic()
 	p.seen(now)
-	d.metrics.PeerReceived(p.id)
+	p.count.Received()
 	if len(frame) == 0 {
 		d.dropFrame(p, "decode", errFrame)
 		return
@@ -318,18 +384,15 @@ func (d *Daemon) handleFrame(p *peer, frame []byte) {
 			d.dropFrame(p, "decode", errors.New("message names the wrong sender or receiver"))
 			return
 		}
-		select {
-		case d.inbox <- m:
-		default:
-			d.dropFrame(p, "overflow", errors.New("inbox full"))
-		}
+		// A stopped daemon takes no more input; the frame goes with it.
+		_ = d.input(func(now time.Duration) { d.core.Step(now, m) })
 	case framePing:
 		if _, err := decodePing(frame[1:]); err != nil {
 			d.dropFrame(p, "decode", err)
 			return
 		}
-		pong := append([]byte{framePong}, frame[1:]...)
-		p.enqueue(pong)
+		frame[0] = framePong // the frame is ours: answer in place
+		p.send(frame)
 	case framePong:
 		// Our own stamp comes back: it cannot be in the future, nor older
 		// than a ping could have waited in a queue.
