@@ -59,6 +59,8 @@ type Daemon struct {
 	leaving   bool // stopping: wake the loop after each input
 	wake      chan struct{}
 	scratch   []byte // encodes outgoing messages
+	nextLinks time.Duration
+	lastPing  []time.Duration // by index in order
 	state     election.State
 	roleSince time.Duration
 
@@ -123,6 +125,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		d.peers[m.ID] = p
 		d.order = append(d.order, p)
 	}
+	d.lastPing = make([]time.Duration, len(d.order))
 	if d.peerLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("peer listener: %w", err)
 	}
@@ -173,8 +176,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(d.httpLn) }()
-	d.wg.Add(1)
-	go d.watchLinks(netCtx)
 
 	err := d.loop(ctx)
 
@@ -271,10 +272,14 @@ func (d *Daemon) acted(now time.Duration) {
 	if saved {
 		now = Monotonic() // an fsync takes a while
 	}
+	if now >= d.nextLinks {
+		d.checkLinks(now)
+		d.nextLinks = now + d.linkEvery()
+	}
 	// Most inputs leave the deadline where it was (a master's next
 	// heartbeat is due whatever the acknowledgements say): resetting the
 	// timer costs more than comparing.
-	if dl := d.core.NextDeadline(); dl != d.deadline {
+	if dl := min(d.core.NextDeadline(), d.nextLinks); dl != d.deadline {
 		d.deadline = dl
 		d.timer.Reset(max(dl-now, 0))
 	}

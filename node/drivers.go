@@ -1,10 +1,13 @@
 package node
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"sync"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/election"
+	"github.com/clustd/clustd/node/rawio"
 )
 
 // Driver connection timing. A driver that cannot keep up is cut off rather
@@ -105,7 +109,7 @@ func newHub(d *Daemon) *hub {
 
 // ServeHTTP upgrades a driver's connection and runs it.
 func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ws, err := h.upgrader.Upgrade(w, r, nil)
+	ws, err := h.upgrader.Upgrade(rawHijacker{w}, r, nil)
 	if err != nil {
 		h.log.Warn("driver connection refused", "remote", r.RemoteAddr, "err", err)
 		return
@@ -118,6 +122,23 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.run(c)
+}
+
+// rawHijacker hands the websocket library a connection whose reads and
+// writes are raw system calls (see rawio): a master renews its drivers'
+// leases several times a second.
+type rawHijacker struct{ http.ResponseWriter }
+
+func (w rawHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the HTTP connection cannot be taken over")
+	}
+	c, brw, err := h.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return rawio.Wrap(c), brw, nil
 }
 
 func (h *hub) refuse(ws *websocket.Conn, msg string) {

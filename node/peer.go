@@ -235,38 +235,32 @@ func (d *Daemon) writeLoop(ctx context.Context, p *peer, sess *transport.Session
 	}
 }
 
-// watchLinks pings the links that carry nothing else, several times per
-// election timeout (the window for "reachable"): followers exchange nothing
-// but pings. Where heartbeats and their answers flow, those suffice, and a
-// ping goes only every rttEvery to measure the round trip. Each tick also
-// updates who is reachable for the drivers. One ticker serves every link:
-// a ticker per link woke an idle daemon several times as often.
-func (d *Daemon) watchLinks(ctx context.Context) {
-	defer d.wg.Done()
-	period := d.cfg.Timing.ElectionMin / 3
-	const rttEvery = 5 * time.Second
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	lastPing := make([]time.Duration, len(d.order))
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+// linkEvery is how often checkLinks runs: several times per election
+// timeout, the window for "reachable".
+func (d *Daemon) linkEvery() time.Duration { return d.cfg.Timing.ElectionMin / 3 }
+
+// rttEvery is how often a busy link is pinged to measure its round trip.
+const rttEvery = 5 * time.Second
+
+// checkLinks pings the links that carry nothing else: followers exchange
+// nothing but pings. Where heartbeats and their answers flow, those
+// suffice, and a ping goes only every rttEvery to measure the round trip.
+// It also updates who is reachable for the drivers. It runs on the inputs
+// that happen anyway (see acted), so it adds no wake-up of its own to an
+// idle daemon. Called with d.mu held.
+func (d *Daemon) checkLinks(now time.Duration) {
+	idle := d.linkEvery() * 3 / 4
+	for i, p := range d.order {
+		if p.sess.Load() == nil {
+			continue
 		}
-		now := Monotonic()
-		for i, p := range d.order {
-			if p.sess.Load() == nil {
-				continue
-			}
-			if now-time.Duration(p.lastSent.Load()) < period*3/4 && now-lastPing[i] < rttEvery {
-				continue
-			}
-			lastPing[i] = now
-			p.send(encodePing(nil, framePing, now))
+		if now-time.Duration(p.lastSent.Load()) < idle && now-d.lastPing[i] < rttEvery {
+			continue
 		}
-		d.hub.checkMembers(now)
+		d.lastPing[i] = now
+		p.send(encodePing(nil, framePing, now))
 	}
+	d.hub.checkMembers(now)
 }
 
 // serve accepts peers' sessions until the listener closes.

@@ -10,12 +10,12 @@ import (
 	"io"
 	"math"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
+
+	"github.com/clustd/clustd/node/rawio"
 )
 
 // MaxFrame is the largest payload one frame may carry. It bounds what a
@@ -67,76 +67,20 @@ func newSession(conn net.Conn, peer Hello, sendKey, recvKey []byte) (*Session, e
 		return nil, err
 	}
 	s := &Session{
-		conn: conn,
+		// Plain reads and writes as raw system calls, TrySend with the
+		// descriptor itself: see rawio for why.
+		conn: rawio.Wrap(conn),
 		peer: peer,
 		in:   *in,
 		out:  *out,
 	}
-	var r io.Reader = conn
+	s.r = bufio.NewReaderSize(s.conn, readBufferSize)
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			s.raw = raw
-			r = rawReader{raw}
 		}
 	}
-	s.r = bufio.NewReaderSize(r, readBufferSize)
 	return s, nil
-}
-
-// rawReader reads a socket the way net.Conn does, waiting for data in Go's
-// network poller, but makes the read(2) itself a raw system call. The
-// runtime's bookkeeping around an ordinary system call wakes its monitor
-// thread whenever the process was idle, and on an idle cluster, where every
-// frame finds the process idle, those wake-ups cost more than the reads. A
-// read of a non-blocking socket never blocks, which is what a raw system
-// call needs.
-type rawReader struct{ rc syscall.RawConn }
-
-func (r rawReader) Read(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	var n int
-	var errno syscall.Errno
-	err := r.rc.Read(func(fd uintptr) bool {
-		for {
-			r1, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait in the poller, then call again
-			}
-			n, errno = int(r1), e
-			return true
-		}
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case errno != 0:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", errno)}
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-// rawWrite writes b to fd at most once, without blocking (see rawReader
-// for why raw). It returns 0 and no error when the socket buffer is full.
-func rawWrite(fd uintptr, b []byte) (int, error) {
-	for {
-		r1, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-		switch e {
-		case 0:
-			return int(r1), nil
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return 0, nil
-		}
-		return 0, os.NewSyscallError("write", e)
-	}
 }
 
 // Peer returns the hello the peer authenticated with.
@@ -221,7 +165,7 @@ func (s *Session) TrySend(payload []byte) (TryResult, error) {
 	s.wbuf = frame
 	var n int
 	var werr error
-	if cerr := s.raw.Control(func(fd uintptr) { n, werr = rawWrite(fd, frame) }); cerr != nil {
+	if cerr := s.raw.Control(func(fd uintptr) { n, werr = rawio.TryWrite(fd, frame) }); cerr != nil {
 		werr = cerr
 	}
 	if werr != nil {
