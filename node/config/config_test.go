@@ -432,7 +432,7 @@ func TestMembersHash(t *testing.T) {
 		lines(slices.Concat(base[:4], base[6:8], base[4:6], base[8:])...), // member order does not matter
 		with(1, "id: b"),                       // which node reads it does not matter
 		with(6, "    address: 10.0.0.1:07946"), // nor how an address is spelt
-		with(12, "timing: {heartbeat: 50ms}"),  // nor restating a profile value
+		with(12, "timing: {heartbeat: 100ms}"), // nor restating a profile value
 		with(12, "log_level: debug"),
 	}
 	if parse(with(12, "timing: {max_clock_drift: -0.0}")) != parse(with(12, "timing: {max_clock_drift: 0}")) {
