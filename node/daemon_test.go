@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -384,4 +385,20 @@ func TestRequiredDriver(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = n
+}
+
+func TestLimitProcs(t *testing.T) {
+	prev := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(prev)
+	runtime.GOMAXPROCS(2)
+	t.Setenv("GOMAXPROCS", "2")
+	LimitProcs()
+	if n := runtime.GOMAXPROCS(0); n != 2 {
+		t.Fatalf("GOMAXPROCS=2 in the environment: LimitProcs set %d", n)
+	}
+	os.Unsetenv("GOMAXPROCS") // t.Setenv restores it
+	LimitProcs()
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Fatalf("no GOMAXPROCS in the environment: LimitProcs left %d, want 1", n)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 
@@ -44,12 +43,7 @@ func runDaemon(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usageError(c, fmt.Sprintf("unexpected argument %q", c.Args().First()))
 	}
-	if os.Getenv("GOMAXPROCS") == "" {
-		// Measured on an idle 5-node cluster: the master's CPU falls by a
-		// fifth, because the runtime no longer wakes a second thread to
-		// look for work after every frame (BENCHMARKS.md).
-		runtime.GOMAXPROCS(1)
-	}
+	node.LimitProcs()
 	path := c.String("config")
 	cfg, err := config.Load(path)
 	if err != nil {

@@ -45,6 +45,7 @@ func run() error {
 	if *cfgPath == "" {
 		return fmt.Errorf("--config is required")
 	}
+	node.LimitProcs() // as clustd run does
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
