@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -225,7 +226,7 @@ func newNsNet(ids []string, seed uint64) (_ *nsNet, err error) {
 				var c net.Conn
 				err := inNetns(hub, func() error {
 					var err error
-					c, err = (&net.Dialer{}).DialContext(ctx, "tcp", target)
+					c, err = proxyDialer.DialContext(ctx, "tcp", target)
 					return err
 				})
 				return c, err
@@ -240,6 +241,27 @@ func newNsNet(ids []string, seed uint64) (_ *nsNet, err error) {
 		}))
 	}
 	return n, nil
+}
+
+// proxyDialer makes the proxies' connections to the nodes fail the way
+// the daemons' own do (node/peer.go, node/sockopt.go): a connect that gets
+// no answer gives up after an election timeout, and data left
+// unacknowledged for a second ends the connection. Without it, a node cut
+// off behind its proxy stalled in TCP's retransmission backoff for
+// seconds after the heal, while the peers' connections to the proxy
+// carried on as if nothing had happened: a failover that needed that node
+// took 1.2 s instead of 0.5 s.
+var proxyDialer = net.Dialer{
+	Timeout: 500 * time.Millisecond,
+	Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 1000)
+		}); err != nil {
+			return err
+		}
+		return serr
+	},
 }
 
 func (n *nsNet) nodeAddr(i int) string { return subnet + strconv.Itoa(i+1) }
