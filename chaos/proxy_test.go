@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clustd/clustd/internal/tcptest"
 )
 
 // echoServer answers every line with the same line, until closed.
@@ -222,25 +224,7 @@ func TestIdentifyByProcFS(t *testing.T) {
 	}
 	n := &loNet{pids: map[int]int{}}
 	n.started(2, os.Getpid())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	in := <-accepted
-	defer in.Close()
+	_, in := tcptest.Pair(t)
 	if got := n.identify(in); got != 2 {
 		t.Fatalf("identified as %d, want 2", got)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/clustd/clustd/internal/tcptest"
 )
 
 var testSecret = []byte("clustd test secret, long enough to be realistic")
@@ -178,28 +180,7 @@ func (c *deadlineConn) SetDeadline(t time.Time) error {
 // tcpPair is a handshaken pair of sessions over loopback TCP.
 func tcpPair(t testing.TB) (client, server *Session) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- c
-	}()
-	cconn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sconn, ok := <-accepted
-	if !ok {
-		t.Fatal("accept failed")
-	}
+	cconn, sconn := tcptest.Pair(t)
 	cs, ss, cerr, serr := handshakePair(t, cconn, sconn, clientSide(), serverSide())
 	if cerr != nil || serr != nil {
 		t.Fatalf("handshake: client %v, server %v", cerr, serr)
