@@ -150,7 +150,13 @@ func (p *copyPoller) scanOnce() {
 	d.Close()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var seen []*cmdCopy
+	type found struct {
+		pid, ppid int
+		start     uint64
+		at        time.Duration
+	}
+	var all []found
+	pids := map[int]bool{}
 	for _, name := range names {
 		if name[0] < '0' || name[0] > '9' {
 			continue
@@ -159,8 +165,19 @@ func (p *copyPoller) scanOnce() {
 		if !ok {
 			continue
 		}
-		at := mono()
 		pid, _ := strconv.Atoi(name)
+		all = append(all, found{pid: pid, ppid: ppid, start: start, at: mono()})
+		pids[pid] = true
+	}
+	var seen []*cmdCopy
+	for _, f := range all {
+		// A shell forks before it execs what it runs, and for that
+		// moment the child has the parent's argument list: it is part
+		// of the copy that forked it, not another one.
+		if pids[f.ppid] {
+			continue
+		}
+		pid, ppid, start, at := f.pid, f.ppid, f.start, f.at
 		key := [2]uint64{uint64(pid), start}
 		cp := p.byKey[key]
 		if cp == nil {
