@@ -2,6 +2,8 @@ package sim
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -9,10 +11,14 @@ import (
 
 // The leadership history, checked by porcupine as a second, independent
 // checker: a register holding (term, master). Winning an election writes it;
-// the write is invoked when the winner became candidate for that term and
-// returns when it won, since a correct election may finish a lower term after
-// a higher one started. A master renewing its lease reads it (invoked when
-// the renewing round was sent), and so does a follower learning of a master
+// the write is invoked when the winner became candidate for that term, since
+// a correct election may finish a lower term after a higher one started, and
+// returns when the winner became master: when a majority acknowledged its
+// first heartbeat round, not when it won the vote. A winner that never gets
+// there (a higher term won meanwhile) leaves its write pending: it may or may
+// not have taken effect, and followers that heard its first round may have
+// seen it. A master renewing its lease reads the register (invoked when the
+// renewing round was sent), and so does a follower learning of a master
 // (invoked when that master's heartbeat left). Terms must increase along the
 // linearization and every read must see the latest write.
 
@@ -59,14 +65,48 @@ type history struct {
 
 func newHistory() *history { return &history{} }
 
-func (h *history) write(client int, term uint64, master string, call, ret time.Duration) {
+// pending is the return time of an operation that has not returned.
+const pending = math.MaxInt64
+
+// write records a write invoked at call and returns its index, for
+// complete; until then it is pending.
+func (h *history) write(client int, term uint64, master string, call time.Duration) int {
 	if h == nil {
-		return
+		return -1
 	}
 	h.ops = append(h.ops, porcupine.Operation{
 		ClientId: client, Input: leaderOp{Write: true, Term: term, Master: master},
-		Call: int64(call), Return: int64(ret),
+		Call: int64(call), Return: pending,
 	})
+	return len(h.ops) - 1
+}
+
+// complete records that write i returned at ret.
+func (h *history) complete(i int, ret time.Duration) {
+	if h == nil || i < 0 {
+		return
+	}
+	h.ops[i].Return = int64(ret)
+}
+
+// closed returns the operations with those still pending ending after
+// everything else: porcupine then may order them anywhere after their call,
+// or leave their effect out, and the visualisation stays readable.
+func (h *history) closed() []porcupine.Operation {
+	ops := slices.Clone(h.ops)
+	var end int64
+	for _, o := range ops {
+		end = max(end, o.Call)
+		if o.Return != pending {
+			end = max(end, o.Return)
+		}
+	}
+	for i := range ops {
+		if ops[i].Return == pending {
+			ops[i].Return = end + 1
+		}
+	}
+	return ops
 }
 
 func (h *history) read(client int, term uint64, master string, call, ret time.Duration) {
@@ -88,9 +128,10 @@ func (s *Sim) Linearizable(timeout time.Duration, htmlPath string) (porcupine.Ch
 	}
 	// The verbose check, which keeps what the visualisation needs, is many
 	// times slower: run it only on a history already known to be bad.
-	res := porcupine.CheckOperationsTimeout(leadershipModel, s.hist.ops, timeout)
+	ops := s.hist.closed()
+	res := porcupine.CheckOperationsTimeout(leadershipModel, ops, timeout)
 	if res == porcupine.Illegal && htmlPath != "" {
-		_, info := porcupine.CheckOperationsVerbose(leadershipModel, s.hist.ops, timeout)
+		_, info := porcupine.CheckOperationsVerbose(leadershipModel, ops, timeout)
 		var notes []porcupine.Annotation
 		for _, n := range s.nodes {
 			for _, e := range n.timeline.entries() {

@@ -14,34 +14,60 @@ import (
 // answer, so the second checker is shown to catch a stale master.
 func TestLinearizabilityCheckerCanFail(t *testing.T) {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	// won records an election won at call's candidacy whose winner became
+	// master at ret.
+	won := func(h *history, client int, term uint64, master string, call, ret time.Duration) {
+		h.complete(h.write(client, term, master, call), ret)
+	}
 	cases := []struct {
 		name string
 		hist func(h *history)
 		want porcupine.CheckResult
 	}{
 		{"in order", func(h *history) {
-			h.write(0, 1, "a", ms(0), ms(10))
+			won(h, 0, 1, "a", ms(0), ms(10))
 			h.read(0, 1, "a", ms(20), ms(20))
-			h.write(1, 2, "b", ms(30), ms(40))
+			won(h, 1, 2, "b", ms(30), ms(40))
 			h.read(1, 2, "b", ms(50), ms(50))
 		}, porcupine.Ok},
 		{"lower term finishes later", func(h *history) {
 			// Term 2's campaign started before term 1 was won: legal.
-			h.write(1, 2, "b", ms(0), ms(30))
-			h.write(0, 1, "a", ms(5), ms(20))
+			won(h, 1, 2, "b", ms(0), ms(30))
+			won(h, 0, 1, "a", ms(5), ms(20))
 			h.read(1, 2, "b", ms(40), ms(40))
 		}, porcupine.Ok},
 		{"stale master renews after a newer win", func(h *history) {
-			h.write(0, 1, "a", ms(0), ms(10))
-			h.write(1, 2, "b", ms(20), ms(30))
+			won(h, 0, 1, "a", ms(0), ms(10))
+			won(h, 1, 2, "b", ms(20), ms(30))
 			h.read(0, 1, "a", ms(40), ms(40))
 		}, porcupine.Illegal},
 		{"terms go back", func(h *history) {
-			h.write(1, 2, "b", ms(0), ms(10))
-			h.write(0, 1, "a", ms(20), ms(30))
+			won(h, 1, 2, "b", ms(0), ms(10))
+			won(h, 0, 1, "a", ms(20), ms(30))
+		}, porcupine.Illegal},
+		{"a vote won late, never master, seen by a follower", func(h *history) {
+			// Seed 8511: a won term 20's vote after b had won term
+			// 21's, sent its first round, and d accepted it before
+			// hearing of term 21; a never became master (b's voters
+			// refused its round). Legal: a's write is still pending.
+			h.write(0, 20, "a", ms(75))
+			won(h, 1, 21, "b", ms(668), ms(759))
+			h.read(3, 20, "a", ms(712), ms(715))
+			h.read(0, 21, "b", ms(706), ms(725))
+			h.read(3, 21, "b", ms(706), ms(740))
+		}, porcupine.Ok},
+		{"a winner master after a higher term's, then renewing", func(h *history) {
+			won(h, 0, 20, "a", ms(75), ms(720))
+			won(h, 1, 21, "b", ms(668), ms(700))
+			h.read(0, 20, "a", ms(730), ms(730))
+		}, porcupine.Illegal},
+		{"a pending write seen after a higher term's", func(h *history) {
+			won(h, 1, 2, "b", ms(0), ms(10))
+			h.write(0, 1, "a", ms(20))
+			h.read(2, 1, "a", ms(30), ms(35))
 		}, porcupine.Illegal},
 		{"read of a term nobody won", func(h *history) {
-			h.write(0, 1, "a", ms(0), ms(10))
+			won(h, 0, 1, "a", ms(0), ms(10))
 			h.read(1, 1, "b", ms(20), ms(20))
 		}, porcupine.Illegal},
 	}

@@ -23,6 +23,11 @@ func TestRegressionSeeds(t *testing.T) {
 		{"stale heartbeats, equal ranks", 2, 10, election.ProfileFast, time.Minute},
 		{"stale heartbeats, equal ranks", 2, 77, election.ProfileFast, time.Minute},
 		{"stale heartbeats", 4, 26, election.ProfileFast, time.Minute},
+		// Not linearizable, wrongly: a node won term 20's vote after
+		// another had won term 21's, and a follower accepted its first
+		// round. It never became master; the history had recorded the
+		// vote, not becoming master, as the end of its write.
+		{"vote won late, never master", 5, 8511, election.ProfileDefault, 3 * time.Minute},
 	}
 	for _, c := range cases {
 		r, err := Run(RunConfig{Nodes: c.nodes, Seed: c.seed, Duration: c.d, Faults: true, Mix: DefaultMix(), Profile: c.profile, Linearizability: true})

@@ -138,7 +138,10 @@ type node struct {
 	// candidateAt records when this node became candidate for each term, for
 	// the linearizability history.
 	candidateAt map[uint64]time.Duration
-	timeline    ring
+	// wonWrite is the history's pending write for each term this node won
+	// the vote in and is not yet master of.
+	wonWrite map[uint64]int
+	timeline ring
 }
 
 // local is the node's monotonic clock at real time t.
@@ -223,7 +226,7 @@ func New(opts Options) (*Sim, error) {
 	s.cut = make([][]bool, len(members))
 	for i, m := range members {
 		s.cut[i] = make([]bool, len(members))
-		n := &node{id: m.ID, idx: i, rate: 1, candidateAt: map[uint64]time.Duration{}}
+		n := &node{id: m.ID, idx: i, rate: 1, candidateAt: map[uint64]time.Duration{}, wonWrite: map[uint64]int{}}
 		if opts.Drift {
 			eps := opts.Timing.MaxClockDrift
 			switch s.rnd.IntN(3) {
@@ -461,8 +464,17 @@ func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
 		s.stats.Elections++
 	}
 	if st.Reason == election.ReasonWon {
-		s.hist.write(n.idx, st.Term, n.id, n.candidateAt[st.Term], s.now)
+		// Winning the vote does not make a master: a majority must yet
+		// acknowledge the first round, and may never do so if a higher
+		// term wins meanwhile. The write stays pending until then.
+		n.wonWrite[st.Term] = s.hist.write(n.idx, st.Term, n.id, n.candidateAt[st.Term])
 		delete(n.candidateAt, st.Term)
+	}
+	if st.Role == election.Master && prev.Role != election.Master {
+		if i, ok := n.wonWrite[st.Term]; ok {
+			s.hist.complete(i, s.now)
+			delete(n.wonWrite, st.Term)
+		}
 	}
 	switch {
 	case st.Role == election.Master && prev.Role != election.Master:
