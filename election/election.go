@@ -908,6 +908,15 @@ func (n *Node) becomeFollower(term uint64, lead string, reason string) {
 	}
 	if n.role == Master {
 		n.lastMaster = n.id
+		if n.leaseUntil > n.now {
+			// The lease counted this node's own acknowledgement, and
+			// its drivers may act on it until it runs out: whatever
+			// made it step down (a higher term in any message), it
+			// stays loyal to itself for ElectionMin, like a follower
+			// that just heard from it, and votes for no one meanwhile.
+			n.lastHeard = n.now
+			n.heard = true
+		}
 	}
 	if lead != "" {
 		n.lastMaster = lead

@@ -1676,3 +1676,48 @@ func BenchmarkStepHeartbeatResp(b *testing.B) {
 		b.Fatal("master lost its lease during the benchmark")
 	}
 }
+
+// TestDeposedMasterDefendsItsLease: a master that learns of a higher term
+// from any message (here a refused heartbeat acknowledgement) steps down,
+// but its lease, which counted its own acknowledgement, may still be held
+// by its drivers. It must not vote for a new master until that lease has
+// run out. Found by the simulator (fast profile, seed 82): the deposed
+// master's vote completed a majority for term 107 while its drivers still
+// acted under term 106.
+func TestDeposedMasterDefendsItsLease(t *testing.T) {
+	c := newCluster(t, clusterOpts{members: members("a", "b", "c")})
+	if m := c.electDefault(); m != "a" {
+		t.Fatalf("master %s, want a", m)
+	}
+	c.run(50 * time.Millisecond)
+	a := c.node("a")
+	if !a.IsMaster(c.local("a")) {
+		t.Fatal("a is not master")
+	}
+	term := a.Term()
+	lease := a.State().LeaseUntil
+	c.stepTo("a", election.Message{Type: election.MsgHeartbeatResp, From: "b", To: "a", Term: term + 1, Reject: true})
+	if a.IsMaster(c.local("a")) || a.Term() != term+1 {
+		t.Fatalf("a still master of term %d after hearing of term %d", a.Term(), term+1)
+	}
+	if c.local("a") >= lease {
+		t.Fatal("the schedule proves nothing: a's lease already ran out")
+	}
+	i := len(c.sentSince("a", 0))
+	c.stepTo("a", election.Message{Type: election.MsgVote, From: "c", To: "a", Term: term + 1})
+	var resp *election.Message
+	for _, m := range c.sentSince("a", i) {
+		if m.Type == election.MsgVoteResp && m.To == "c" {
+			resp = &m
+		}
+	}
+	if resp == nil {
+		t.Fatal("a did not answer c's vote request")
+	}
+	if !resp.Reject {
+		t.Fatalf("a voted for c in term %d while its own lease of term %d runs until %v (now %v)", term+1, term, lease, c.local("a"))
+	}
+	if resp.RetryAfter <= 0 {
+		t.Errorf("refusal without a retry hint: %s", election.Describe(*resp))
+	}
+}
