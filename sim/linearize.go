@@ -19,8 +19,10 @@ import (
 // not have taken effect, and followers that heard its first round may have
 // seen it. A master renewing its lease reads the register (invoked when the
 // renewing round was sent), and so does a follower learning of a master
-// (invoked when that master's heartbeat left). Terms must increase along the
-// linearization and every read must see the latest write.
+// (invoked when that master's heartbeat left), but only from a round sent
+// once its sender was master: a winner's first round comes from a
+// candidate. Terms must increase along the linearization and every read
+// must see the latest write.
 
 type leaderState struct {
 	Term   uint64

@@ -28,6 +28,16 @@ func TestRegressionSeeds(t *testing.T) {
 		// round. It never became master; the history had recorded the
 		// vote, not becoming master, as the end of its write.
 		{"vote won late, never master", 5, 8511, election.ProfileDefault, 3 * time.Minute},
+		// Two masters: a master deposed by a higher term in a refused
+		// heartbeat acknowledgement voted at once for that term's
+		// candidate, completing its majority while the deposed master's
+		// drivers still acted under its lease.
+		{"deposed master voted during its lease", 5, 82, election.ProfileFast, 105 * time.Second},
+		// Not linearizable, wrongly: a follower accepted the first round
+		// of a term-508 winner (a candidate, never master) after others
+		// had accepted term 509's master; the history counted it as
+		// observing a master.
+		{"candidate's first round is no master", 5, 787, election.ProfileFast, 10 * time.Minute},
 	}
 	for _, c := range cases {
 		r, err := Run(RunConfig{Nodes: c.nodes, Seed: c.seed, Duration: c.d, Faults: true, Mix: DefaultMix(), Profile: c.profile, Linearizability: true})

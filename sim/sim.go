@@ -139,9 +139,11 @@ type node struct {
 	// the linearizability history.
 	candidateAt map[uint64]time.Duration
 	// wonWrite is the history's pending write for each term this node won
-	// the vote in and is not yet master of.
-	wonWrite map[uint64]int
-	timeline ring
+	// the vote in and is not yet master of; masterSince is when it became
+	// master of each term it was master of.
+	wonWrite    map[uint64]int
+	masterSince map[uint64]time.Duration
+	timeline    ring
 }
 
 // local is the node's monotonic clock at real time t.
@@ -226,7 +228,7 @@ func New(opts Options) (*Sim, error) {
 	s.cut = make([][]bool, len(members))
 	for i, m := range members {
 		s.cut[i] = make([]bool, len(members))
-		n := &node{id: m.ID, idx: i, rate: 1, candidateAt: map[uint64]time.Duration{}, wonWrite: map[uint64]int{}}
+		n := &node{id: m.ID, idx: i, rate: 1, candidateAt: map[uint64]time.Duration{}, wonWrite: map[uint64]int{}, masterSince: map[uint64]time.Duration{}}
 		if opts.Drift {
 			eps := opts.Timing.MaxClockDrift
 			switch s.rnd.IntN(3) {
@@ -475,6 +477,7 @@ func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
 			s.hist.complete(i, s.now)
 			delete(n.wonWrite, st.Term)
 		}
+		n.masterSince[st.Term] = s.now
 	}
 	switch {
 	case st.Role == election.Master && prev.Role != election.Master:
@@ -488,9 +491,24 @@ func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
 	if st.Role == election.Master {
 		round := s.real(n, st.LeaseUntil-n.core.LeaseDuration())
 		s.hist.read(n.idx, st.Term, n.id, min(round, s.now), s.now)
-	} else if st.Role == election.Follower && st.Master != "" && (st.Master != prev.Master || st.Term != prev.Term) && sentAt > 0 {
+	} else if st.Role == election.Follower && st.Master != "" && (st.Master != prev.Master || st.Term != prev.Term) && sentAt > 0 && s.wasMaster(st.Master, st.Term, sentAt) {
 		s.hist.read(n.idx, st.Term, st.Master, sentAt, s.now)
 	}
+}
+
+// wasMaster reports whether node id was master of term at instant at. A
+// winner's first heartbeat round leaves before it is master (a majority
+// must acknowledge it first, and may never do so if a higher term wins
+// meanwhile): a follower that accepts it has heard from a candidate, not
+// observed a master, and the history records no read for it.
+func (s *Sim) wasMaster(id string, term uint64, at time.Duration) bool {
+	for _, m := range s.nodes {
+		if m.id == id {
+			since, ok := m.masterSince[term]
+			return ok && since <= at
+		}
+	}
+	return false
 }
 
 // demoted starts the drivers' hold after a master stops being one, and
