@@ -30,7 +30,8 @@ staticcheck: $(STATICCHECK)
 $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-## sweep: 500 seeds, 5 nodes, default fault mix (SIM_SEEDS overrides the count).
+## sweep: 500 seeds, 5 nodes, default fault mix, default profile for 3 simulated
+## minutes and fast for 1 (SIM_SEEDS overrides the count).
 sweep:
 	SIM_SEEDS=$${SIM_SEEDS:-500} $(GO) test -count=1 -run 'TestSeedSweep' ./sim
 
