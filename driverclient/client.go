@@ -36,6 +36,11 @@ type State struct {
 	// LeaseDeadline is the CLOCK_BOOTTIME reading at which the lease ends
 	// unless renewed. It is zero unless IsMaster.
 	LeaseDeadline time.Duration
+	// StopDeadline is, while IsMaster, the CLOCK_BOOTTIME reading by which
+	// a demote that begins because the lease ran out must have finished:
+	// the next master's drivers may start soon after. Zero when the daemon
+	// gave none. The context of such a demote carries this deadline.
+	StopDeadline time.Duration
 	// Members is the cluster as the daemon last saw it.
 	Members []driverproto.Member
 	// Reason says why the state changed, for logs.
@@ -77,6 +82,14 @@ type Options struct {
 	// Required makes the node ineligible for master while no healthy driver
 	// of this Name is connected to it.
 	Required bool
+	// DemoteTimeout is how long this driver's demote may take at most: for
+	// a process, the time it is given to stop plus the wait after SIGKILL.
+	// It is declared to the daemon, which waits that long for the
+	// driver's acknowledgement in a planned hand-over and refuses a driver
+	// that declares more than its demote_timeout; and the context of a
+	// demote the daemon asks for carries it as a deadline. Zero declares
+	// nothing: the daemon's demote_timeout bounds the wait.
+	DemoteTimeout time.Duration
 	// OnEvent, if set, asks the daemon for its event stream and receives
 	// it. It is called from a goroutine of its own, one event at a time and
 	// in order; events that arrive while it is busy are queued, and dropped

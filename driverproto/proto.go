@@ -97,6 +97,11 @@ type Message struct {
 	Name     string `json:"name,omitempty"`
 	Required bool   `json:"required,omitempty"`
 	Events   bool   `json:"events,omitempty"`
+	// DemoteTimeoutMS is how long this driver's demote may take, in
+	// milliseconds: a planned hand-over waits that long for its
+	// acknowledgement, and the daemon refuses a driver that declares more
+	// than its own demote_timeout. Zero declares nothing.
+	DemoteTimeoutMS int64 `json:"demote_timeout_ms,omitempty"`
 
 	// state, ack, event
 	Seq uint64 `json:"seq,omitempty"`
@@ -126,10 +131,18 @@ type State struct {
 	// LeaseMS is the lease left when the daemon sent this, for humans;
 	// LeaseDeadlineNS is the CLOCK_BOOTTIME instant it ends, which is what
 	// a driver must enforce. Both are zero unless IsMaster.
-	LeaseMS         int64    `json:"lease_ms"`
-	LeaseDeadlineNS int64    `json:"lease_deadline_ns"`
-	Members         []Member `json:"members"`
-	Reason          string   `json:"reason,omitempty"`
+	LeaseMS         int64 `json:"lease_ms"`
+	LeaseDeadlineNS int64 `json:"lease_deadline_ns"`
+	// StopDeadlineNS is, on a master, the CLOCK_BOOTTIME instant by which
+	// a demote that begins because the lease ran out must have finished:
+	// the lease deadline plus the cluster's stop budget, less a reserve.
+	// The next master's drivers may start soon after it. Zero when the
+	// daemon does not say (then the lease deadline is the bound).
+	StopDeadlineNS int64 `json:"stop_deadline_ns,omitempty"`
+	// StopBudgetMS is the cluster's stop budget (timing.stop_budget).
+	StopBudgetMS int64    `json:"stop_budget_ms,omitempty"`
+	Members      []Member `json:"members"`
+	Reason       string   `json:"reason,omitempty"`
 }
 
 // Member is one cluster member in a state message.
