@@ -46,6 +46,9 @@ type Daemon struct {
 	reg     *prometheus.Registry
 	failLog burstLog
 	wg      sync.WaitGroup
+	// handshakes bounds the peer connections that have not yet proved
+	// the secret.
+	handshakes *shedder
 
 	peerLn net.Listener
 	httpLn net.Listener
@@ -129,6 +132,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		reg:     reg,
 		metrics: metrics.New(reg, cfg.ID),
 		failLog: burstLog{quiet: 30 * time.Second},
+
+		handshakes: newShedder(maxHandshakes, maxHandshakesPerSource),
 	}
 	for _, m := range cfg.Members {
 		if m.ID == cfg.ID {
@@ -186,10 +191,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 			Logger:     d.log,
 			AuthFailed: d.metrics.AuthFailure,
 		})),
+		// A client that connects and sends nothing, or trickles, must
+		// not hold a connection for long; drivers' websockets set their
+		// own deadlines once hijacked.
 		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		MaxHeaderBytes:    16 << 10,
 	}
+	lim := newHTTPLimiter(d.httpLn, maxHTTPConns, maxHTTPConns, func(n int) {
+		d.metrics.ConnectionsShed(metrics.ListenerHTTP, n)
+		if d.failLog.first("http/shed", Monotonic()) {
+			d.log.Warn("too many connections on the local HTTP listener; closing the oldest", "limit", maxHTTPConns)
+		}
+	})
+	srv.ConnState = lim.connState
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- srv.Serve(d.httpLn) }()
+	go func() { httpDone <- srv.Serve(lim) }()
 
 	err := d.loop(ctx)
 

@@ -94,6 +94,10 @@ func (p *peer) seen(now time.Duration) {
 
 // burstLog logs a repeating failure once per burst: the first failure is
 // logged, then nothing while failures keep coming less than quiet apart.
+// It remembers at most maxBurstKeys keys: when full, keys whose burst is
+// over are forgotten, and if none is, a new key counts as within a burst
+// (not logged) until room is made, so a flood from many sources can
+// neither grow the map nor the log without bound.
 type burstLog struct {
 	mu    sync.Mutex
 	last  map[string]time.Duration
@@ -107,6 +111,16 @@ func (b *burstLog) first(key string, now time.Duration) bool {
 		b.last = map[string]time.Duration{}
 	}
 	prev, ok := b.last[key]
+	if !ok && len(b.last) >= maxBurstKeys {
+		for k, t := range b.last {
+			if now-t > b.quiet {
+				delete(b.last, k)
+			}
+		}
+		if len(b.last) >= maxBurstKeys {
+			return false
+		}
+	}
 	b.last[key] = now
 	return !ok || now-prev > b.quiet
 }
@@ -263,20 +277,20 @@ func (d *Daemon) checkLinks(now time.Duration) {
 	d.hub.checkMembers(now)
 }
 
-// serve accepts peers' sessions until the listener closes.
+// serve accepts peers' sessions until the listener closes. A failed
+// accept (out of descriptors) is retried with backoff: the node must keep
+// hearing its peers once the flood that caused it is over.
 func (d *Daemon) serve(ctx context.Context, ln net.Listener) {
 	defer d.wg.Done()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() == nil {
-				d.log.Error("peer listener failed", "err", err)
-			}
-			return
+	acceptLoop(ctx.Done(), ln, func(err error) {
+		d.metrics.AcceptError(metrics.ListenerPeer)
+		if d.failLog.first("accept/listener", Monotonic()) {
+			d.log.Error("peer listener cannot accept; retrying with backoff", "err", err)
 		}
+	}, func(conn net.Conn) {
 		d.wg.Add(1)
 		go d.serveConn(ctx, conn)
-	}
+	})
 }
 
 func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
@@ -284,6 +298,16 @@ func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	defer conn.Close()
+	// Until it proves the secret the connection holds one of a bounded
+	// number of handshake places; admitting it may shed the oldest.
+	slot, shed := d.handshakes.admit(conn, nil)
+	if shed > 0 {
+		d.metrics.ConnectionsShed(metrics.ListenerPeer, shed)
+		if d.failLog.first("accept/shed/"+sourceOf(conn.RemoteAddr()), Monotonic()) {
+			d.log.Warn("too many unauthenticated peer connections; closing the oldest",
+				"remote", conn.RemoteAddr().String(), "limit", maxHandshakes, "per_source", maxHandshakesPerSource)
+		}
+	}
 	tuneAccepted(conn, userTimeout(d.cfg.Timing.ElectionMin))
 	hctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
 	sess, err := transport.Server(hctx, conn, d.cfg.Secret, d.hello, func(id string) bool {
@@ -291,6 +315,7 @@ func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
 		return ok
 	})
 	cancel()
+	d.handshakes.release(slot)
 	if err != nil {
 		d.acceptFailed(conn.RemoteAddr(), err)
 		return

@@ -56,6 +56,14 @@ const (
 	DropOther = "other"
 )
 
+// Listeners, the values AcceptError and ConnectionsShed accept.
+const (
+	ListenerPeer = "peer"
+	ListenerHTTP = "http"
+)
+
+var listeners = []string{ListenerPeer, ListenerHTTP}
+
 var dropReasons = []string{
 	DropMalformed, DropOversized, DropReplayed, DropUnauthenticated,
 	DropUnknownPeer, DropClusterMismatch, DropDecode, DropQueueFull,
@@ -77,6 +85,9 @@ type Metrics struct {
 	peerReachable *prometheus.GaugeVec
 	peerRTT       *prometheus.GaugeVec
 	drivers       prometheus.Gauge
+	acceptErrors  *prometheus.CounterVec
+	shed          *prometheus.CounterVec
+	duplicates    prometheus.Counter
 }
 
 // New creates the metrics of the node with the given id and registers them
@@ -111,6 +122,13 @@ func New(reg prometheus.Registerer, node string) *Metrics {
 		peerReachable: gaugeVec("peer_reachable", "1 if an authenticated session to the peer is up and it was heard from within the election timeout, else 0.", "peer"),
 		peerRTT:       gaugeVec("peer_rtt_seconds", "The last measured round trip to each peer.", "peer"),
 		drivers:       gauge("drivers_connected", "Drivers connected to this daemon."),
+		acceptErrors:  counterVec("accept_errors_total", "Failed accepts (such as running out of descriptors), by listener.", "listener"),
+		shed:          counterVec("connections_shed_total", "Connections closed to keep within the connection limits, by listener.", "listener"),
+		duplicates:    counter("duplicate_members_total", "Connections refused because another live instance already claims the member id."),
+	}
+	for _, l := range listeners {
+		m.acceptErrors.WithLabelValues(l)
+		m.shed.WithLabelValues(l)
 	}
 	for _, r := range dropReasons {
 		m.framesDropped.WithLabelValues(r)
@@ -216,6 +234,41 @@ func (m *Metrics) FrameDropped(reason string) {
 		reason = DropOther
 	}
 	m.framesDropped.WithLabelValues(reason).Inc()
+}
+
+// AcceptError counts a failed accept on listener (ListenerPeer or
+// ListenerHTTP).
+func (m *Metrics) AcceptError(listener string) {
+	if m == nil {
+		return
+	}
+	m.acceptErrors.WithLabelValues(knownListener(listener)).Inc()
+}
+
+// ConnectionsShed counts n connections closed on listener to stay within
+// its limits.
+func (m *Metrics) ConnectionsShed(listener string, n int) {
+	if m == nil {
+		return
+	}
+	m.shed.WithLabelValues(knownListener(listener)).Add(float64(n))
+}
+
+// DuplicateMember counts a connection refused because another live
+// instance of the same member id was already connected.
+func (m *Metrics) DuplicateMember() {
+	if m == nil {
+		return
+	}
+	m.duplicates.Inc()
+}
+
+// knownListener keeps the listener label to its known values.
+func knownListener(l string) string {
+	if l == ListenerHTTP {
+		return l
+	}
+	return ListenerPeer
 }
 
 // AddPeer creates the per-peer series of peer at their zero values, so that
