@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Names of the files the store keeps in the data directory.
@@ -26,7 +28,15 @@ type Store struct {
 	dir  string
 	path string   // the state file
 	lock *os.File // holds the flock for as long as the store is open
-	dirf *os.File // kept open so that each Save can fsync the directory cheaply
+	dirf *os.File // kept open: each Save works relative to it (openat, renameat) and syncs it
+
+	// spare is an unnamed file (O_TMPFILE) in the data directory, created
+	// ahead of the next Save, and reserve a descriptor held back to be
+	// given up if creating a file fails for want of descriptors. A process
+	// flooded with connections can run out of them; it must still be able
+	// to save its vote.
+	spare   *os.File
+	reserve int
 
 	mu     sync.Mutex
 	hs     HardState // the last state known to be durable
@@ -54,7 +64,7 @@ func Open(dir string) (*Store, HardState, error) {
 	if err != nil {
 		return nil, HardState{}, err
 	}
-	s := &Store{dir: dir, path: filepath.Join(dir, stateName), lock: lock}
+	s := &Store{dir: dir, path: filepath.Join(dir, stateName), lock: lock, reserve: -1}
 	hs, err := s.load()
 	if err != nil {
 		s.release()
@@ -77,7 +87,16 @@ func (s *Store) load() (HardState, error) {
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return HardState{}, fmt.Errorf("removing %s left over from an interrupted save: %w", tmp, err)
 	}
-	return readState(s.path)
+	hs, err := readState(s.path)
+	if err != nil {
+		return HardState{}, err
+	}
+	if s.reserve, err = unix.FcntlInt(dirf.Fd(), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+		s.reserve = -1
+		return HardState{}, fmt.Errorf("data directory %s: %w", s.dir, err)
+	}
+	s.spare = s.openSpare()
+	return hs, nil
 }
 
 // readState reads and parses the state file at path.
@@ -169,31 +188,129 @@ func checkTransition(old, next HardState) error {
 }
 
 // write publishes hs atomically: readers (a restarting clustd) see either
-// the old file or the new one, never a mix.
+// the old file or the new one, never a mix. With a spare file ready it
+// needs no new descriptor: the spare is written, linked in as state.tmp and
+// renamed over the state file, all relative to the open directory. Without
+// one (a file system without O_TMPFILE) it creates state.tmp by name.
 func (s *Store) write(hs HardState) error {
-	tmp := filepath.Join(s.dir, tmpName)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
+	dirfd := int(s.dirf.Fd())
+	f := s.spare
+	s.spare = nil
+	named := f == nil
+	if named {
+		var err error
+		if f, err = s.openTmp(); err != nil {
+			return err
+		}
 	}
-	_, err = f.Write(format(hs))
+	data := format(hs)
+	_, err := f.WriteAt(data, 0)
+	if err == nil {
+		err = f.Truncate(int64(len(data)))
+	}
 	if err == nil {
 		err = f.Sync()
+	}
+	if err == nil && !named {
+		err = linkTmp(f, dirfd)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, s.path)
+		err = renameat(dirfd, tmpName, stateName)
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = unlinkat(dirfd, tmpName)
 		return err
 	}
 	if err := s.dirf.Sync(); err != nil {
 		return fmt.Errorf("syncing directory %s: %w", s.dir, err)
 	}
+	s.spare = s.openSpare()
 	return nil
+}
+
+// openSpare creates the unnamed file the next Save writes, or returns nil
+// if it cannot (that Save then creates state.tmp by name).
+func (s *Store) openSpare() *os.File {
+	fd, err := s.openat(".", unix.O_TMPFILE|unix.O_RDWR)
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(s.dir, "(unnamed)"))
+}
+
+// linkTmp gives the unnamed file f the name state.tmp, through /proc so
+// that no new descriptor (nor privilege, as AT_EMPTY_PATH would need) is
+// required.
+func linkTmp(f *os.File, dirfd int) error {
+	src := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
+	for range 2 {
+		err := unix.Linkat(unix.AT_FDCWD, src, dirfd, tmpName, unix.AT_SYMLINK_FOLLOW)
+		if err == unix.EEXIST {
+			// A name left by a failed save: it was never published.
+			_ = unlinkat(dirfd, tmpName)
+			continue
+		}
+		if err != nil {
+			return &os.LinkError{Op: "link", Old: src, New: tmpName, Err: err}
+		}
+		return nil
+	}
+	return &os.LinkError{Op: "link", Old: src, New: tmpName, Err: unix.EEXIST}
+}
+
+// openTmp creates an empty state.tmp in the data directory.
+func (s *Store) openTmp() (*os.File, error) {
+	fd, err := s.openat(tmpName, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: filepath.Join(s.dir, tmpName), Err: err}
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(s.dir, tmpName)), nil
+}
+
+// openat opens name relative to the data directory. If the process is out
+// of descriptors it gives up the reserve one to make room, and takes a new
+// reserve afterwards when it can.
+func (s *Store) openat(name string, flags int) (int, error) {
+	dirfd := int(s.dirf.Fd())
+	open := func() (int, error) {
+		for {
+			fd, err := unix.Openat(dirfd, name, flags|unix.O_CLOEXEC, 0o600)
+			if err != unix.EINTR {
+				return fd, err
+			}
+		}
+	}
+	fd, err := open()
+	if (err == unix.EMFILE || err == unix.ENFILE) && s.reserve >= 0 {
+		unix.Close(s.reserve)
+		s.reserve = -1
+		fd, err = open()
+	}
+	if s.reserve < 0 && err == nil {
+		if r, derr := unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0); derr == nil {
+			s.reserve = r
+		}
+	}
+	return fd, err
+}
+
+func renameat(dirfd int, from, to string) error {
+	for {
+		err := syscall.Renameat(dirfd, from, dirfd, to)
+		if err != syscall.EINTR {
+			if err != nil {
+				return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+			}
+			return nil
+		}
+	}
+}
+
+func unlinkat(dirfd int, name string) error {
+	return unix.Unlinkat(dirfd, name, 0)
 }
 
 // Close releases the data directory's lock. Further calls to Save fail.
@@ -211,6 +328,14 @@ func (s *Store) Close() error {
 // release closes the files an open store holds, unlocking the directory.
 func (s *Store) release() error {
 	var err error
+	if s.spare != nil {
+		s.spare.Close()
+		s.spare = nil
+	}
+	if s.reserve >= 0 {
+		unix.Close(s.reserve)
+		s.reserve = -1
+	}
 	if s.dirf != nil {
 		err = s.dirf.Close()
 	}

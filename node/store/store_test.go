@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -258,5 +259,61 @@ func BenchmarkSave(b *testing.B) {
 		if err := s.Save(HardState{Term: term, Vote: "node-1"}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSaveWithoutFreeDescriptors fills the process's descriptor table, as
+// a flood of connections would, and checks that Save still works.
+func TestSaveWithoutFreeDescriptors(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := old
+	lim.Cur = 256
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Skipf("cannot lower the descriptor limit: %v", err)
+	}
+	var held []int
+	release := func() {
+		for _, fd := range held {
+			syscall.Close(fd)
+		}
+		held = nil
+	}
+	defer func() {
+		release()
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	}()
+	for {
+		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			if err != syscall.EMFILE {
+				t.Fatalf("filling the descriptor table: %v", err)
+			}
+			break
+		}
+		held = append(held, fd)
+	}
+	for term := uint64(1); term <= 3; term++ {
+		if err := s.Save(HardState{Term: term, Vote: "n1"}); err != nil {
+			release()
+			t.Fatalf("Save with no free descriptor (term %d): %v", term, err)
+		}
+	}
+	release()
+	s.Close()
+	_, hs, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs.Term != 3 || hs.Vote != "n1" {
+		t.Fatalf("reopened state %+v, want term 3 vote n1", hs)
 	}
 }
