@@ -248,6 +248,13 @@ type Node struct {
 	acked         []time.Duration // per member: newest round acknowledged, -1 none
 	ackAt         []time.Duration // per member: local time of that acknowledgement
 	ackEligible   []bool
+	// sentRounds holds the stamps of the latest rounds sent (a ring, next
+	// at nextRound; noRound where empty): an acknowledgement counts only
+	// if it names one of them, so a peer cannot extend the lease by naming
+	// a round that never went out. Rounds are at least a heartbeat apart,
+	// so the ring covers every round younger than the lease.
+	sentRounds []time.Duration
+	nextRound  int
 
 	// draining is a hand-over in its first stage (the node is still
 	// master); pending is one in its second (the node has stepped down
@@ -329,6 +336,10 @@ func New(cfg Config, hs HardState, now time.Duration) (*Node, error) {
 	}
 	for i := range n.acked {
 		n.acked[i] = -1
+	}
+	n.sentRounds = make([]time.Duration, min(int(n.leaseDur/max(cfg.Timing.Heartbeat, 1))+2, maxSentRounds))
+	for i := range n.sentRounds {
+		n.sentRounds[i] = noRound
 	}
 	n.leadSent = -1
 	n.becomeFollower(hs.Term, "", ReasonStart)
@@ -731,6 +742,10 @@ func (n *Node) handleHeartbeat(m Message) {
 }
 
 func (n *Node) handleHeartbeatResp(from int, m Message) {
+	if m.Sent == noRound || !slices.Contains(n.sentRounds, m.Sent) {
+		// Not a round this master sent (or one too old to matter).
+		return
+	}
 	if m.Sent < n.acked[from] {
 		// A late answer to an old round says nothing about the peer now.
 		return
@@ -771,8 +786,17 @@ func (n *Node) updateLease() {
 	}
 }
 
+// noRound marks an empty place in sentRounds, and maxSentRounds bounds
+// its length.
+const (
+	noRound       = time.Duration(-1 << 63)
+	maxSentRounds = 256
+)
+
 func (n *Node) heartbeat() {
 	n.lastRound = n.now
+	n.sentRounds[n.nextRound] = n.now
+	n.nextRound = (n.nextRound + 1) % len(n.sentRounds)
 	n.nextHeartbeat = n.now + n.timing.Heartbeat
 	var skip uint64
 	for i, m := range n.members {
@@ -889,6 +913,9 @@ func (n *Node) becomeMaster() {
 	for i := range n.acked {
 		n.acked[i] = -1
 		n.ackEligible[i] = false
+	}
+	for i := range n.sentRounds {
+		n.sentRounds[i] = noRound
 	}
 	// Without a majority's acknowledgement within ElectionMin the win is
 	// worthless: step down and let another election run.

@@ -120,6 +120,9 @@ func (d *decoder) string(what string) string {
 	return s
 }
 
+// maxRetryAfter bounds the RetryAfter a peer may send.
+const maxRetryAfter = time.Minute
+
 // decodeMessage parses the body of a frameMessage (after the kind byte).
 func decodeMessage(body []byte) (election.Message, error) {
 	d := decoder{b: body}
@@ -144,6 +147,10 @@ func decodeMessage(body []byte) (election.Message, error) {
 	case len(d.b) != 0:
 		return election.Message{}, fmt.Errorf("%w: %d trailing bytes", errFrame, len(d.b))
 	}
+	// A voter's hold-off is at most a lease and an election timeout; a
+	// larger figure is a bug or a lie, and added to the clock it could
+	// overflow into the past and start an election at once.
+	m.RetryAfter = min(m.RetryAfter, maxRetryAfter)
 	m.Reject = flags&flagReject != 0
 	m.Force = flags&flagForce != 0
 	m.Eligible = flags&flagEligible != 0

@@ -79,3 +79,14 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeMessageClampsRetryAfter(t *testing.T) {
+	m := election.Message{Type: election.MsgVoteResp, From: "a", To: "b", Term: 3, Reject: true, RetryAfter: 1<<63 - 1}
+	got, err := decodeMessage(encodeMessage(nil, m)[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RetryAfter != maxRetryAfter {
+		t.Fatalf("RetryAfter %v, want it clamped to %v", got.RetryAfter, maxRetryAfter)
+	}
+}
