@@ -190,6 +190,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			Driver:     d.hub,
 			Logger:     d.log,
 			AuthFailed: d.metrics.AuthFailure,
+			LogRefused: func(remote string) bool {
+				return d.failLog.first("admin/"+hostOf(remote), Monotonic())
+			},
 		})),
 		// A client that connects and sends nothing, or trickles, must
 		// not hold a connection for long; drivers' websockets set their

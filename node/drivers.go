@@ -111,13 +111,17 @@ func newHub(d *Daemon) *hub {
 func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws, err := h.upgrader.Upgrade(rawHijacker{w}, r, nil)
 	if err != nil {
-		h.log.Warn("driver connection refused", "remote", r.RemoteAddr, "err", err)
+		if h.d.failLog.first("driver/"+hostOf(r.RemoteAddr), Monotonic()) {
+			h.log.Warn("driver connection refused", "remote", r.RemoteAddr, "err", err)
+		}
 		return
 	}
 	ws.SetReadLimit(driverproto.MaxMessage)
 	c, err := h.handshake(ws)
 	if err != nil {
-		h.log.Warn("driver refused", "remote", r.RemoteAddr, "err", err)
+		if h.d.failLog.first("driver/"+hostOf(r.RemoteAddr), Monotonic()) {
+			h.log.Warn("driver refused", "remote", r.RemoteAddr, "err", err)
+		}
 		h.refuse(ws, err.Error())
 		return
 	}

@@ -42,6 +42,14 @@ func sourceOf(addr net.Addr) string {
 	return s
 }
 
+// hostOf is the host part of a "host:port" remote address.
+func hostOf(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
+}
+
 // acceptBackoff is the wait after a failed Accept, doubling from 5 ms up to
 // a second as net/http does. A listener that runs out of descriptors
 // (EMFILE, ENFILE) recovers once some close; returning from the accept loop

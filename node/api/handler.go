@@ -61,6 +61,11 @@ type HandlerOptions struct {
 	// (metrics.Metrics.AuthFailure): a stream of them means something on
 	// this machine is guessing.
 	AuthFailed func()
+	// LogRefused, when set, decides whether a refused request from remote
+	// (a RemoteAddr) is logged; the daemon logs one per burst per source,
+	// so that a client retrying in a loop cannot flood the log. When nil,
+	// every refused request is logged.
+	LogRefused func(remote string) bool
 }
 
 // NewHandler returns the local listener's HTTP handler:
@@ -85,7 +90,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{d: opts.Daemon, token: opts.Token, log: log, authFailed: opts.AuthFailed}
+	h := &handler{d: opts.Daemon, token: opts.Token, log: log, authFailed: opts.AuthFailed, logRefused: opts.LogRefused}
 	mux := http.NewServeMux()
 	// Patterns carry no method, because the mux would answer a wrong method
 	// with a plain-text 405 and scripts expect every error as JSON.
@@ -113,7 +118,8 @@ type handler struct {
 	d          Daemon
 	token      string
 	log        *slog.Logger
-	authFailed func() // may be nil
+	authFailed func()                   // may be nil
+	logRefused func(remote string) bool // may be nil
 }
 
 // allow answers methods other than the given ones with 405 and an Allow
@@ -203,7 +209,9 @@ func (h *handler) authorized(w http.ResponseWriter, r *http.Request, op string) 
 	if h.token != "" {
 		msg += "; TOKEN is derived from the cluster secret, and clustd transfer and clustd maintenance derive it themselves when given --config FILE or --secret-file FILE"
 	}
-	h.log.Warn("admin request refused", "op", op, "remote", r.RemoteAddr, "status", http.StatusUnauthorized, "reason", reason)
+	if h.shouldLog(r) {
+		h.log.Warn("admin request refused", "op", op, "remote", r.RemoteAddr, "status", http.StatusUnauthorized, "reason", reason)
+	}
 	if h.authFailed != nil {
 		h.authFailed()
 	}
@@ -213,8 +221,15 @@ func (h *handler) authorized(w http.ResponseWriter, r *http.Request, op string) 
 }
 
 func (h *handler) reject(w http.ResponseWriter, r *http.Request, op string, rerr *requestError) {
-	h.log.Warn("admin request refused", "op", op, "remote", r.RemoteAddr, "status", rerr.code, "error", rerr.msg)
+	if h.shouldLog(r) {
+		h.log.Warn("admin request refused", "op", op, "remote", r.RemoteAddr, "status", rerr.code, "error", rerr.msg)
+	}
 	writeError(w, rerr.code, rerr.msg)
+}
+
+// shouldLog reports whether a refusal of r is to be logged.
+func (h *handler) shouldLog(r *http.Request) bool {
+	return h.logRefused == nil || h.logRefused(r.RemoteAddr)
 }
 
 // finish logs a mutation's outcome and answers it.

@@ -81,6 +81,10 @@ func TestUpdates(t *testing.T) {
 	m.SetPeerReachable("n3", false)
 	m.SetPeerRTT("n2", 0.0004)
 	m.SetDrivers(2)
+	m.AcceptError(ListenerPeer)
+	m.AcceptError("bogus") // an unknown listener counts as the peer one
+	m.ConnectionsShed(ListenerHTTP, 3)
+	m.DuplicateMember()
 	now = now.Add(500 * time.Millisecond) // the lease counts down by itself
 
 	const want = `
@@ -136,6 +140,17 @@ clustd_peer_rtt_seconds{node="n1",peer="n2"} 0.0004
 # HELP clustd_drivers_connected Drivers connected to this daemon.
 # TYPE clustd_drivers_connected gauge
 clustd_drivers_connected{node="n1"} 2
+# HELP clustd_accept_errors_total Failed accepts (such as running out of descriptors), by listener.
+# TYPE clustd_accept_errors_total counter
+clustd_accept_errors_total{listener="http",node="n1"} 0
+clustd_accept_errors_total{listener="peer",node="n1"} 2
+# HELP clustd_connections_shed_total Connections closed to keep within the connection limits, by listener.
+# TYPE clustd_connections_shed_total counter
+clustd_connections_shed_total{listener="http",node="n1"} 3
+clustd_connections_shed_total{listener="peer",node="n1"} 0
+# HELP clustd_duplicate_members_total Connections refused because another live instance already claims the member id.
+# TYPE clustd_duplicate_members_total counter
+clustd_duplicate_members_total{node="n1"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
