@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,7 @@ type Daemon struct {
 	// handshakes bounds the peer connections that have not yet proved
 	// the secret.
 	handshakes *shedder
+	dups       duplicates
 
 	peerLn net.Listener
 	httpLn net.Listener
@@ -90,6 +92,9 @@ func LimitProcs() {
 // New opens the state file and binds both listeners, so that every start-up
 // problem (a corrupt state file, a port in use) is reported before Run.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	if err := checkOwnAddress(cfg); err != nil {
+		return nil, err
+	}
 	st, hs, err := store.Open(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -125,7 +130,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		store:   st,
 		core:    core,
 		peers:   map[string]*peer{},
-		hello:   transport.Hello{Node: cfg.ID, ClusterHash: cfg.MembersHash()},
+		hello:   transport.Hello{Node: cfg.ID, ClusterHash: cfg.MembersHash(), Instance: transport.NewInstance()},
 		timer:   time.NewTimer(0),
 		failed:  make(chan struct{}),
 		wake:    make(chan struct{}, 1),
@@ -155,7 +160,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d.hub = newHub(d)
 	ok = true
 	log.Info("starting", "term", hs.Term, "vote", hs.Vote, "listen", d.peerLn.Addr().String(),
-		"http", d.httpLn.Addr().String(), "members", len(cfg.Members),
+		"http", d.httpLn.Addr().String(), "members", len(cfg.Members), "instance", hex.EncodeToString(d.hello.Instance[:]),
 		"election_timeout", cfg.Timing.ElectionMin, "lease", cfg.Timing.LeaseDuration())
 	return d, nil
 }
@@ -534,6 +539,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		}
 		s.Members = append(s.Members, ms)
 	}
+	s.Duplicates = d.duplicateStatus(now)
 	slices.SortFunc(s.Members, func(a, b api.MemberStatus) int {
 		switch {
 		case a.ID < b.ID:

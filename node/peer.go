@@ -34,11 +34,20 @@ type peer struct {
 	sess     atomic.Pointer[transport.Session]
 	lastSent atomic.Int64
 
+	// dupRefusals counts the peer's consecutive refusals of our sessions
+	// as a duplicate; only the dial loop touches it.
+	dupRefusals int
+
 	mu        sync.Mutex
-	connected bool          // our outbound session is up
-	inbound   int           // sessions the peer opened to us
-	lastSeen  time.Duration // monotonic; 0 never
-	rtt       time.Duration
+	connected bool // our outbound session is up
+	inbound   int  // sessions the peer opened to us
+	ins       map[*inboundSess]struct{}
+	// refusedInst is the last instance refused as a duplicate, first
+	// refused at refusedSince (monotonic).
+	refusedInst  [transport.InstanceSize]byte
+	refusedSince time.Duration
+	lastSeen     time.Duration // monotonic; 0 never
+	rtt          time.Duration
 }
 
 // outQueue bounds what waits for a slow or unreachable peer. Election
@@ -156,7 +165,8 @@ func (d *Daemon) dialLoop(ctx context.Context, p *peer) {
 			continue
 		}
 		bo.Reset()
-		for _, kind := range []string{"mismatch", "auth", "connect"} {
+		p.dupRefusals = 0
+		for _, kind := range []string{"mismatch", "auth", "connect", "duplicate"} {
 			d.failLog.reset("dial/" + kind + "/" + p.id)
 		}
 		d.log.Info("connected to peer", "peer", p.id, "addr", p.addr)
@@ -208,7 +218,12 @@ func (d *Daemon) handshakeTimeout() time.Duration {
 // dialFailed logs a failed attempt once per burst of failures.
 func (d *Daemon) dialFailed(p *peer, err error) {
 	var mismatch *transport.ClusterMismatchError
+	if !isDuplicate(err) {
+		p.dupRefusals = 0
+	}
 	switch {
+	case isDuplicate(err):
+		d.dialRefusedDuplicate(p, err)
 	case errors.As(err, &mismatch):
 		d.metrics.FrameDropped("cluster_mismatch")
 		if d.failLog.first("dial/mismatch/"+p.id, Monotonic()) {
@@ -310,10 +325,8 @@ func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
 	}
 	tuneAccepted(conn, userTimeout(d.cfg.Timing.ElectionMin))
 	hctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
-	sess, err := transport.Server(hctx, conn, d.cfg.Secret, d.hello, func(id string) bool {
-		_, ok := d.peers[id]
-		return ok
-	})
+	remote := conn.RemoteAddr().String()
+	sess, err := transport.ServerAdmit(hctx, conn, d.cfg.Secret, d.hello, d.admitPeer(remote))
 	cancel()
 	d.handshakes.release(slot)
 	if err != nil {
@@ -321,6 +334,9 @@ func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
 		return
 	}
 	p := d.peers[sess.Peer().Node]
+	in := &inboundSess{inst: sess.Peer().Instance, addr: remote, conn: conn}
+	p.admitted(in)
+	defer p.closed(in)
 	p.mu.Lock()
 	p.inbound++
 	p.mu.Unlock()
@@ -359,6 +375,8 @@ func (d *Daemon) acceptFailed(addr net.Addr, err error) {
 	}
 	var mismatch *transport.ClusterMismatchError
 	switch {
+	case isDuplicate(err):
+		// Logged and counted by admitPeer, which knows both addresses.
 	case errors.As(err, &mismatch):
 		d.metrics.FrameDropped("cluster_mismatch")
 		if d.failLog.first("accept/mismatch/"+mismatch.Peer+"/"+host, Monotonic()) {

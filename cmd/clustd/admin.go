@@ -413,6 +413,30 @@ func writeStatus(w io.Writer, s *api.Status) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", id, printable(m.Address), reachable, seen, rtt, yesNo(m.Witness), m.Priority)
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeDuplicates(w, s.Duplicates)
+}
+
+// writeDuplicates prints the member ids two live daemons claimed at once.
+func writeDuplicates(w io.Writer, dups []api.Duplicate) error {
+	if len(dups) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DUPLICATE MEMBER\tLIVE\tREFUSED\tREFUSED BY\tREFUSALS\tLAST")
+	for _, d := range dups {
+		live, peer := printable(d.Live), printable(d.Peer)
+		if d.Live == "" {
+			live = "?"
+		}
+		if d.Peer == "" {
+			peer = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s ago\n", printable(d.Member), live, printable(d.Refused), peer, d.Refusals, msString(d.AgoMS))
+	}
 	return tw.Flush()
 }
 

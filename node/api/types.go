@@ -21,6 +21,26 @@ type Status struct {
 	// SinceMS is how long ago, in milliseconds, the role last changed.
 	SinceMS int64          `json:"since_ms"`
 	Members []MemberStatus `json:"members"`
+	// Duplicates lists member ids that two live daemons claimed at once,
+	// as this node saw it; absent when none.
+	Duplicates []Duplicate `json:"duplicates,omitempty"`
+}
+
+// Duplicate is a member id claimed by two live daemons at once: one was
+// kept and the other refused. Two daemons started with one configuration
+// could otherwise vote twice in one term.
+type Duplicate struct {
+	Member string `json:"member"`
+	// Live is the address of the daemon kept; Refused that of the one
+	// refused. On the refused daemon itself Live is empty (it does not
+	// know) and Peer names the member that refused it.
+	Live    string `json:"live,omitempty"`
+	Refused string `json:"refused"`
+	Peer    string `json:"peer,omitempty"`
+	// Refusals counts the refused attempts; AgoMS is how long ago, in
+	// milliseconds, the last one was.
+	Refusals int   `json:"refusals"`
+	AgoMS    int64 `json:"ago_ms"`
 }
 
 // MemberStatus is one member as this node sees it.

@@ -84,6 +84,9 @@ type Config struct {
 	ID string
 	// Listen is the peer TCP listen address.
 	Listen string
+	// ListenSet says that listen was given explicitly, rather than taken
+	// from this node's member address.
+	ListenSet bool
 	// Advertise is the address this node gives peers for itself.
 	Advertise string
 	// DataDir holds the persisted term and vote. It is absolute, like

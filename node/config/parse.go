@@ -745,6 +745,7 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 		listen = r.listen.v
 	}
 	c.Listen = listen.String()
+	c.ListenSet = r.listen.set
 	c.Advertise = own.String()
 	if r.advertise.set {
 		c.Advertise = r.advertise.v.String()

@@ -10,18 +10,21 @@
 //
 // The handshake is four messages, always in this order:
 //
-//	message 1, client → server, hello:   "clsd" | version | 1 | Nc | ClusterHash | len | Node
-//	message 2, server → client, hello:   "clsd" | version | 2 | Ns | ClusterHash | len | Node
+//	message 1, client → server, hello:   "clsd" | version | 1 | Nc | ClusterHash | Instance | len | Node
+//	message 2, server → client, hello:   "clsd" | version | 2 | Ns | ClusterHash | Instance | len | Node
 //	message 3, client → server, proof:   Pc
 //	message 4, server → client, verdict: status | Ps
 //
-// The magic is the four bytes "clsd", version is one byte (currently 1),
+// The magic is the four bytes "clsd", version is one byte (currently 2),
 // the next byte tells a client hello (1) from a server hello (2), Nc and Ns
 // are fresh 32-byte random nonces, ClusterHash is the sender's 32-byte
-// configuration hash, and len is one byte giving the length (1 to 255) of
+// configuration hash, Instance is the 16 random bytes the sender drew when
+// it started, and len is one byte giving the length (1 to 255) of
 // the sender's node id. Pc and Ps are 32 bytes, status is one byte: 0 for
 // accepted, 1 when the server does not allow the client's node id, 2 when
-// the cluster hashes differ.
+// the cluster hashes differ, 3 when another live instance of the client's
+// node id is already connected. Version 1 had no Instance; daemons of
+// version 2 refuse it, so all members are upgraded together.
 //
 // Let T be the SHA-256 of the exact bytes of message 1 followed by message
 // 2; T therefore covers both nonces and both hellos. Keys come from

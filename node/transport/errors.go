@@ -16,6 +16,11 @@ var ErrAuth = errors.New("transport: authentication failed")
 // reported that it does not allow the client's node id.
 var ErrUnknownPeer = errors.New("transport: unknown peer")
 
+// ErrDuplicate means the server already has a live session from another
+// instance of the client's node id: two daemons were started with the same
+// configuration, and the newcomer is refused.
+var ErrDuplicate = errors.New("transport: another instance of this node is already connected")
+
 // ErrProtocol means the peer sent handshake bytes that do not follow the
 // protocol: wrong magic or version, a bad length, a truncated message.
 var ErrProtocol = errors.New("transport: protocol error")

@@ -23,10 +23,26 @@ type Hello struct {
 	// the cluster (member list, timing). Two daemons whose hashes differ
 	// refuse to talk.
 	ClusterHash [32]byte
+	// Instance is drawn at random each time a daemon starts. It tells a
+	// restarted daemon from a second one started with a copy of the same
+	// configuration: two live instances claiming one node id must not
+	// both be heard, or the member could vote twice in one term.
+	Instance [InstanceSize]byte
+}
+
+// InstanceSize is the length of Hello.Instance.
+const InstanceSize = 16
+
+// NewInstance returns a fresh random instance id.
+func NewInstance() [InstanceSize]byte {
+	var id [InstanceSize]byte
+	rand.Read(id[:])
+	return id
 }
 
 const (
-	version = 1
+	// version 2 added the instance id to the hello.
+	version = 2
 
 	typeClientHello = 1
 	typeServerHello = 2
@@ -36,11 +52,12 @@ const (
 	// maxNodeLen is what fits the one-byte length field of a hello.
 	maxNodeLen = 255
 	// helloFixed is a hello up to and including its node length byte.
-	helloFixed = len(magic) + 1 + 1 + nonceSize + 32 + 1
+	helloFixed = len(magic) + 1 + 1 + nonceSize + 32 + InstanceSize + 1
 
 	statusOK              = 0
 	statusUnknownPeer     = 1
 	statusClusterMismatch = 2
+	statusDuplicate       = 3
 
 	labelClientProof = "clustd transport v1 client proof"
 	labelServerProof = "clustd transport v1 server proof"
@@ -67,7 +84,25 @@ func Client(ctx context.Context, conn net.Conn, secret []byte, self Hello, expec
 // error matches ErrAuth, ErrUnknownPeer, ErrProtocol, ErrPeerClosed,
 // *ClusterMismatchError, a context error or a network error.
 func Server(ctx context.Context, conn net.Conn, secret []byte, self Hello, allowed func(peer string) bool) (*Session, error) {
-	return serverHandshake(ctx, conn, secret, self, allowed, rand.Reader)
+	var admit func(Hello) error
+	if allowed != nil {
+		admit = func(h Hello) error {
+			if !allowed(h.Node) {
+				return fmt.Errorf("%w: node %q is not allowed to connect", ErrUnknownPeer, h.Node)
+			}
+			return nil
+		}
+	}
+	return serverHandshake(ctx, conn, secret, self, admit, rand.Reader)
+}
+
+// ServerAdmit is Server with a richer check: admit is asked, once the
+// client has proved the secret, whether its hello (node id and instance)
+// may connect. An error matching ErrUnknownPeer or ErrDuplicate is reported
+// to the client as such; any other error refuses it as an unknown peer. A
+// nil admit accepts every client.
+func ServerAdmit(ctx context.Context, conn net.Conn, secret []byte, self Hello, admit func(peer Hello) error) (*Session, error) {
+	return serverHandshake(ctx, conn, secret, self, admit, rand.Reader)
 }
 
 func clientHandshake(ctx context.Context, conn net.Conn, secret []byte, self Hello, expectPeer string, rnd io.Reader) (*Session, error) {
@@ -111,6 +146,9 @@ func clientHandshake(ctx context.Context, conn net.Conn, secret []byte, self Hel
 		if status == statusUnknownPeer {
 			return nil, fmt.Errorf("%w: peer %q does not allow node %q", ErrUnknownPeer, peer.Node, self.Node)
 		}
+		if status == statusDuplicate {
+			return nil, fmt.Errorf("%w: peer %q is already connected to another live instance of node %q", ErrDuplicate, peer.Node, self.Node)
+		}
 		if peer.ClusterHash != self.ClusterHash {
 			return nil, &ClusterMismatchError{Local: self.Node, Peer: peer.Node}
 		}
@@ -121,7 +159,7 @@ func clientHandshake(ctx context.Context, conn net.Conn, secret []byte, self Hel
 	})
 }
 
-func serverHandshake(ctx context.Context, conn net.Conn, secret []byte, self Hello, allowed func(string) bool, rnd io.Reader) (*Session, error) {
+func serverHandshake(ctx context.Context, conn net.Conn, secret []byte, self Hello, admit func(Hello) error, rnd io.Reader) (*Session, error) {
 	return runHandshake(ctx, conn, secret, self, rnd, func(h *handshake) (*Session, error) {
 		m1, peer, peerNonce, err := h.readHello(typeClientHello)
 		if err != nil {
@@ -148,10 +186,17 @@ func serverHandshake(ctx context.Context, conn net.Conn, secret []byte, self Hel
 		// refused; that spares both operators a guessing game.
 		var status byte = statusOK
 		var refusal error
+		if admit != nil {
+			refusal = admit(peer)
+		}
 		switch {
-		case allowed != nil && !allowed(peer.Node):
+		case refusal != nil && errors.Is(refusal, ErrDuplicate):
+			status = statusDuplicate
+		case refusal != nil:
 			status = statusUnknownPeer
-			refusal = fmt.Errorf("%w: node %q is not allowed to connect", ErrUnknownPeer, peer.Node)
+			if !errors.Is(refusal, ErrUnknownPeer) {
+				refusal = fmt.Errorf("%w: %w", ErrUnknownPeer, refusal)
+			}
 		case peer.ClusterHash != self.ClusterHash:
 			status = statusClusterMismatch
 			refusal = &ClusterMismatchError{Local: self.Node, Peer: peer.Node}
@@ -236,6 +281,7 @@ func (h *handshake) writeHello(typ byte) ([]byte, error) {
 	m = append(m, version, typ)
 	m = append(m, h.nonce[:]...)
 	m = append(m, h.self.ClusterHash[:]...)
+	m = append(m, h.self.Instance[:]...)
 	m = append(m, byte(len(h.self.Node)))
 	m = append(m, h.self.Node...)
 	return m, h.write(m)
@@ -280,7 +326,9 @@ func parseHelloFixed(b []byte, typ byte) (peer Hello, nonce [nonceSize]byte, nod
 	copy(nonce[:], b[:nonceSize])
 	b = b[nonceSize:]
 	copy(peer.ClusterHash[:], b[:32])
-	nodeLen = int(b[32])
+	b = b[32:]
+	copy(peer.Instance[:], b[:InstanceSize])
+	nodeLen = int(b[InstanceSize])
 	if nodeLen == 0 {
 		return peer, nonce, 0, fmt.Errorf("%w: empty node id", ErrProtocol)
 	}

@@ -253,6 +253,7 @@ func validHello(typ byte, nonce byte, h Hello) []byte {
 	m = append(m, version, typ)
 	m = append(m, bytes.Repeat([]byte{nonce}, nonceSize)...)
 	m = append(m, h.ClusterHash[:]...)
+	m = append(m, h.Instance[:]...)
 	m = append(m, byte(len(h.Node)))
 	return append(m, h.Node...)
 }

@@ -1,0 +1,110 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clustd/clustd/node/config"
+)
+
+// TestDuplicateMemberRefused starts a second daemon with a copy of a
+// follower's configuration (its own data directory and ports) and checks
+// that the peers refuse it, say so in status and metrics, and that the
+// second daemon reports being refused.
+func TestDuplicateMemberRefused(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	m := tc.waitMaster(-1)
+	f := (m + 1) % 3
+	orig := tc.cfgs[f]
+	ports := freePorts(t, 2)
+	data, err := os.ReadFile(orig.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := string(data)
+	yml = strings.Replace(yml, fmt.Sprintf("data_dir: %s.data", orig.ID), fmt.Sprintf("data_dir: %s-copy.data", orig.ID), 1)
+	yml = strings.Replace(yml, "http:\n  listen: "+orig.HTTPListen, fmt.Sprintf("http:\n  listen: 127.0.0.1:%d", ports[1]), 1)
+	yml += fmt.Sprintf("listen: 127.0.0.1:%d\n", ports[0])
+	path := filepath.Join(filepath.Dir(orig.Path), orig.ID+"-copy.yml")
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- dup.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		s := tc.daemons[m].Status()
+		ds := dup.Status()
+		seen := len(s.Duplicates) > 0 && s.Duplicates[0].Member == orig.ID && s.Duplicates[0].Live != "" && s.Duplicates[0].Refused != ""
+		told := len(ds.Duplicates) > 0 && ds.Duplicates[0].Member == orig.ID && ds.Duplicates[0].Peer != ""
+		if seen && told {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("duplicate of %s not reported within 15s:\nmaster n%d sees %+v\nthe copy sees %+v", orig.ID, m+1, s.Duplicates, ds.Duplicates)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The copy is never heard as a member; the original still is, and
+	// the cluster keeps its master.
+	if ds := dup.Status(); ds.Role == "master" {
+		t.Fatalf("the copy became master: %+v", ds)
+	}
+	for _, ms := range tc.daemons[m].Status().Members {
+		if ms.ID == orig.ID && !ms.Reachable {
+			t.Fatalf("the original %s is no longer reachable from the master", orig.ID)
+		}
+	}
+	if got := tc.waitMaster(-1); got != m {
+		t.Fatalf("master moved from n%d to n%d", m+1, got+1)
+	}
+}
+
+func TestMemberAddressMustBeLocal(t *testing.T) {
+	dir := t.TempDir()
+	ports := freePorts(t, 2)
+	base := fmt.Sprintf("id: a\ndata_dir: a.data\nsecret: %q\nmembers:\n  - id: a\n    address: 192.0.2.10:%d\n  - id: b\n    address: 127.0.0.1:1\n  - id: c\n    address: 127.0.0.1:2\nhttp:\n  listen: 127.0.0.1:%d\n",
+		strings.Repeat("ab", 32), ports[0], ports[1])
+	path := filepath.Join(dir, "a.yml")
+	os.WriteFile(path, []byte(base), 0o600)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "not an address of this machine") || !strings.Contains(err.Error(), "set listen explicitly") {
+		t.Fatalf("New with a foreign member address: %v", err)
+	}
+	os.WriteFile(path, []byte(base+fmt.Sprintf("listen: 127.0.0.1:%d\n", ports[0])), 0o600)
+	if cfg, err = config.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("New with listen set explicitly: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d.Run(ctx)
+}
