@@ -123,7 +123,10 @@ func NewCluster(ctx context.Context, bin, dir string, n int, profile string, tim
 	}
 	c.Timing = cfg.Timing
 	c.DriversSecret = cfg.DriversSecret
-	c.Token = api.AdminToken(cfg.Secret)
+	c.Token = cfg.AdminToken
+	if c.Token == "" {
+		c.Token = api.AdminToken(cfg.Secret)
+	}
 	return c, nil
 }
 

@@ -139,7 +139,7 @@ func (c *cluster) writeConfigs(ctx context.Context, profile string) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("clustd init: %v: %s", err, bytes.TrimSpace(out))
 	}
-	c.secret = filepath.Join(confDir, "secret")
+	c.secret = filepath.Join(confDir, "drivers.secret") // the recorder is a driver
 	for i, n := range c.nodes {
 		n.config = filepath.Join(confDir, n.id+".yml")
 		n.http = fmt.Sprintf("127.0.0.1:%d", c.net.httpPort()+i)

@@ -11,11 +11,11 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/internal/secretfile"
 )
 
 // State is what the daemon says this machine is, as Trigger must act on it.
@@ -320,15 +320,12 @@ func Run(ctx context.Context, opts Options, d Driver) error {
 }
 
 // ReadSecretFile reads a secret file the way the daemon does: its contents
-// are the secret, less one final line ending that editors add unasked. It
-// does not check the length; New does.
+// are the secret, less one final line ending that editors add unasked. Like
+// the daemon, it refuses a file that group or others can access or that
+// another user owns, naming the chmod or chown that fixes it. It does not
+// check the length; New does.
 func ReadSecretFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	return bytes.TrimSuffix(b, []byte("\r")), nil
+	return secretfile.Read(path)
 }
 
 // truncate shortens s to about maxTextLen bytes, marking the cut.

@@ -49,7 +49,12 @@ func (c *cluster) config(i int) *config.Config {
 // admin returns an API client for node i that carries the admin token.
 func (c *cluster) admin(i int) *api.Client {
 	c.t.Helper()
-	return &api.Client{Addr: c.httpAddr[i], Token: api.AdminToken(c.config(i).Secret)}
+	cfg := c.config(i)
+	token := cfg.AdminToken
+	if token == "" {
+		token = api.AdminToken(cfg.Secret)
+	}
+	return &api.Client{Addr: c.httpAddr[i], Token: token}
 }
 
 // driversConnected reads clustd_drivers_connected from node i, or -1 if the

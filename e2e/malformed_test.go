@@ -158,7 +158,7 @@ func TestMalformedPeerInput(t *testing.T) {
 		// its own hello.
 		replay := raw.all()
 		got := sendRaw(t, addr, replay)
-		if helloLen := 4 + 1 + 1 + 32 + 32 + 1 + len(c.ids[m]); len(got) != helloLen {
+		if helloLen := 4 + 1 + 1 + 32 + 32 + transport.InstanceSize + 1 + len(c.ids[m]); len(got) != helloLen {
 			t.Errorf("the master sent %d bytes to a replayed handshake; want its %d-byte hello and nothing more", len(got), helloLen)
 		}
 	})

@@ -165,6 +165,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	return d, nil
 }
 
+// adminToken is the token admin requests must carry: the admin token
+// file's, or, in a configuration without one, the token derived from the
+// peer secret.
+func (d *Daemon) adminToken() string {
+	if d.cfg.AdminToken != "" {
+		return d.cfg.AdminToken
+	}
+	return api.AdminToken(d.cfg.Secret)
+}
+
 // HTTPAddr is the local listener's address.
 func (d *Daemon) HTTPAddr() net.Addr { return d.httpLn.Addr() }
 
@@ -190,7 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	srv := &http.Server{
 		Handler: localOnly(api.NewHandler(api.HandlerOptions{
 			Daemon:     d,
-			Token:      api.AdminToken(d.cfg.Secret),
+			Token:      d.adminToken(),
 			Gatherer:   d.reg,
 			Driver:     d.hub,
 			Logger:     d.log,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/clustd/clustd/internal/secretfile"
 	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/config"
 )
@@ -32,14 +31,10 @@ const (
 	mutationTimeout = 2 * time.Minute
 )
 
-// maxSecretFileSize matches the configuration's limit: a larger file is not
-// a secret file.
-const maxSecretFileSize = 64 << 10
-
 func configFlag() cli.Flag {
 	return &cli.StringFlag{
 		Name: "config", Aliases: []string{"c"}, EnvVars: []string{"CLUSTD_CONFIG"},
-		Usage: "the node's configuration file: the daemon is at its http.listen, and the admin token is derived from its secret",
+		Usage: "the node's configuration file: the daemon is at its http.listen, and the admin token is its admin_token_file (else derived from its secret)",
 	}
 }
 
@@ -57,7 +52,11 @@ func authFlags() []cli.Flag {
 		addrFlag(),
 		&cli.StringFlag{
 			Name: "token", EnvVars: []string{"CLUSTD_TOKEN"},
-			Usage: "the admin token (64 hex digits), instead of deriving it from --config or --secret-file; the environment variable keeps it out of the process list",
+			Usage: "the admin token (64 hex digits), instead of reading it from --config or --token-file; the environment variable keeps it out of the process list",
+		},
+		&cli.StringFlag{
+			Name:  "token-file",
+			Usage: "the admin token file (admin.token, written by clustd init), instead of the one --config names",
 		},
 		&cli.StringFlag{
 			Name:  "secret-file",
@@ -228,16 +227,23 @@ func argsUsageError(c *cli.Context, msg string) error {
 func adminClient(c *cli.Context, needsToken bool) (*adminConn, error) {
 	cfgPath := strings.TrimSpace(c.String("config"))
 	addr := strings.TrimSpace(c.String("addr"))
-	var token, secretFile, tokenFrom string
+	var token, secretFile, tokenFile, tokenFrom string
 	if needsToken {
 		token = strings.TrimSpace(c.String("token"))
 		secretFile = strings.TrimSpace(c.String("secret-file"))
-		if token != "" && secretFile != "" {
-			return nil, usageError(c, "give --token or --secret-file, not both")
+		tokenFile = strings.TrimSpace(c.String("token-file"))
+		given := 0
+		for _, s := range []string{token, secretFile, tokenFile} {
+			if s != "" {
+				given++
+			}
+		}
+		if given > 1 {
+			return nil, usageError(c, "give one of --token, --token-file and --secret-file")
 		}
 		if token != "" {
 			if b, err := hex.DecodeString(token); err != nil || len(b) != 32 {
-				return nil, usageError(c, "--token: an admin token is 64 hex digits; to derive it from the cluster secret, use --secret-file or --config instead")
+				return nil, usageError(c, "--token: an admin token is 64 hex digits; to read it from a file, use --token-file or --config instead")
 			}
 		}
 	}
@@ -249,8 +255,15 @@ func adminClient(c *cli.Context, needsToken bool) (*adminConn, error) {
 		addr = a
 	}
 
-	if cfgPath != "" && (addr == "" || needsToken && token == "" && secretFile == "") {
-		cfg, err := config.Load(cfgPath)
+	wantToken := needsToken && token == "" && secretFile == "" && tokenFile == ""
+	if cfgPath != "" && (addr == "" || wantToken) {
+		// Only the admin token, and only when it is wanted: the user may
+		// be allowed to read nothing else.
+		scope := config.NoSecrets
+		if wantToken {
+			scope = config.AdminTokenOnly
+		}
+		cfg, err := config.LoadFor(cfgPath, scope)
 		if err != nil {
 			msg := err.Error()
 			if errors.Is(err, fs.ErrPermission) && !needsToken {
@@ -263,20 +276,31 @@ func adminClient(c *cli.Context, needsToken bool) (*adminConn, error) {
 				return nil, &exitError{code: 1, msg: fmt.Sprintf("%s: http.listen %q: %v", cfgPath, cfg.HTTPListen, err)}
 			}
 		}
-		if needsToken && token == "" && secretFile == "" {
-			token, tokenFrom = api.AdminToken(cfg.Secret), "the secret of "+cfgPath
+		if wantToken {
+			if cfg.AdminToken != "" {
+				token, tokenFrom = cfg.AdminToken, "the admin token file of "+cfgPath
+			} else {
+				token, tokenFrom = api.AdminToken(cfg.Secret), "the secret of "+cfgPath
+			}
 		}
+	}
+	if needsToken && tokenFile != "" {
+		b, err := secretfile.Read(tokenFile)
+		if err != nil {
+			return nil, &exitError{code: 1, msg: "--token-file " + err.Error()}
+		}
+		token, tokenFrom = string(b), tokenFile
 	}
 	if addr == "" {
 		addr = config.DefaultHTTPListen
 	}
 	if needsToken && token == "" {
 		if secretFile == "" {
-			return nil, usageError(c, fmt.Sprintf("%s needs the admin token: give --config FILE (the node's configuration), --secret-file FILE (the cluster secret) or --token TOKEN", c.Command.Name))
+			return nil, usageError(c, fmt.Sprintf("%s needs the admin token: give --config FILE (the node's configuration), --token-file FILE (admin.token), --secret-file FILE (the cluster secret) or --token TOKEN", c.Command.Name))
 		}
 		secret, err := readSecretFile(secretFile)
 		if err != nil {
-			return nil, &exitError{code: 1, msg: fmt.Sprintf("--secret-file %s: %v", secretFile, err)}
+			return nil, &exitError{code: 1, msg: "--secret-file " + err.Error()}
 		}
 		token, tokenFrom = api.AdminToken(secret), secretFile
 	}
@@ -319,34 +343,16 @@ func dialAddr(s string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// readSecretFile reads the cluster secret the way the configuration does
-// (one final line ending dropped), so that the token derived here matches
-// the daemon's.
+// readSecretFile reads a secret file with the strict reader the daemon
+// uses (so that a token derived here matches the daemon's) and checks its
+// length. Errors start with the path.
 func readSecretFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
+	b, err := secretfile.Read(path)
 	if err != nil {
-		return nil, pathless(err)
+		return nil, err
 	}
-	// Reading a FIFO or a device named by mistake could block for ever.
-	if !fi.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, pathless(err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
-	if err != nil {
-		return nil, pathless(err)
-	}
-	if len(b) > maxSecretFileSize {
-		return nil, fmt.Errorf("larger than %d bytes; is it the secret file?", maxSecretFileSize)
-	}
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	b = bytes.TrimSuffix(b, []byte("\r"))
 	if len(b) < config.MinSecretLen {
-		return nil, fmt.Errorf("holds %d bytes (not counting a final newline); a cluster secret has at least %d", len(b), config.MinSecretLen)
+		return nil, fmt.Errorf("%s holds %d bytes (not counting a final newline); a secret has at least %d", path, len(b), config.MinSecretLen)
 	}
 	return b, nil
 }

@@ -192,7 +192,7 @@ func TestAdminCommands(t *testing.T) {
 		{name: "transfer wrong secret", args: []string{"transfer", "--addr", e.addr, "--secret-file", f("wrong-secret")}, code: 1, msg: []string{"401 Unauthorized: the token derived from " + f("wrong-secret") + " is not this daemon's; is it the same cluster's secret?"}},
 		{name: "transfer wrong token", args: []string{"transfer", "--addr", e.addr, "--token", strings.Repeat("ab", 32)}, code: 1, msg: []string{"401 Unauthorized: wrong admin token"}},
 		{name: "transfer no credentials", args: []string{"transfer", "--addr", e.addr}, code: 2, msg: []string{"transfer needs the admin token: give --config FILE"}},
-		{name: "transfer token and secret", args: []string{"transfer", "--addr", e.addr, "--token", e.token, "--secret-file", e.secretFile}, code: 2, msg: []string{"give --token or --secret-file, not both"}},
+		{name: "transfer token and secret", args: []string{"transfer", "--addr", e.addr, "--token", e.token, "--secret-file", e.secretFile}, code: 2, msg: []string{"give one of --token, --token-file and --secret-file"}},
 		{name: "transfer malformed token", args: []string{"transfer", "--addr", e.addr, "--token", adminTestSecret}, code: 2, msg: []string{"an admin token is 64 hex digits"}},
 		{name: "transfer short secret", args: []string{"transfer", "--addr", e.addr, "--secret-file", f("short")}, code: 1, msg: []string{"holds 9 bytes"}},
 		{name: "transfer missing secret", args: []string{"transfer", "--addr", e.addr, "--secret-file", f("nope")}, code: 1, msg: []string{"--secret-file " + f("nope") + ": no such file or directory"}},

@@ -384,11 +384,17 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, error) {
 	var secret []byte
 	if secretFile != "" {
 		if secret, err = readSecretFile(secretFile); err != nil {
-			return opts, nil, &exitError{code: 1, msg: fmt.Sprintf("--secret-file %s: %v", secretFile, err)}
+			return opts, nil, &exitError{code: 1, msg: "--secret-file " + err.Error()}
 		}
 	}
 	if cfgPath != "" && (addr == "" || secret == nil) {
-		cfg, err := config.Load(cfgPath)
+		// The drivers secret and nothing else: a driver may be allowed to
+		// read no other secret.
+		scope := config.DriversSecretOnly
+		if secret != nil {
+			scope = config.NoSecrets
+		}
+		cfg, err := config.LoadFor(cfgPath, scope)
 		if err != nil {
 			return opts, nil, &exitError{code: 1, msg: err.Error()}
 		}

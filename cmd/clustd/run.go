@@ -66,6 +66,9 @@ func runDaemon(c *cli.Context) error {
 		return usageError(c, err.Error())
 	}
 	log = log.With("node", cfg.ID)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 
 	d, err := node.New(cfg, log)
 	if err != nil {
@@ -145,10 +148,10 @@ func initCommand() *cli.Command {
 				return &exitError{code: 1, msg: err.Error()}
 			}
 			out := c.App.Writer
-			fmt.Fprintf(out, "wrote %s\n", res.SecretFile)
-			for _, n := range res.Nodes {
-				fmt.Fprintf(out, "wrote %s\n", n.ConfigFile)
+			for _, f := range res.Files {
+				fmt.Fprintf(out, "wrote %s\n", f)
 			}
+			fmt.Fprintf(out, "\ngive drivers only %s, and the admin commands only %s\n", res.DriversSecretFile, res.AdminTokenFile)
 			fmt.Fprintln(out, "\nstart each node with:")
 			for _, n := range res.Nodes {
 				fmt.Fprintf(out, "  %s    # %s, local listener %s\n", n.Command, n.ID, n.HTTPListen)

@@ -97,6 +97,17 @@ type Config struct {
 	// DriversSecret authenticates local drivers. It is Secret unless a
 	// separate drivers_secret_file is configured.
 	DriversSecret []byte
+	// AdminToken is the bearer token admin requests carry, from
+	// admin_token_file; empty when there is none, and the token is then
+	// derived from Secret (api.AdminToken).
+	AdminToken string
+	// InlineSecret says that the peer secret was written in the
+	// configuration file itself rather than in a secret file.
+	InlineSecret bool
+	// Warnings are problems that do not stop the node from running but
+	// deserve the operator's attention, such as a secret in a file others
+	// can read. clustd run logs them.
+	Warnings []string
 	// Members lists the cluster's nodes in file order.
 	Members []Member
 	// Timing is the election timing: the chosen profile with any explicit
@@ -165,20 +176,59 @@ func (c *Config) MembersHash() [32]byte {
 	return sha256.Sum256(b)
 }
 
-// Load reads and parses the configuration file at path. See Parse.
-func Load(path string) (*Config, error) {
+// Secrets says which secret files loading a configuration reads: each
+// program reads only the secret it needs, so that each can be given only
+// that file.
+type Secrets int
+
+const (
+	// AllSecrets reads every secret, as the daemon needs.
+	AllSecrets Secrets = iota
+	// DriversSecretOnly reads only the drivers secret (the peer secret if
+	// there is no drivers_secret_file), as a driver needs.
+	DriversSecretOnly
+	// AdminTokenOnly reads only the admin token (the peer secret if there
+	// is no admin_token_file), as the admin commands need.
+	AdminTokenOnly
+	// NoSecrets reads no secret, for what needs only addresses (clustd
+	// status).
+	NoSecrets
+)
+
+// Load reads and parses the configuration file at path, with every secret.
+// See Parse.
+func Load(path string) (*Config, error) { return LoadFor(path, AllSecrets) }
+
+// LoadFor is Load reading only the secrets that scope names. It also warns
+// (Config.Warnings) when the file holds the secret inline and others can
+// read it.
+func LoadFor(path string, scope Secrets) (*Config, error) {
 	data, err := readFileLimited(path, maxConfigSize)
 	if err != nil {
 		return nil, &Error{File: displayName(path), Msg: "cannot read configuration: " + describeIOError(err), Err: err}
 	}
-	return Parse(path, data)
+	c, err := ParseFor(path, data, scope)
+	if err != nil {
+		return nil, err
+	}
+	if c.InlineSecret {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s holds the cluster secret inline and its mode %04o lets group or others read it: run chmod 600 %s, or move the secret to a secret_file",
+				path, fi.Mode().Perm(), shellQuote(path)))
+		}
+	}
+	return c, nil
 }
 
-// Parse parses configuration data that was read from path. The path names
-// the file in errors and is the base for relative data_dir and secret file
-// paths; secret files are read from disk. Every error is an *Error.
-func Parse(path string, data []byte) (*Config, error) {
-	p := &parser{file: displayName(path), path: path}
+// Parse parses configuration data that was read from path, with every
+// secret. The path names the file in errors and is the base for relative
+// data_dir and secret file paths; secret files are read from disk. Every
+// error is an *Error.
+func Parse(path string, data []byte) (*Config, error) { return ParseFor(path, data, AllSecrets) }
+
+// ParseFor is Parse reading only the secrets that scope names.
+func ParseFor(path string, data []byte, scope Secrets) (*Config, error) {
+	p := &parser{file: displayName(path), path: path, scope: scope}
 	if len(data) > maxConfigSize {
 		return nil, &Error{File: p.file, Msg: fmt.Sprintf("%d bytes is too large for a configuration file (the limit is %d)", len(data), maxConfigSize)}
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/clustd/clustd/election"
+	"golang.org/x/sys/unix"
 )
 
 // InitOptions are the inputs of clustd init. Errors name the command-line
@@ -38,8 +39,14 @@ type InitOptions struct {
 type InitResult struct {
 	// Dir is the directory the files were written to.
 	Dir string
-	// SecretFile is the shared secret's path.
+	// SecretFile is the peer secret's path.
 	SecretFile string
+	// DriversSecretFile is the drivers secret's path: drivers need it and
+	// nothing else.
+	DriversSecretFile string
+	// AdminTokenFile is the admin token's path: clustd transfer and
+	// clustd maintenance need it and nothing else.
+	AdminTokenFile string
 	// Nodes lists one entry per member, in member order.
 	Nodes []InitNode
 	// Files lists every file written, in the order written.
@@ -105,7 +112,13 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if firstPort < 1 || firstPort+len(members)-1 > 65535 {
 		return nil, fmt.Errorf("--http-port %d: the %d local listeners need ports %d to %d, within 1 to 65535", firstPort, len(members), firstPort, firstPort+len(members)-1)
 	}
-	res := &InitResult{Dir: opts.Dir, SecretFile: filepath.Join(opts.Dir, "secret")}
+	res := &InitResult{
+		Dir:               opts.Dir,
+		SecretFile:        filepath.Join(opts.Dir, "secret"),
+		DriversSecretFile: filepath.Join(opts.Dir, "drivers.secret"),
+		AdminTokenFile:    filepath.Join(opts.Dir, "admin.token"),
+	}
+	secretFiles := []string{res.SecretFile, res.DriversSecretFile, res.AdminTokenFile}
 	type output struct {
 		path string
 		data []byte
@@ -131,7 +144,7 @@ func Init(opts InitOptions) (*InitResult, error) {
 	}
 
 	if !opts.Force {
-		for _, p := range append([]string{res.SecretFile}, pathsOf(res.Nodes)...) {
+		for _, p := range append(secretFiles, pathsOf(res.Nodes)...) {
 			if _, err := os.Lstat(p); err == nil {
 				return nil, fmt.Errorf("%s already exists; pass --force to overwrite it", p)
 			} else if !errors.Is(err, fs.ErrNotExist) {
@@ -142,31 +155,116 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("--dir: %v", err)
 	}
-
-	secret := make([]byte, initSecretLen)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, fmt.Errorf("generating the secret: %v", err)
-	}
-	secretText := []byte(hex.EncodeToString(secret) + "\n")
-	if err := writeNew(res.SecretFile, secretText, 0o600, opts.Force); err != nil {
+	dir, err := openInitDir(opts.Dir)
+	if err != nil {
 		return nil, err
 	}
-	res.Files = append(res.Files, res.SecretFile)
+	defer dir.Close()
+
+	// Three secrets, so that each program can be given only its own: the
+	// peers', the drivers' and the admin commands'.
+	for _, path := range secretFiles {
+		secret := make([]byte, initSecretLen)
+		if filepath.Base(path) == "admin.token" {
+			secret = secret[:32] // a 64-digit token, as --token takes
+		}
+		if _, err := rand.Read(secret); err != nil {
+			return res, fmt.Errorf("generating %s: %v", path, err)
+		}
+		if err := writeNew(dir, path, []byte(hex.EncodeToString(secret)+"\n"), 0o600, opts.Force); err != nil {
+			return res, err
+		}
+		res.Files = append(res.Files, path)
+	}
 
 	// Loading every file before writing any keeps Init from leaving behind
-	// a configuration the daemon would reject. It needs the secret on disk.
+	// a configuration the daemon would reject. It needs the secrets on disk.
 	for _, y := range ymls {
 		if _, err := Parse(y.path, y.data); err != nil {
-			return res, fmt.Errorf("generated configuration does not load (only the secret was written): %v", err)
+			return res, fmt.Errorf("generated configuration does not load (only the secrets were written): %v", err)
 		}
 	}
 	for _, y := range ymls {
-		if err := writeNew(y.path, y.data, 0o644, opts.Force); err != nil {
+		if err := writeNew(dir, y.path, y.data, 0o644, opts.Force); err != nil {
 			return res, err
 		}
 		res.Files = append(res.Files, y.path)
 	}
 	return res, nil
+}
+
+// openInitDir opens the directory Init writes to, refusing a symbolic link
+// and a directory that group or others can write: whoever can write there
+// could swap a file for a link between Init's check and its write, or
+// read the secrets by replacing them before they are written.
+func openInitDir(dir string) (*os.File, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ELOOP || err == unix.ENOTDIR {
+		if fi, lerr := os.Lstat(dir); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, fmt.Errorf("--dir %s is a symbolic link; clustd init does not follow links: give the directory itself", dir)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--dir %s: %v", dir, err)
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--dir %s: %v", dir, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		f.Close()
+		return nil, fmt.Errorf("--dir %s: mode %04o lets group or others write there, where they could replace the secrets; run chmod go-w %s, or choose a private directory", dir, perm, shellQuote(dir))
+	}
+	return f, nil
+}
+
+// writeNew writes a file durably in dir, never following a symbolic link.
+// Without force it uses O_EXCL, so that a file appearing after Init's own
+// check is still not overwritten. With force it writes a temporary file
+// and renames it over the old one, which replaces a link rather than
+// writing where it points.
+func writeNew(dir *os.File, path string, data []byte, mode os.FileMode, force bool) error {
+	name := filepath.Base(path)
+	dirfd := int(dir.Fd())
+	target := name
+	if force {
+		target = "." + name + ".tmp"
+		_ = unix.Unlinkat(dirfd, target, 0)
+	}
+	fd, err := unix.Openat(dirfd, target, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(mode))
+	if err == unix.EEXIST {
+		return fmt.Errorf("%s already exists; pass --force to overwrite it", path)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	// The umask may have taken bits away; set exactly what was asked.
+	err = f.Chmod(mode)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && force {
+		err = unix.Renameat(dirfd, target, dirfd, name)
+	}
+	if err == nil {
+		err = dir.Sync()
+	}
+	if err != nil {
+		if force {
+			_ = unix.Unlinkat(dirfd, target, 0)
+		}
+		return fmt.Errorf("%s: %s", path, describeIOError(err))
+	}
+	return nil
 }
 
 // parseMemberList parses the --members flag into members with canonical
@@ -261,7 +359,12 @@ func nodeYAML(id string, members []Member, profile, httpListen string) []byte {
 	fmt.Fprintf(&b, "id: %s\n", q(id))
 	b.WriteString("# Relative paths are relative to this file's directory.\n")
 	fmt.Fprintf(&b, "data_dir: %s\n", q(id+".data"))
+	b.WriteString("# Each secret in a file of its own, readable by its owner only:\n")
+	b.WriteString("# peers need secret_file, drivers drivers_secret_file and the\n")
+	b.WriteString("# admin commands admin_token_file.\n")
 	b.WriteString("secret_file: \"secret\"\n")
+	b.WriteString("drivers_secret_file: \"drivers.secret\"\n")
+	b.WriteString("admin_token_file: \"admin.token\"\n")
 	b.WriteString("members:\n")
 	for _, m := range members {
 		fmt.Fprintf(&b, "  - id: %s\n    address: %s\n", q(m.ID), q(m.Address))
@@ -272,38 +375,6 @@ func nodeYAML(id string, members []Member, profile, httpListen string) []byte {
 	fmt.Fprintf(&b, "timing:\n  profile: %s\n", q(profile))
 	fmt.Fprintf(&b, "http:\n  listen: %s\n", q(httpListen))
 	return []byte(b.String())
-}
-
-// writeNew writes a file durably. Without force it uses O_EXCL, so that a
-// file appearing after Init's own check is still not overwritten.
-func writeNew(path string, data []byte, mode os.FileMode, force bool) error {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	if !force {
-		flags |= os.O_EXCL
-	}
-	f, err := os.OpenFile(path, flags, mode)
-	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%s already exists; pass --force to overwrite it", path)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %s", path, describeIOError(err))
-	}
-	// An overwritten file keeps its old mode; a secret must not stay
-	// readable by others just because its predecessor was.
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %s", path, describeIOError(err))
-	}
-	return nil
 }
 
 // shellQuote quotes s for a POSIX shell when it needs quoting.

@@ -41,7 +41,24 @@ func TestInitRoundTrip(t *testing.T) {
 		t.Errorf("secret is %d bytes", len(secret))
 	}
 
-	wantFiles := []string{secretFile, filepath.Join(dir, "a.yml"), filepath.Join(dir, "b.yml"), filepath.Join(dir, "w.yml")}
+	driversFile, tokenFile := filepath.Join(dir, "drivers.secret"), filepath.Join(dir, "admin.token")
+	if res.DriversSecretFile != driversFile || res.AdminTokenFile != tokenFile {
+		t.Errorf("DriversSecretFile = %q, AdminTokenFile = %q", res.DriversSecretFile, res.AdminTokenFile)
+	}
+	for _, f := range []string{driversFile, tokenFile} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, %v", f, fi.Mode(), err)
+		}
+	}
+	driversSecret, _ := os.ReadFile(driversFile)
+	driversSecret = bytes.TrimSuffix(driversSecret, []byte("\n"))
+	token, _ := os.ReadFile(tokenFile)
+	token = bytes.TrimSuffix(token, []byte("\n"))
+	if bytes.Equal(driversSecret, secret) || len(driversSecret) < MinSecretLen || len(token) != 64 {
+		t.Errorf("drivers secret %d bytes (equal to the peer secret: %v), admin token %d bytes", len(driversSecret), bytes.Equal(driversSecret, secret), len(token))
+	}
+
+	wantFiles := []string{secretFile, driversFile, tokenFile, filepath.Join(dir, "a.yml"), filepath.Join(dir, "b.yml"), filepath.Join(dir, "w.yml")}
 	if strings.Join(res.Files, " ") != strings.Join(wantFiles, " ") {
 		t.Errorf("Files = %q, want %q", res.Files, wantFiles)
 	}
@@ -63,8 +80,8 @@ func TestInitRoundTrip(t *testing.T) {
 			t.Errorf("%s: ID = %q", path, c.ID)
 		case c.DataDir != filepath.Join(dir, id+".data"):
 			t.Errorf("%s: DataDir = %q", path, c.DataDir)
-		case !bytes.Equal(c.Secret, secret) || !bytes.Equal(c.DriversSecret, secret):
-			t.Errorf("%s: secret differs from the secret file", path)
+		case !bytes.Equal(c.Secret, secret) || !bytes.Equal(c.DriversSecret, driversSecret) || c.AdminToken != string(token):
+			t.Errorf("%s: a secret differs from its file", path)
 		case c.HTTPListen != wantHTTP || n.HTTPListen != wantHTTP:
 			t.Errorf("%s: HTTPListen = %q, node says %q, want %q", path, c.HTTPListen, n.HTTPListen, wantHTTP)
 		case c.Listen != wantMembers[i].Address:
@@ -95,8 +112,10 @@ func TestInitRoundTrip(t *testing.T) {
 	}
 
 	// One existing file is enough to refuse, and the error names it.
-	if err := os.Remove(secretFile); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{secretFile, driversFile, tokenFile} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	_, err = Init(InitOptions{Dir: dir, Members: "a=10.0.0.1:7946,b=10.0.0.2:7946"})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "a.yml")+" already exists") {

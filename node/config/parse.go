@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/election"
+	"github.com/clustd/clustd/internal/secretfile"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -20,7 +21,7 @@ import (
 var (
 	rootFields = []string{
 		"id", "listen", "advertise", "data_dir", "secret_file", "secret",
-		"drivers_secret_file", "members", "timing", "preempt", "http",
+		"drivers_secret_file", "admin_token_file", "members", "timing", "preempt", "http",
 		"demote_timeout", "log_level", "log_format",
 	}
 	memberFields  = []string{"id", "address", "witness", "priority"}
@@ -52,7 +53,7 @@ type rawMember struct {
 type rawConfig struct {
 	root                                *yaml.Node
 	id, dataDir, secretFile, secret     field[string]
-	driversSecretFile                   field[string]
+	driversSecretFile, adminTokenFile   field[string]
 	listen, advertise, httpListen       field[hostPort]
 	members                             field[[]rawMember]
 	membersKey, timingKey               *yaml.Node
@@ -66,8 +67,9 @@ type rawConfig struct {
 }
 
 type parser struct {
-	file string // the name errors use
-	path string // the path relative files are resolved against
+	file  string  // the name errors use
+	path  string  // the path relative files are resolved against
+	scope Secrets // which secret files to read
 }
 
 func (p *parser) errAt(n *yaml.Node, field, format string, args ...any) *Error {
@@ -517,6 +519,8 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 			return p.str(&r.secret, v, key)
 		case "drivers_secret_file":
 			return p.nonEmpty(&r.driversSecretFile, v, key)
+		case "admin_token_file":
+			return p.nonEmpty(&r.adminTokenFile, v, key)
 		case "members":
 			r.membersKey = k
 			return p.members(&r.members, k, v)
@@ -699,15 +703,8 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 		LogFormat:       DefaultLogFormat,
 	}
 
-	var err error
-	if c.Secret, err = p.secrets(r); err != nil {
+	if err := p.loadSecrets(r, c); err != nil {
 		return nil, err
-	}
-	c.DriversSecret = c.Secret
-	if r.driversSecretFile.set {
-		if c.DriversSecret, err = p.secretFromFile(r.driversSecretFile, "drivers_secret_file"); err != nil {
-			return nil, err
-		}
 	}
 
 	t, err := election.ProfileTiming(r.profile.v)
@@ -808,13 +805,53 @@ func (p *parser) secrets(r *rawConfig) ([]byte, error) {
 	return nil, p.errAt(orNode(r.secretFile.n, orNode(r.secret.n, r.root)), "secret_file", "required (or an inline secret); clustd init writes a suitable secret file")
 }
 
+// loadSecrets reads the secret files p.scope asks for. A drivers secret
+// or an admin token without a file of its own is the peer secret (or the
+// token derived from it), as before those files existed; then the peer
+// secret is read for them.
+func (p *parser) loadSecrets(r *rawConfig, c *Config) error {
+	var err error
+	needPeer := p.scope == AllSecrets ||
+		(p.scope == DriversSecretOnly && !r.driversSecretFile.set) ||
+		(p.scope == AdminTokenOnly && !r.adminTokenFile.set)
+	if needPeer {
+		if c.Secret, err = p.secrets(r); err != nil {
+			return err
+		}
+		c.InlineSecret = r.secret.set
+	}
+	if p.scope == NoSecrets {
+		return nil
+	}
+	if p.scope != AdminTokenOnly {
+		c.DriversSecret = c.Secret
+		if r.driversSecretFile.set {
+			if c.DriversSecret, err = p.secretFromFile(r.driversSecretFile, "drivers_secret_file"); err != nil {
+				return err
+			}
+		}
+	}
+	if p.scope != DriversSecretOnly && r.adminTokenFile.set {
+		tok, err := p.secretFromFile(r.adminTokenFile, "admin_token_file")
+		if err != nil {
+			return err
+		}
+		for _, b := range tok {
+			if b <= ' ' || b > '~' {
+				return p.errAt(r.adminTokenFile.n, "admin_token_file", "%s holds a character that cannot go in an HTTP header; an admin token is printable ASCII without spaces (clustd init writes one)", p.resolvePath(r.adminTokenFile.v))
+			}
+		}
+		c.AdminToken = string(tok)
+	}
+	return nil
+}
+
 func (p *parser) secretFromFile(f field[string], name string) ([]byte, error) {
 	path := p.resolvePath(f.v)
-	b, err := readFileLimited(path, maxSecretFileSize)
+	b, err := secretfile.Read(path)
 	if err != nil {
-		return nil, &Error{File: p.file, Line: f.n.Line, Field: name, Msg: fmt.Sprintf("%s: %s", path, describeIOError(err)), Err: err}
+		return nil, &Error{File: p.file, Line: f.n.Line, Field: name, Msg: err.Error(), Err: err}
 	}
-	b = trimNewline(b)
 	if len(b) < MinSecretLen {
 		return nil, p.errAt(f.n, name, "%s holds %d bytes (not counting a final newline); a secret must be at least %d", path, len(b), MinSecretLen)
 	}
