@@ -689,3 +689,28 @@ func TestSendQueueOverflow(t *testing.T) {
 	}
 	cn.send(driverproto.Message{Type: driverproto.TypeHealth, OK: driverproto.Bool(true)}) // dropped, no panic
 }
+
+// A deadline far ahead on a clock the driver may not share (another time
+// namespace, another host) is cut to the lease_ms the daemon sent,
+// counted from receipt.
+func TestLeaseBoundedByLeaseMS(t *testing.T) {
+	d := newFakeDaemon(t)
+	g := newGate()
+	h := start(t, d, g, nil)
+	dc := h.conn()
+	st := masterState(1, 100*time.Second+time.Hour)
+	st.LeaseMS = 300
+	dc.state(1, st)
+	g.next(t).finish(nil)
+	dc.ackOK(1)
+	h.clock.Advance(299 * time.Millisecond)
+	if n := g.returned.Load(); n != 1 {
+		t.Fatalf("demoted before lease_ms ran out")
+	}
+	h.clock.Advance(time.Millisecond)
+	demote := g.next(t)
+	if demote.st.IsMaster || !demote.st.Local {
+		t.Fatalf("got %+v, want a local demote once lease_ms ran out", demote.st)
+	}
+	demote.finish(nil)
+}

@@ -214,7 +214,7 @@ func (c *Client) read(ctx context.Context, cn *conn, alive func(), states chan<-
 			}
 			lastSeq = m.Seq
 			select {
-			case states <- inState{cn: cn, seq: m.Seq, st: fromWire(m.State)}:
+			case states <- inState{cn: cn, seq: m.Seq, st: fromWire(m.State, c.opts.Clock())}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -267,7 +267,12 @@ func writeMessage(ws *websocket.Conn, m driverproto.Message, wait time.Duration)
 	return ws.WriteMessage(websocket.TextMessage, b)
 }
 
-func fromWire(w *driverproto.State) State {
+// fromWire converts a state received at now (CLOCK_BOOTTIME). A master's
+// lease ends at the earlier of the absolute deadline and lease_ms after
+// receipt: the deadline alone would mean nothing to a driver in another
+// time namespace or on another host, whose clock differs, and lease_ms
+// alone would stretch by however long the message took to arrive.
+func fromWire(w *driverproto.State, now time.Duration) State {
 	s := State{
 		Node:     w.Node,
 		Role:     w.Role,
@@ -279,6 +284,11 @@ func fromWire(w *driverproto.State) State {
 	}
 	if w.IsMaster {
 		s.LeaseDeadline = time.Duration(w.LeaseDeadlineNS)
+		// A figure beyond a day is no lease a daemon grants (and could
+		// overflow): the absolute deadline alone bounds it then.
+		if w.LeaseMS >= 0 && w.LeaseMS <= int64(24*time.Hour/time.Millisecond) {
+			s.LeaseDeadline = min(s.LeaseDeadline, now+time.Duration(w.LeaseMS)*time.Millisecond)
+		}
 	}
 	return s
 }

@@ -241,7 +241,8 @@ func (dc *daemonConn) closed() {
 func masterState(term uint64, deadline time.Duration) driverproto.State {
 	return driverproto.State{
 		Node: "n1", Role: driverproto.RoleMaster, IsMaster: true, Term: term, Master: "n1",
-		LeaseMS: 450, LeaseDeadlineNS: int64(deadline),
+		// An hour: the absolute deadline is what these tests move.
+		LeaseMS: 3_600_000, LeaseDeadlineNS: int64(deadline),
 		Members: []driverproto.Member{{ID: "n1", Reachable: true}, {ID: "n2", Reachable: true}},
 	}
 }

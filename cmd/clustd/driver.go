@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/clustd/clustd/drivers/execdriver"
 	"github.com/clustd/clustd/drivers/shelldriver"
 	"github.com/clustd/clustd/drivers/webhook"
+	"github.com/clustd/clustd/internal/secretfile"
 	"github.com/clustd/clustd/node/config"
 )
 
@@ -166,7 +166,8 @@ func driverWebhookCommand() *cli.Command {
 			"   clustd driver webhook --config /etc/clustd/clustd.yml --url https://alerts.example.com/in \\\n" +
 			"       --events all --header 'Authorization: Bearer s3cret'",
 		Flags: append(driverFlags("webhook"),
-			&cli.StringFlag{Name: "url", Usage: "the http:// or https:// URL to post to"},
+			&cli.StringFlag{Name: "url", Usage: "the http:// or https:// URL to post to (it shows in ps: a URL that holds a token belongs in --url-file)"},
+			&cli.StringFlag{Name: "url-file", Usage: "a file holding the URL, readable by its owner only, to keep a token in the URL out of the process list"},
 			&cli.StringFlag{Name: "events", Value: "role", Usage: "role: role changes only; all: also the daemon's event stream"},
 			&cli.GenericFlag{Name: "header", Value: &headerFlag{}, Usage: "a header to send with every request, as 'Name: value' (repeatable)"},
 			&cli.DurationFlag{Name: "timeout", Value: webhook.DefaultTimeout, Usage: "how long one attempt may take"},
@@ -301,8 +302,19 @@ func runDriverWebhook(c *cli.Context) error {
 		return driverUsageError(c, fmt.Sprintf("unexpected argument %q", c.Args().First()))
 	}
 	hookURL := strings.TrimSpace(c.String("url"))
+	flagName := "--url"
+	if f := strings.TrimSpace(c.String("url-file")); f != "" {
+		if hookURL != "" {
+			return driverUsageError(c, "give --url or --url-file, not both")
+		}
+		b, err := secretfile.Read(f)
+		if err != nil {
+			return &exitError{code: 1, msg: "--url-file " + err.Error()}
+		}
+		hookURL, flagName = strings.TrimSpace(string(b)), "--url-file "+f
+	}
 	if err := webhook.CheckURL(hookURL); err != nil {
-		return driverUsageError(c, "--url: "+err.Error())
+		return driverUsageError(c, flagName+": "+err.Error())
 	}
 	events := strings.ToLower(c.String("events"))
 	if events != "role" && events != "all" {
@@ -339,7 +351,7 @@ func runDriverWebhook(c *cli.Context) error {
 	if err != nil {
 		return driverUsageError(c, err.Error())
 	}
-	log.Info("driver starting", "addr", opts.Addr, "id", client.ID(), "url", redactURL(hookURL), "events", events)
+	log.Info("driver starting", "addr", opts.Addr, "id", client.ID(), "url", webhook.Redact(hookURL), "events", events)
 	runErr := client.Run(c.Context)
 	// The final demote is worth telling too; give it a moment to go out.
 	ctx, cancel := context.WithTimeout(context.Background(), webhookFlushTimeout)
@@ -447,11 +459,3 @@ func fileOf(w io.Writer) *os.File {
 	return f
 }
 
-// redactURL hides a password in a URL before it is logged.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return s
-	}
-	return u.Redacted()
-}

@@ -258,6 +258,10 @@ func driverFiles(t *testing.T, addr string) (dir, secretFile, configFile string)
 func TestDriverFlagErrors(t *testing.T) {
 	dir, secret, cfg := driverFiles(t, "127.0.0.1:1")
 	conn := []string{"--addr", "127.0.0.1:1", "--secret-file", secret}
+	openURLFile, badURLFile := filepath.Join(dir, "open.url"), filepath.Join(dir, "bad.url")
+	write(t, openURLFile, "https://hooks.example.com/T0123ABCD\n")
+	os.Chmod(openURLFile, 0o644)
+	write(t, badURLFile, "ftp://example.com/s3cr3t-token-value\n")
 	with := func(cmd string, args ...string) []string {
 		return append(append([]string{"driver", cmd}, conn...), args...)
 	}
@@ -289,6 +293,9 @@ func TestDriverFlagErrors(t *testing.T) {
 		{"bad log level", with("exec", "--log-level", "loud", "--", "true"), 2, []string{`--log-level "loud"`}},
 		{"bad log format", with("exec", "--log-format", "xml", "--", "true"), 2, []string{`--log-format "xml"`}},
 		{"missing secret file", []string{"driver", "shell", "--secret-file", filepath.Join(dir, "nope"), "--on-master", "a", "--on-standby", "b"}, 1, []string{"--secret-file " + filepath.Join(dir, "nope") + ": no such file or directory"}},
+		{"webhook url and url-file", with("webhook", "--url", "http://h/", "--url-file", secret), 2, []string{"give --url or --url-file, not both"}},
+		{"webhook open url-file", with("webhook", "--url-file", openURLFile), 1, []string{"--url-file " + openURLFile, "chmod 600 " + openURLFile}},
+		{"webhook url-file bad url", with("webhook", "--url-file", badURLFile), 2, []string{"--url-file " + badURLFile + `: URL "ftp://example.com/REDACTED": want an http:// or https:// URL`}},
 		{"broken config", []string{"driver", "webhook", "--config", filepath.Join(dir, "broken.yml"), "--url", "http://h/"}, 1, []string{"broken.yml"}},
 		{"unknown flag", []string{"driver", "exec", "--nope", "--config", cfg, "--", "true"}, 2, []string{"flag provided but not defined"}},
 	}

@@ -167,7 +167,7 @@ func New(opts Options) (*Driver, error) {
 	ctx, abort := context.WithCancel(context.Background())
 	d := &Driver{
 		opts:  opts,
-		log:   log.With("url", redact(opts.URL)),
+		log:   log.With("url", Redact(opts.URL)),
 		wake:  make(chan struct{}, 1),
 		abort: abort,
 		done:  make(chan struct{}),
@@ -176,29 +176,73 @@ func New(opts Options) (*Driver, error) {
 	return d, nil
 }
 
-// CheckURL reports whether u is an absolute http or https URL.
+// CheckURL reports whether u is an absolute http or https URL. Its errors
+// show the URL redacted (see Redact).
 func CheckURL(u string) error {
 	p, err := url.Parse(u)
 	switch {
 	case u == "":
 		return errors.New("no URL")
 	case err != nil:
-		return fmt.Errorf("URL %q: %v", u, err)
+		return fmt.Errorf("URL %q does not parse", Redact(u))
 	case p.Scheme != "http" && p.Scheme != "https":
-		return fmt.Errorf("URL %q: want an http:// or https:// URL", u)
+		return fmt.Errorf("URL %q: want an http:// or https:// URL", Redact(u))
 	case p.Host == "":
-		return fmt.Errorf("URL %q: no host", u)
+		return fmt.Errorf("URL %q: no host", Redact(u))
 	}
 	return nil
 }
 
-// redact drops the password of a URL, which must not reach the logs.
-func redact(u string) string {
+// Redact returns u fit for a log: the password, every query value and
+// every path segment that looks like a token replaced. Webhook services
+// put their credentials in all three places (a Slack hook's path, a
+// ?token= query), and logs travel further than the URL should.
+//
+// A path segment looks like a token when it is at least 20 characters
+// long, or at least 8 and holds a digit: "hooks", "services" and "v1"
+// stay, "T0123ABCD" and "XyZ8e7…" go.
+func Redact(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {
-		return u
+		return "(unparsable URL)"
 	}
-	return p.Redacted()
+	if p.User != nil {
+		if _, has := p.User.Password(); has {
+			p.User = url.UserPassword(p.User.Username(), "REDACTED")
+		} else {
+			p.User = url.User("REDACTED")
+		}
+	}
+	if p.RawQuery != "" {
+		q := p.Query()
+		for k := range q {
+			q[k] = []string{"REDACTED"}
+		}
+		p.RawQuery = q.Encode()
+	}
+	p.Fragment, p.RawFragment = "", ""
+	segs := strings.Split(p.EscapedPath(), "/")
+	for i, seg := range segs {
+		if tokenLike(seg) {
+			segs[i] = "REDACTED"
+		}
+	}
+	p.RawPath = ""
+	p.Path, _ = url.PathUnescape(strings.Join(segs, "/"))
+	return p.String()
+}
+
+func tokenLike(seg string) bool {
+	return len(seg) >= 20 || len(seg) >= 8 && strings.ContainsAny(seg, "0123456789")
+}
+
+// redactError replaces the URL that net/http puts in its errors.
+func redactError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %q: %w", ue.Op, Redact(ue.URL), ue.Err)
+	}
+	return err
 }
 
 // Trigger queues a role change notification and returns at once: a slow
@@ -362,7 +406,7 @@ func (d *Driver) post(ctx context.Context, body []byte) (retry bool, err error) 
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.opts.URL, bytes.NewReader(body))
 	if err != nil {
-		return false, err
+		return false, redactError(err)
 	}
 	for k, vs := range d.opts.Header {
 		req.Header[k] = append([]string(nil), vs...)
@@ -371,7 +415,7 @@ func (d *Driver) post(ctx context.Context, body []byte) (retry bool, err error) 
 	req.Header.Set("User-Agent", "clustd-webhook")
 	resp, err := d.opts.Client.Do(req)
 	if err != nil {
-		return true, err
+		return true, redactError(err)
 	}
 	// Drained, within reason, so that the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -318,7 +319,89 @@ func TestParseHeader(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
-	if got := redact("https://u:secret@h/x"); strings.Contains(got, "secret") {
+	if got := Redact("https://u:secret@h/x"); strings.Contains(got, "secret") {
 		t.Errorf("redact left the password: %s", got)
 	}
+}
+
+func TestRedactTokens(t *testing.T) {
+	cases := map[string][]string{
+		"https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefghijklmnopqrstuvwx": {"T0123ABCD", "B0456EFGH", "abcdefghijklmnopqrstuvwx"},
+		"https://alerts.example.com/in?token=s3cr3tvalue&channel=ops":                   {"s3cr3tvalue", "ops"},
+		"https://user:pa55word@example.com/hook":                                        {"pa55word"},
+	}
+	for in, secrets := range cases {
+		got := Redact(in)
+		for _, s := range secrets {
+			if strings.Contains(got, s) {
+				t.Errorf("Redact(%q) = %q still holds %q", in, got, s)
+			}
+		}
+		if !strings.Contains(got, "REDACTED") {
+			t.Errorf("Redact(%q) = %q marks nothing", in, got)
+		}
+	}
+	if got := Redact("https://example.com/hook#frag-secret"); got != "https://example.com/hook" {
+		t.Errorf("the fragment was kept: %q", got)
+	}
+	if got := Redact("https://hooks.example.com/clustd/v1"); got != "https://hooks.example.com/clustd/v1" {
+		t.Errorf("a URL without secrets changed: %q", got)
+	}
+	if err := CheckURL("ftp://example.com/abcdefgh12345678"); err == nil || strings.Contains(err.Error(), "abcdefgh12345678") {
+		t.Errorf("CheckURL's error shows the token: %v", err)
+	}
+}
+
+// TestFailureLogRedacted posts to an address that refuses connections and
+// checks that the logged error does not carry the URL's token.
+func TestFailureLogRedacted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var buf syncBuf
+	d, err := New(Options{
+		URL:     "http://" + addr + "/hook/abcdefghijklmnopqrstuvwxyz0123?key=topsecret",
+		Timeout: time.Second,
+		Logger:  slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Trigger(context.Background(), driverclient.State{Node: "a", Role: driverproto.RoleMaster, IsMaster: true, Term: 1})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(buf.String(), "notification failed") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	d.Close(ctx)
+	out := buf.String()
+	if !strings.Contains(out, "notification failed") {
+		t.Fatalf("no failure logged:\n%s", out)
+	}
+	for _, s := range []string{"abcdefghijklmnopqrstuvwxyz0123", "topsecret"} {
+		if strings.Contains(out, s) {
+			t.Fatalf("the log holds %q:\n%s", s, out)
+		}
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
