@@ -458,4 +458,3 @@ func fileOf(w io.Writer) *os.File {
 	f, _ := w.(*os.File)
 	return f
 }
-
