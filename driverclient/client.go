@@ -79,8 +79,11 @@ type Options struct {
 	// sent to the daemon is Name, a dash and 8 random hex digits, so that
 	// two copies of a driver never clash.
 	Name string
-	// Required makes the node ineligible for master while no healthy driver
-	// of this Name is connected to it.
+	// Required declares the driver required. The declaration alone does
+	// nothing: the node's configuration must name the driver in
+	// drivers.required, and then the node is ineligible for master while
+	// no healthy driver of this Name is connected to it. A daemon logs a
+	// declaration its configuration does not back.
 	Required bool
 	// DemoteTimeout is how long this driver's demote may take at most: for
 	// a process, the time it is given to stop plus the wait after SIGKILL.

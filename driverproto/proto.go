@@ -91,8 +91,9 @@ type Message struct {
 	MAC string `json:"mac,omitempty"`
 
 	// hello: ID is unique per daemon (the client library adds a random
-	// suffix to Name); Required makes the node ineligible while no healthy
-	// driver of this Name is connected; Events asks for the event stream.
+	// suffix to Name); Required is the driver's claim to be required, which
+	// the daemon accepts but heeds only when its drivers.required names the
+	// driver; Events asks for the event stream.
 	ID       string `json:"id,omitempty"`
 	Name     string `json:"name,omitempty"`
 	Required bool   `json:"required,omitempty"`

@@ -228,6 +228,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(lim) }()
 
+	// A required driver absent at start keeps the node ineligible until
+	// it connects.
+	d.hub.updateHealth()
 	err := d.loop(ctx)
 
 	shut, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -550,6 +553,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		s.Members = append(s.Members, ms)
 	}
 	s.Duplicates = d.duplicateStatus(now)
+	s.MissingDrivers = d.hub.missingRequired()
 	slices.SortFunc(s.Members, func(a, b api.MemberStatus) int {
 		switch {
 		case a.ID < b.ID:

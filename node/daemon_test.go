@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/config"
 )
 
@@ -343,48 +344,79 @@ func TestDriverProtocol(t *testing.T) {
 	}
 }
 
-// A required driver's absence makes the node ineligible; a master hands over.
+// Only drivers.required makes a driver required: a required driver absent
+// at start keeps its node ineligible and is named in status, while a
+// driver that merely declares itself required changes nothing.
 func TestRequiredDriver(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	m := tc.waitMaster(-1)
-	dr, err := dialDriver(t, tc.daemons[m], tc.cfgs[m].DriversSecret, "db-1", true)
+	tc.cfgs[m].RequiredDrivers = []string{"db"}
+	tc.stop(m)
+	tc.start(m)
+	n := tc.waitMaster(m)
+	waitStatus := func(i int, what string, ok func(s api.Status) bool) api.Status {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s := tc.daemons[i].Status()
+			if ok(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("n%d: %s: status %+v", i+1, what, s)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	s := waitStatus(m, "ineligible with db missing", func(s api.Status) bool {
+		return !s.Eligible && !s.Healthy && strings.Join(s.MissingDrivers, ",") == "db"
+	})
+	if s.Role == "master" {
+		t.Fatalf("n%d became master without its required driver", m+1)
+	}
+
+	// A driver that calls itself required and unhealthy, on a node whose
+	// configuration requires nothing: no effect.
+	f := 3 - m - n
+	evil, err := dialDriver(t, tc.daemons[f], tc.cfgs[f].DriversSecret, "evil-1", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Acknowledge every state, as a driver does: the hand-over waits for
-	// the demote to be confirmed.
-	go func() {
-		for {
-			_, b, err := dr.ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			if msg, err := driverproto.Decode(b); err == nil && msg.Type == driverproto.TypeState {
-				dr.send(driverproto.Message{Type: driverproto.TypeAck, Seq: msg.Seq, OK: driverproto.Bool(true)})
-			}
-		}
-	}()
+	go ackStates(evil)
+	evil.send(driverproto.Message{Type: driverproto.TypeHealth, OK: driverproto.Bool(false), Reason: "says so"})
+	time.Sleep(10 * tc.cfgs[f].Timing.Heartbeat) // a deliberate window for a wrong verdict to show
+	if s := tc.daemons[f].Status(); !s.Eligible || !s.Healthy {
+		t.Fatalf("a self-declared required driver made n%d ineligible: %+v", f+1, s)
+	}
+
+	dr, err := dialDriver(t, tc.daemons[m], tc.cfgs[m].DriversSecret, "db-1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ackStates(dr)
+	waitStatus(m, "eligible once db connected", func(s api.Status) bool { return s.Eligible && s.Healthy && len(s.MissingDrivers) == 0 })
 	dr.send(driverproto.Message{Type: driverproto.TypeHealth, OK: driverproto.Bool(false), Reason: "disk full"})
-	n := tc.waitMaster(m)
-	if s := tc.daemons[m].Status(); s.Healthy || s.Eligible {
-		t.Fatalf("node with an unhealthy required driver: %+v", s)
-	}
+	waitStatus(m, "unhealthy while db is", func(s api.Status) bool { return !s.Healthy && !s.Eligible })
 	dr.send(driverproto.Message{Type: driverproto.TypeHealth, OK: driverproto.Bool(true)})
-	deadline := time.Now().Add(10 * time.Second)
-	for !tc.daemons[m].Status().Healthy {
-		if time.Now().After(deadline) {
-			t.Fatal("node stayed unhealthy after its driver recovered")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitStatus(m, "healthy again", func(s api.Status) bool { return s.Healthy })
 	dr.ws.Close()
-	for tc.daemons[m].Status().Healthy {
-		if time.Now().After(deadline) {
-			t.Fatal("node healthy though its required driver left")
+	waitStatus(m, "db missing again", func(s api.Status) bool {
+		return !s.Healthy && strings.Join(s.MissingDrivers, ",") == "db"
+	})
+}
+
+// ackStates acknowledges every state dr receives, as a driver does: a
+// hand-over waits for the demote to be confirmed.
+func ackStates(dr *driver) {
+	for {
+		_, b, err := dr.ws.ReadMessage()
+		if err != nil {
+			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		if msg, err := driverproto.Decode(b); err == nil && msg.Type == driverproto.TypeState {
+			dr.send(driverproto.Message{Type: driverproto.TypeAck, Seq: msg.Seq, OK: driverproto.Bool(true)})
+		}
 	}
-	_ = n
 }
 
 func TestLimitProcs(t *testing.T) {

@@ -34,11 +34,14 @@ const (
 type driverConn struct {
 	id, name string
 	required bool
-	events   bool
-	ws       *websocket.Conn
-	send     chan driverproto.Message
-	closed   chan struct{}
-	once     sync.Once
+	// declaredRequired is the hello's own claim, which counts for nothing
+	// unless drivers.required names the driver too.
+	declaredRequired bool
+	events           bool
+	ws               *websocket.Conn
+	send             chan driverproto.Message
+	closed           chan struct{}
+	once             sync.Once
 
 	// Guarded by hub.mu.
 	healthy      bool
@@ -74,8 +77,8 @@ type hub struct {
 	masterSeq uint64
 	// sentDeadline is the lease deadline last sent to the drivers.
 	sentDeadline int64
-	// required names ever seen, and whether the node is healthy as far as
-	// drivers go.
+	// required names the drivers listed in drivers.required, and healthy
+	// is whether the node is healthy as far as drivers go.
 	required  map[string]bool
 	healthy   bool
 	reachable map[string]bool
@@ -96,6 +99,11 @@ func newHub(d *Daemon) *hub {
 		healthy:   true,
 		reachable: map[string]bool{},
 		orphans:   map[string]time.Duration{},
+	}
+	// Only the configuration makes a driver required: a driver that could
+	// declare itself so could make its node ineligible at will.
+	for _, name := range d.cfg.RequiredDrivers {
+		h.required[name] = true
 	}
 	h.upgrader = websocket.Upgrader{
 		ReadBufferSize:  4096,
@@ -185,7 +193,7 @@ func (h *hub) handshake(ws *websocket.Conn) (*driverConn, error) {
 		return nil, fmt.Errorf("driver %q failed authentication: wrong secret", m.ID)
 	}
 	c := &driverConn{
-		id: m.ID, name: m.Name, required: m.Required, events: m.Events, ws: ws,
+		id: m.ID, name: m.Name, required: h.required[m.Name], declaredRequired: m.Required, events: m.Events, ws: ws,
 		send: make(chan driverproto.Message, driverQueue), closed: make(chan struct{}), healthy: true,
 	}
 	h.mu.Lock()
@@ -194,9 +202,6 @@ func (h *hub) handshake(ws *websocket.Conn) (*driverConn, error) {
 		return nil, fmt.Errorf("driver id %q is already connected to this node", c.id)
 	}
 	h.conns[c.id] = c
-	if c.required {
-		h.required[c.name] = true
-	}
 	// Queued under the same lock as the registration, so that no state is
 	// missed or sent twice; the writer sends it after the welcome.
 	if h.last != nil {
@@ -220,6 +225,10 @@ func (h *hub) handshake(ws *websocket.Conn) (*driverConn, error) {
 // own goroutine.
 func (h *hub) run(c *driverConn) {
 	h.log.Info("driver connected", "driver", c.id, "required", c.required, "events", c.events)
+	if c.declaredRequired && !c.required {
+		h.log.Warn("driver declares itself required, but drivers.required does not name it, so it does not affect eligibility; list it there to make it required",
+			"driver", c.id, "name", c.name)
+	}
 	h.updateHealth()
 
 	go h.read(c)
@@ -416,6 +425,26 @@ func (h *hub) checkDemoted() {
 		delete(h.orphans, id)
 	}
 	go h.d.demoteDone()
+}
+
+// missingRequired lists the required driver names with no connection, in
+// order, for status. Called with the daemon's lock held (the lock order is
+// daemon, then hub).
+func (h *hub) missingRequired() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for name := range h.required {
+		found := false
+		for _, c := range h.conns {
+			found = found || c.name == name
+		}
+		if !found {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // updateHealth recomputes the node's health from its required drivers':

@@ -398,6 +398,14 @@ func writeStatus(w io.Writer, s *api.Status) error {
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 	}
+	if len(s.MissingDrivers) > 0 {
+		names := make([]string, len(s.MissingDrivers))
+		for i, n := range s.MissingDrivers {
+			names[i] = printable(n)
+		}
+		row := [2]string{"missing drivers", strings.Join(names, ", ") + " (required, not connected)"}
+		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func driverFlags(name string) []cli.Flag {
 			Usage: "the drivers secret (the cluster secret unless the daemon has a drivers_secret_file), instead of the one --config names",
 		},
 		&cli.StringFlag{Name: "name", Value: name, Usage: "what this driver does, as the daemon's logs and status name it (a random suffix is added)"},
-		&cli.BoolFlag{Name: "required", Usage: "make the node ineligible for master while this driver is not connected or reports itself unhealthy"},
+		&cli.BoolFlag{Name: "required", Usage: "declare the driver required; only the node's drivers.required makes it so (list its --name there): then the node is ineligible for master while it is not connected or reports itself unhealthy"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 	}
@@ -89,8 +89,8 @@ func driverExecCommand() *cli.Command {
 			"runs out.\n\n" +
 			"If CMD exits by itself while the node is still master, it is restarted after 1s,\n" +
 			"then 2s, 4s, … up to 30s. While it keeps dying within 10s of its start the driver\n" +
-			"reports itself unhealthy with the exit status; with --required that makes the node\n" +
-			"ineligible, and the daemon hands the role to another machine. The driver is healthy\n" +
+			"reports itself unhealthy with the exit status; if drivers.required names it, that makes\n" +
+			"the node ineligible, and the daemon hands the role to another machine. The driver is healthy\n" +
 			"again once CMD stays up for 10s, or once the node is no longer master.\n\n" +
 			"Should the driver itself be killed with SIGKILL, the kernel kills CMD (though not\n" +
 			"what CMD started) with it: nothing would stop it at the end of the lease.\n\n" +
@@ -123,7 +123,7 @@ func driverShellCommand() *cli.Command {
 			"environment, never two at once, and its output is logged line by line. A script\n" +
 			"that exits non-zero, or runs past --timeout (its whole process group is then\n" +
 			"killed), is reported to the daemon as failed and makes the driver unhealthy until\n" +
-			"a later script succeeds; with --required the node is ineligible meanwhile. A failed\n" +
+			"a later script succeeds; if drivers.required names it, the node is ineligible meanwhile. A failed\n" +
 			"on-master is not repeated for the same term; a failed on-standby runs again at the\n" +
 			"next change. If the lease runs out while on-master runs, it is killed and\n" +
 			"on-standby follows.\n\n" +

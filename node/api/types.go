@@ -21,6 +21,9 @@ type Status struct {
 	// SinceMS is how long ago, in milliseconds, the role last changed.
 	SinceMS int64          `json:"since_ms"`
 	Members []MemberStatus `json:"members"`
+	// MissingDrivers names the required drivers (drivers.required) that
+	// are not connected: while one is missing the node is not eligible.
+	MissingDrivers []string `json:"missing_drivers,omitempty"`
 	// Duplicates lists member ids that two live daemons claimed at once,
 	// as this node saw it; absent when none.
 	Duplicates []Duplicate `json:"duplicates,omitempty"`

@@ -121,6 +121,11 @@ type Config struct {
 	PreemptHoldDown time.Duration
 	// HTTPListen is the local listener for drivers, admin and metrics.
 	HTTPListen string
+	// RequiredDrivers (drivers.required) names the drivers without which
+	// the node must not be master: while one of them has no healthy
+	// connection, the node is ineligible. Only this list makes a driver
+	// required; a driver's own claim to be does not.
+	RequiredDrivers []string
 	// DemoteTimeout bounds how long the master waits for its drivers to
 	// acknowledge a demotion during a transfer.
 	DemoteTimeout time.Duration

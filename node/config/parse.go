@@ -21,13 +21,14 @@ import (
 var (
 	rootFields = []string{
 		"id", "listen", "advertise", "data_dir", "secret_file", "secret",
-		"drivers_secret_file", "admin_token_file", "members", "timing", "preempt", "http",
+		"drivers_secret_file", "admin_token_file", "members", "timing", "preempt", "http", "drivers",
 		"demote_timeout", "log_level", "log_format",
 	}
 	memberFields  = []string{"id", "address", "witness", "priority"}
 	timingFields  = []string{"profile", "heartbeat", "election_timeout_min", "election_timeout_max", "rank_step", "max_clock_drift"}
 	preemptFields = []string{"enabled", "hold_down"}
 	httpFields    = []string{"listen", "allow_non_loopback"}
+	driversFields = []string{"required"}
 
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"text", "json"}
@@ -64,6 +65,7 @@ type rawConfig struct {
 	preempt, allowNonLoopback           field[bool]
 	holdDown, demoteTimeout             field[time.Duration]
 	logLevel, logFormat                 field[string]
+	requiredDrivers                     field[[]string]
 }
 
 type parser struct {
@@ -345,6 +347,43 @@ func (p *parser) nonEmpty(f *field[string], v *yaml.Node, name string) error {
 	return nil
 }
 
+// maxDriverName is the longest driver name a driver's hello may carry.
+const maxDriverName = 96
+
+// driverNames reads a list of driver names (drivers.required).
+func (p *parser) driverNames(f *field[[]string], v *yaml.Node, name string) error {
+	f.n = v
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		return p.errAt(v, name, "must be a list of driver names (the --name each driver runs with), not %s", describe(v))
+	}
+	seen := map[string]bool{}
+	for _, item := range v.Content {
+		item = deref(item)
+		if item == nil || item.Kind != yaml.ScalarNode || isNull(item) {
+			return p.errAt(v, name, "each entry must be a driver name")
+		}
+		n := item.Value
+		ok := len(n) >= 1 && len(n) <= maxDriverName
+		for i := 0; i < len(n) && ok; i++ {
+			c := n[i]
+			ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		}
+		if !ok {
+			return p.errAt(item, name, "%q is not a driver name: use 1 to %d of the characters A-Z a-z 0-9 . _ -", n, maxDriverName)
+		}
+		if seen[n] {
+			return p.errAt(item, name, "%q is listed twice", n)
+		}
+		seen[n] = true
+		f.v = append(f.v, n)
+	}
+	f.set = true
+	return nil
+}
+
 // id reads a node id. An unquoted null, Null or NULL is YAML's empty value,
 // which would otherwise surface as a baffling "required".
 func (p *parser) id(f *field[string], v *yaml.Node, name string) error {
@@ -566,6 +605,10 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 				}
 				return p.boolean(&r.allowNonLoopback, hv, name)
 			})
+		case "drivers":
+			return p.mapping(v, key, driversFields, func(dk string, _, dv *yaml.Node) error {
+				return p.driverNames(&r.requiredDrivers, dv, joinField(key, dk))
+			})
 		case "demote_timeout":
 			return p.duration(&r.demoteTimeout, v, key, maxOtherDuration)
 		case "log_level":
@@ -743,6 +786,7 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 	}
 	c.Listen = listen.String()
 	c.ListenSet = r.listen.set
+	c.RequiredDrivers = r.requiredDrivers.v
 	c.Advertise = own.String()
 	if r.advertise.set {
 		c.Advertise = r.advertise.v.String()

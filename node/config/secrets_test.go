@@ -146,3 +146,30 @@ func TestInitForceReplacesLinks(t *testing.T) {
 		t.Fatalf("secret after forced Init: %v %v", fi.Mode(), err)
 	}
 }
+
+func TestRequiredDrivers(t *testing.T) {
+	dir := t.TempDir()
+	base := "id: a\ndata_dir: d\nsecret: \"" + strings.Repeat("s", 40) + "\"\nmembers:\n  - id: a\n    address: 127.0.0.1:7001\n"
+	path := filepath.Join(dir, "a.yml")
+	write := func(extra string) (*Config, error) {
+		os.WriteFile(path, []byte(base+extra), 0o600)
+		return Load(path)
+	}
+	c, err := write("drivers:\n  required: [db, vip]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.RequiredDrivers, ",") != "db,vip" {
+		t.Fatalf("RequiredDrivers = %q", c.RequiredDrivers)
+	}
+	for extra, want := range map[string]string{
+		"drivers:\n  required: db\n":        "drivers.required",
+		"drivers:\n  required: [db, db]\n":  `"db" is listed twice`,
+		"drivers:\n  required: [\"a b\"]\n": `"a b" is not a driver name`,
+		"drivers:\n  requires: [db]\n":      "requires",
+	} {
+		if _, err := write(extra); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error with %q", extra, err, want)
+		}
+	}
+}
