@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -71,6 +72,10 @@ type Options struct {
 	// Addr is the daemon's local listener, host:port. The default is
 	// "127.0.0.1:3001".
 	Addr string
+	// TLS, when set, makes the connection wss:// with this configuration:
+	// needed for a daemon whose local listener has a certificate
+	// (http.tls_cert_file), as one listening beyond loopback must.
+	TLS *tls.Config
 	// Secret is the cluster secret, or the drivers secret when the daemon
 	// has one; at least 32 bytes. ReadSecretFile reads it as the daemon
 	// does.

@@ -83,6 +83,10 @@ func (c *Client) backoff(n int) time.Duration {
 func (c *Client) session(ctx context.Context, states chan<- inState, events chan<- driverproto.Event) (welcomed bool, err error) {
 	u := url.URL{Scheme: "ws", Host: c.opts.Addr, Path: driverproto.Path}
 	dialer := websocket.Dialer{HandshakeTimeout: c.handshakeTimeout}
+	if c.opts.TLS != nil {
+		u.Scheme = "wss"
+		dialer.TLSClientConfig = c.opts.TLS
+	}
 	ws, resp, err := dialer.DialContext(ctx, u.String(), nil)
 	if err != nil {
 		if resp != nil {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -218,7 +219,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		IdleTimeout:       30 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
-	lim := newHTTPLimiter(d.httpLn, maxHTTPConns, maxHTTPConns, func(n int) {
+	httpLn := d.httpLn
+	if d.cfg.TLSCertificate != nil {
+		httpLn = tls.NewListener(httpLn, &tls.Config{Certificates: []tls.Certificate{*d.cfg.TLSCertificate}, MinVersion: tls.VersionTLS12})
+	}
+	lim := newHTTPLimiter(httpLn, maxHTTPConns, maxHTTPConns, func(n int) {
 		d.metrics.ConnectionsShed(metrics.ListenerHTTP, n)
 		if d.failLog.first("http/shed", Monotonic()) {
 			d.log.Warn("too many connections on the local HTTP listener; closing the oldest", "limit", maxHTTPConns)

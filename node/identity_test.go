@@ -2,15 +2,19 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/clustd/clustd/internal/tlstest"
 	"github.com/clustd/clustd/node/config"
 )
 
@@ -107,4 +111,49 @@ func TestMemberAddressMustBeLocal(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	d.Run(ctx)
+}
+
+// TestLocalListenerTLS: with a certificate the local listener speaks
+// HTTPS only.
+func TestLocalListenerTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := tlstest.Write(t, dir)
+	ports := freePorts(t, 2)
+	yml := fmt.Sprintf("id: a\ndata_dir: a.data\nsecret: %q\nmembers:\n  - id: a\n    address: 127.0.0.1:%d\n  - id: b\n    address: 127.0.0.1:1\n  - id: c\n    address: 127.0.0.1:2\nhttp:\n  listen: 127.0.0.1:%d\n  tls_cert_file: %s\n  tls_key_file: %s\n",
+		strings.Repeat("ab", 32), ports[0], ports[1], certFile, keyFile)
+	path := filepath.Join(dir, "a.yml")
+	os.WriteFile(path, []byte(yml), 0o600)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	pem, _ := os.ReadFile(certFile)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := cl.Get("https://" + d.HTTPAddr().String() + "/v1/status")
+	if err != nil {
+		t.Fatalf("HTTPS status: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("HTTPS status: %s", resp.Status)
+	}
+	if resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + d.HTTPAddr().String() + "/v1/status"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("plain HTTP answered on a TLS listener")
+		}
+	}
 }

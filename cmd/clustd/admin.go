@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,6 +12,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -228,6 +231,7 @@ func adminClient(c *cli.Context, needsToken bool) (*adminConn, error) {
 	cfgPath := strings.TrimSpace(c.String("config"))
 	addr := strings.TrimSpace(c.String("addr"))
 	var token, secretFile, tokenFile, tokenFrom string
+	var tlsConf *tls.Config
 	if needsToken {
 		token = strings.TrimSpace(c.String("token"))
 		secretFile = strings.TrimSpace(c.String("secret-file"))
@@ -275,6 +279,11 @@ func adminClient(c *cli.Context, needsToken bool) (*adminConn, error) {
 			if addr, err = dialAddr(cfg.HTTPListen); err != nil {
 				return nil, &exitError{code: 1, msg: fmt.Sprintf("%s: http.listen %q: %v", cfgPath, cfg.HTTPListen, err)}
 			}
+			// The daemon the configuration describes speaks HTTPS if it
+			// has a certificate; an --addr says for itself (https://…).
+			if tlsConf, err = listenerTLS(cfg); err != nil {
+				return nil, &exitError{code: 1, msg: err.Error()}
+			}
 		}
 		if wantToken {
 			if cfg.AdminToken != "" {
@@ -304,7 +313,33 @@ func adminClient(c *cli.Context, needsToken bool) (*adminConn, error) {
 		}
 		token, tokenFrom = api.AdminToken(secret), secretFile
 	}
-	return &adminConn{Client: &api.Client{Addr: addr, Token: token}, tokenFrom: tokenFrom}, nil
+	cl := &api.Client{Addr: addr, Token: token}
+	if tlsConf != nil {
+		cl.Addr = "https://" + addr
+		cl.HTTP = &http.Client{
+			Transport:     &http.Transport{Proxy: nil, TLSClientConfig: tlsConf, TLSHandshakeTimeout: 5 * time.Second},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return &adminConn{Client: cl, tokenFrom: tokenFrom}, nil
+}
+
+// listenerTLS is the client side of a local listener with a certificate
+// (http.tls_cert_file): HTTPS trusting that certificate, which is usually
+// self-signed. It returns nil when the listener has none.
+func listenerTLS(cfg *config.Config) (*tls.Config, error) {
+	if cfg.TLSCertFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(cfg.TLSCertFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: http.tls_cert_file: %v", cfg.Path, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: http.tls_cert_file %s holds no PEM certificate", cfg.Path, cfg.TLSCertFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // adminConn is a client that remembers where its token came from, to

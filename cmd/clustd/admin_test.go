@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/clustd/clustd/internal/tlstest"
 	"github.com/clustd/clustd/node/api"
 )
 
@@ -84,7 +86,6 @@ func newAdminEnv(t *testing.T) *adminEnv {
 	srv := httptest.NewServer(api.NewHandler(api.HandlerOptions{Daemon: e.d, Token: e.token}))
 	t.Cleanup(srv.Close)
 	e.addr = srv.Listener.Addr().String()
-	_, port, _ := net.SplitHostPort(e.addr)
 
 	e.secretFile = filepath.Join(e.dir, "secret")
 	write(t, e.secretFile, adminTestSecret+"\n")
@@ -103,8 +104,20 @@ func newAdminEnv(t *testing.T) *adminEnv {
 		"    witness: true\n"
 	e.config = filepath.Join(e.dir, "a.yml")
 	write(t, e.config, base+"http:\n  listen: "+e.addr+"\n")
+	// Beyond loopback the listener needs TLS: a second server, with a
+	// certificate, stands for that daemon.
+	certFile, keyFile := tlstest.Write(t, e.dir)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsSrv := httptest.NewUnstartedServer(api.NewHandler(api.HandlerOptions{Daemon: e.d, Token: e.token}))
+	tlsSrv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	tlsSrv.StartTLS()
+	t.Cleanup(tlsSrv.Close)
+	_, tlsPort, _ := net.SplitHostPort(tlsSrv.Listener.Addr().String())
 	e.wildConfig = filepath.Join(e.dir, "wild.yml")
-	write(t, e.wildConfig, base+"http:\n  listen: 0.0.0.0:"+port+"\n  allow_non_loopback: true\n")
+	write(t, e.wildConfig, base+"http:\n  listen: 0.0.0.0:"+tlsPort+"\n  allow_non_loopback: true\n  tls_cert_file: cert.pem\n  tls_key_file: key.pem\n")
 	write(t, filepath.Join(e.dir, "broken.yml"), "id: [\n")
 	return e
 }

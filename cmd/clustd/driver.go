@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -394,6 +395,7 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, error) {
 		return opts, nil, driverUsageError(c, "a driver needs the drivers secret: give --config FILE (the node's configuration) or --secret-file FILE")
 	}
 	var secret []byte
+	var tlsConf *tls.Config
 	if secretFile != "" {
 		if secret, err = readSecretFile(secretFile); err != nil {
 			return opts, nil, &exitError{code: 1, msg: "--secret-file " + err.Error()}
@@ -414,6 +416,9 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, error) {
 			if addr, err = dialAddr(cfg.HTTPListen); err != nil {
 				return opts, nil, &exitError{code: 1, msg: fmt.Sprintf("%s: http.listen %q: %v", cfgPath, cfg.HTTPListen, err)}
 			}
+			if tlsConf, err = listenerTLS(cfg); err != nil {
+				return opts, nil, &exitError{code: 1, msg: err.Error()}
+			}
 		}
 		if secret == nil {
 			secret = cfg.DriversSecret
@@ -425,6 +430,7 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, error) {
 	}
 	return driverclient.Options{
 		Addr:     addr,
+		TLS:      tlsConf,
 		Secret:   secret,
 		Name:     name,
 		Required: c.Bool("required"),

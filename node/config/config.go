@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -121,6 +122,12 @@ type Config struct {
 	PreemptHoldDown time.Duration
 	// HTTPListen is the local listener for drivers, admin and metrics.
 	HTTPListen string
+	// TLSCertFile and TLSKeyFile (http.tls_cert_file, http.tls_key_file)
+	// make the local listener speak HTTPS; listening beyond loopback
+	// requires them. TLSCertificate is the pair loaded (by a load that
+	// reads every secret).
+	TLSCertFile, TLSKeyFile string
+	TLSCertificate          *tls.Certificate
 	// RequiredDrivers (drivers.required) names the drivers without which
 	// the node must not be master: while one of them has no healthy
 	// connection, the node is ineligible. Only this list makes a driver

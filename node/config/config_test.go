@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/election"
+	"github.com/clustd/clustd/internal/tlstest"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef0123456789" // 42 bytes
@@ -95,6 +96,7 @@ func TestParseEverything(t *testing.T) {
 	if err := os.WriteFile(drivers, []byte(strings.Repeat("d", 32)+"\r\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	certFile, keyFile := tlstest.Write(t, dir)
 	src := lines(
 		"id: b",
 		"listen: 0.0.0.0:7000",
@@ -118,6 +120,8 @@ func TestParseEverything(t *testing.T) {
 		"http:",
 		"  listen: 10.0.0.2:8080",
 		"  allow_non_loopback: true",
+		"  tls_cert_file: "+certFile,
+		"  tls_key_file: "+keyFile,
 		"demote_timeout: 2s",
 		"log_level: debug",
 		"log_format: json",
@@ -143,6 +147,7 @@ func TestParseEverything(t *testing.T) {
 		{"Preempt", c.Preempt, true},
 		{"PreemptHoldDown", c.PreemptHoldDown, time.Minute},
 		{"HTTPListen", c.HTTPListen, "10.0.0.2:8080"},
+		{"TLS", c.TLSCertFile + " " + c.TLSKeyFile + " " + fmt.Sprint(c.TLSCertificate != nil), certFile + " " + keyFile + " true"},
 		{"DemoteTimeout", c.DemoteTimeout, 2 * time.Second},
 		{"LogLevel", c.LogLevel, "debug"},
 		{"LogFormat", c.LogFormat, "json"},
@@ -303,6 +308,8 @@ var errorCases = []struct {
 	{"http listen public", with(12, "http:", "  listen: 0.0.0.0:3001"), 13, "http.listen", `"0.0.0.0:3001" is not a loopback address`},
 	{"http listen all", with(12, "http:", "  listen: :3001"), 13, "http.listen", "needs http.allow_non_loopback: true"},
 	{"http listen name", with(12, "http:", "  listen: myhost:3001"), 13, "http.listen", "is not a loopback address"},
+	{"http public without tls", with(12, "http:", "  listen: 0.0.0.0:3001", "  allow_non_loopback: true"), 14, "http.allow_non_loopback", "needs TLS"},
+	{"http cert without key", with(12, "http:", "  tls_cert_file: cert.pem"), 13, "http.tls_key_file", "required with http.tls_cert_file"},
 	{"http allow not bool", with(12, "http:", "  allow_non_loopback: sure"), 13, "http.allow_non_loopback", "is not true or false"},
 	{"http collides", with(12, "listen: 0.0.0.0:3001"), 12, "http.listen", `"127.0.0.1:3001" (the default) collides with the peer listen address "0.0.0.0:3001"`},
 	{"demote timeout", with(12, "demote_timeout: -1s"), 12, "demote_timeout", "must be positive"},

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +28,7 @@ var (
 	memberFields  = []string{"id", "address", "witness", "priority"}
 	timingFields  = []string{"profile", "heartbeat", "election_timeout_min", "election_timeout_max", "rank_step", "max_clock_drift"}
 	preemptFields = []string{"enabled", "hold_down"}
-	httpFields    = []string{"listen", "allow_non_loopback"}
+	httpFields    = []string{"listen", "allow_non_loopback", "tls_cert_file", "tls_key_file"}
 	driversFields = []string{"required"}
 
 	logLevels  = []string{"debug", "info", "warn", "error"}
@@ -66,6 +67,7 @@ type rawConfig struct {
 	holdDown, demoteTimeout             field[time.Duration]
 	logLevel, logFormat                 field[string]
 	requiredDrivers                     field[[]string]
+	tlsCertFile, tlsKeyFile             field[string]
 }
 
 type parser struct {
@@ -600,8 +602,13 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 		case "http":
 			return p.mapping(v, key, httpFields, func(hk string, _, hv *yaml.Node) error {
 				name := joinField(key, hk)
-				if hk == "listen" {
+				switch hk {
+				case "listen":
 					return p.address(&r.httpListen, hv, name, ruleListen)
+				case "tls_cert_file":
+					return p.nonEmpty(&r.tlsCertFile, hv, name)
+				case "tls_key_file":
+					return p.nonEmpty(&r.tlsKeyFile, hv, name)
 				}
 				return p.boolean(&r.allowNonLoopback, hv, name)
 			})
@@ -811,6 +818,9 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 		return nil, p.errAt(orNode(r.httpListen.n, orNode(r.listen.n, root)), "http.listen", "%q (%s) collides with the peer listen address %q", httpListen.String(), what, listen.String())
 	}
 	c.HTTPListen = httpListen.String()
+	if err := p.httpTLS(r, c, httpListen.isLoopback()); err != nil {
+		return nil, err
+	}
 
 	if r.holdDown.set {
 		c.PreemptHoldDown = r.holdDown.v
@@ -825,6 +835,44 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 		c.LogFormat = r.logFormat.v
 	}
 	return c, nil
+}
+
+// httpTLS checks and loads the local listener's certificate. Listening
+// beyond loopback needs one: the drivers' and admin's traffic, the admin
+// token included, would otherwise cross the network in clear.
+func (p *parser) httpTLS(r *rawConfig, c *Config, loopback bool) error {
+	switch {
+	case r.tlsCertFile.set != r.tlsKeyFile.set:
+		missing, given, givenName := "http.tls_key_file", r.tlsCertFile, "http.tls_cert_file"
+		if r.tlsKeyFile.set {
+			missing, given, givenName = "http.tls_cert_file", r.tlsKeyFile, "http.tls_key_file"
+		}
+		return p.errAt(given.n, missing, "required with %s: give both the certificate and its key", givenName)
+	case !r.tlsCertFile.set && !loopback:
+		return p.errAt(orNode(r.allowNonLoopback.n, r.root), "http.allow_non_loopback",
+			"listening beyond loopback (%s) needs TLS, or the admin token and drivers' traffic cross the network in clear: set http.tls_cert_file and http.tls_key_file", c.HTTPListen)
+	case !r.tlsCertFile.set:
+		return nil
+	}
+	c.TLSCertFile = p.resolvePath(r.tlsCertFile.v)
+	c.TLSKeyFile = p.resolvePath(r.tlsKeyFile.v)
+	if p.scope != AllSecrets {
+		return nil
+	}
+	certPEM, err := readFileLimited(c.TLSCertFile, maxSecretFileSize)
+	if err != nil {
+		return p.errAt(r.tlsCertFile.n, "http.tls_cert_file", "%s: %s", c.TLSCertFile, describeIOError(err))
+	}
+	keyPEM, err := p.secretFromFile(r.tlsKeyFile, "http.tls_key_file")
+	if err != nil {
+		return err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return p.errAt(r.tlsKeyFile.n, "http.tls_key_file", "%s and %s are not a certificate and its key: %v", c.TLSCertFile, c.TLSKeyFile, err)
+	}
+	c.TLSCertificate = &cert
+	return nil
 }
 
 // secrets returns the peer secret from exactly one of secret_file and secret.
