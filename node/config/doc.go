@@ -11,6 +11,9 @@
 //
 // [Load] and [Parse] return a [Config] whose values are resolved: defaults
 // filled in, relative paths made absolute, secrets read, the timing profile
-// merged with explicit overrides and validated. [Init] writes a fresh
-// cluster's files, one per node plus a shared secret.
+// merged with explicit overrides and validated. [LoadFor] reads only the
+// secret one program needs (a driver, the admin commands), through the
+// strict reader that refuses files others can read. [Init] writes a fresh
+// cluster's files, one per node plus the peer secret, the drivers secret
+// and the admin token.
 package config
