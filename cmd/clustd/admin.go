@@ -392,16 +392,6 @@ func readSecretFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-// pathless drops the operation and path of an *fs.PathError, which the
-// caller's message already names.
-func pathless(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
 // writeStatus prints a status for people: the node's own state, then one
 // line per member.
 func writeStatus(w io.Writer, s *api.Status) error {
