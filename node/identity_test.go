@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
+	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/internal/tlstest"
 	"github.com/clustd/clustd/node/config"
 )
@@ -149,6 +152,18 @@ func TestLocalListenerTLS(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("HTTPS status: %s", resp.Status)
+	}
+	// Drivers' websockets work over it too: the challenge arrives.
+	dialer := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}, HandshakeTimeout: 10 * time.Second}
+	ws, _, err := dialer.Dial("wss://"+d.HTTPAddr().String()+driverproto.Path, nil)
+	if err != nil {
+		t.Fatalf("driver websocket over TLS: %v", err)
+	}
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, b, err := ws.ReadMessage()
+	ws.Close()
+	if m, derr := driverproto.Decode(b); err != nil || derr != nil || m.Type != driverproto.TypeChallenge {
+		t.Fatalf("first driver message over TLS: %q, %v, %v", b, err, derr)
 	}
 	if resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + d.HTTPAddr().String() + "/v1/status"); err == nil {
 		resp.Body.Close()
