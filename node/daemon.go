@@ -23,6 +23,7 @@ import (
 	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/config"
 	"github.com/clustd/clustd/node/metrics"
+	"github.com/clustd/clustd/node/sdnotify"
 	"github.com/clustd/clustd/node/store"
 	"github.com/clustd/clustd/node/transport"
 )
@@ -65,6 +66,14 @@ type Daemon struct {
 	lastPing  []time.Duration // by index in order
 	state     election.State
 	roleSince time.Duration
+	// nextPing is when the loop next pings the watchdog (service.go).
+	nextPing   time.Duration
+	statusLine string
+
+	// Notify, if set before Run, is told when the daemon is ready, pinged
+	// by the loop for the service manager's watchdog, and sent a one-line
+	// role summary (service.go).
+	Notify *sdnotify.Notifier
 
 	// OnState, if set before Run, sees every state change of the core, in
 	// order, with the daemon's lock held; it must not block or call back
@@ -130,6 +139,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		metrics: metrics.New(reg, cfg.ID),
 		failLog: burstLog{quiet: 30 * time.Second},
 	}
+	d.nextPing = noPing
 	for _, m := range cfg.Members {
 		if m.ID == cfg.ID {
 			continue
@@ -190,6 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(d.httpLn) }()
+	d.startNotify()
 
 	err := d.loop(ctx)
 
@@ -228,9 +239,11 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.input(func(now time.Duration) {
 				d.deadline = -1 // spent: set the timer again
 				d.core.Tick(now)
+				d.pingWatchdog(now)
 			})
 		case <-done:
 			done = nil
+			d.Notify.Send(sdnotify.Stopping)
 			d.input(func(now time.Duration) { leaving = d.leave(now) })
 		case <-leaving:
 			return nil
@@ -293,7 +306,7 @@ func (d *Daemon) acted(now time.Duration) {
 	// Most inputs leave the deadline where it was (a master's next
 	// heartbeat is due whatever the acknowledgements say): resetting the
 	// timer costs more than comparing.
-	if dl := min(d.core.NextDeadline(), d.nextLinks); dl != d.deadline {
+	if dl := min(d.core.NextDeadline(), d.nextLinks, d.nextPing); dl != d.deadline {
 		d.deadline = dl
 		d.timer.Reset(max(dl-now, 0))
 	}
@@ -364,6 +377,7 @@ func (d *Daemon) publish(st election.State) {
 		d.metrics.SetLease(0)
 	}
 	d.hub.publish(st, d.memberList(st.At))
+	d.notifyStatus()
 	if d.OnState != nil {
 		d.OnState(st)
 	}
