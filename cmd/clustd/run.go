@@ -14,6 +14,7 @@ import (
 
 	"github.com/clustd/clustd/node"
 	"github.com/clustd/clustd/node/config"
+	"github.com/clustd/clustd/node/sdnotify"
 	"github.com/clustd/clustd/node/store"
 )
 
@@ -75,6 +76,11 @@ func runDaemon(c *cli.Context) error {
 		}
 		return &exitError{code: 1, msg: fmt.Sprintf("%s: %v", path, err)}
 	}
+
+	if d.Notify, err = sdnotify.FromEnv(); err != nil {
+		log.Warn("not notifying the service manager", "err", err)
+	}
+	defer d.Notify.Close()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
