@@ -288,11 +288,15 @@ func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
 	hctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
 	sess, err := transport.Server(hctx, conn, d.cfg.Secret, d.hello, func(id string) bool {
 		_, ok := d.peers[id]
-		return ok
+		return ok || id == ProbeNode
 	})
 	cancel()
 	if err != nil {
 		d.acceptFailed(conn.RemoteAddr(), err)
+		return
+	}
+	if sess.Peer().Node == ProbeNode {
+		d.serveProbe(sess) // clustd check --peers (probe.go)
 		return
 	}
 	p := d.peers[sess.Peer().Node]

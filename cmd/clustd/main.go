@@ -45,6 +45,7 @@ func newApp() *cli.App {
 			transferCommand(),
 			maintenanceCommand(),
 			driverCommand(),
+			checkCommand(),
 		},
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {},

@@ -91,6 +91,10 @@ type Config struct {
 	DataDir string
 	// Secret authenticates peers to each other.
 	Secret []byte
+	// SecretFile and DriversSecretFile are the absolute paths the secrets
+	// were read from, empty for an inline secret or no separate drivers
+	// secret.
+	SecretFile, DriversSecretFile string
 	// DriversSecret authenticates local drivers. It is Secret unless a
 	// separate drivers_secret_file is configured.
 	DriversSecret []byte

@@ -703,8 +703,12 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 	if c.Secret, err = p.secrets(r); err != nil {
 		return nil, err
 	}
+	if r.secretFile.set {
+		c.SecretFile = p.resolvePath(r.secretFile.v)
+	}
 	c.DriversSecret = c.Secret
 	if r.driversSecretFile.set {
+		c.DriversSecretFile = p.resolvePath(r.driversSecretFile.v)
 		if c.DriversSecret, err = p.secretFromFile(r.driversSecretFile, "drivers_secret_file"); err != nil {
 			return nil, err
 		}
