@@ -178,7 +178,7 @@ func (d *Daemon) dial(ctx context.Context, p *peer) (*transport.Session, error) 
 	if err != nil {
 		return nil, err
 	}
-	sess, err := transport.Client(hctx, conn, d.cfg.Secret, d.hello, p.id)
+	sess, err := transport.Client(hctx, conn, d.cfg.Secret, d.currentHello(), p.id)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -286,7 +286,7 @@ func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	tuneAccepted(conn, userTimeout(d.cfg.Timing.ElectionMin))
 	hctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
-	sess, err := transport.Server(hctx, conn, d.cfg.Secret, d.hello, func(id string) bool {
+	sess, err := transport.Server(hctx, conn, d.cfg.Secret, d.currentHello(), func(id string) bool {
 		_, ok := d.peers[id]
 		return ok || id == ProbeNode
 	})
