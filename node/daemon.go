@@ -74,6 +74,8 @@ type Daemon struct {
 	// by the loop for the service manager's watchdog, and sent a one-line
 	// role summary (service.go).
 	Notify *sdnotify.Notifier
+	// maint is the maintenance window (maintenance.go).
+	maint maintenance
 
 	// OnState, if set before Run, sees every state change of the core, in
 	// order, with the daemon's lock held; it must not block or call back
@@ -158,6 +160,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("local HTTP listener (http.listen): %w", err)
 	}
 	d.hub = newHub(d)
+	if err := d.restoreMaintenance(now); err != nil {
+		d.peerLn.Close()
+		d.httpLn.Close()
+		return nil, err
+	}
 	ok = true
 	log.Info("starting", "term", hs.Term, "vote", hs.Vote, "listen", d.peerLn.Addr().String(),
 		"http", d.httpLn.Addr().String(), "members", len(cfg.Members),
@@ -203,6 +210,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.startNotify()
 
 	err := d.loop(ctx)
+	d.stopMaintenanceTimer()
 
 	shut, cancel := context.WithTimeout(context.Background(), time.Second)
 	srv.Shutdown(shut)
@@ -508,6 +516,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		Reason:      st.Reason,
 		SinceMS:     (now - d.roleSince).Milliseconds(),
 	}
+	d.maintenanceStatus(&s)
 	if d.core.IsMaster(now) {
 		s.LeaseMS = (st.LeaseUntil - now).Milliseconds()
 	}
@@ -565,14 +574,6 @@ func (d *Daemon) Transfer(ctx context.Context, target string) error {
 		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
 	return err
-}
-
-// SetMaintenance turns maintenance mode on or off; a master hands over.
-func (d *Daemon) SetMaintenance(ctx context.Context, on bool) error {
-	return d.do(ctx, func(now time.Duration) {
-		d.core.SetMaintenance(now, on)
-		d.log.Info("maintenance", "on", on)
-	})
 }
 
 // localOnly refuses requests whose Host is a name other than localhost.

@@ -37,6 +37,14 @@ type Daemon interface {
 	SetMaintenance(ctx context.Context, on bool) error
 }
 
+// MaintenanceWindow is implemented by a Daemon whose maintenance ends by
+// itself. The handler then passes it every maintenance request whole.
+type MaintenanceWindow interface {
+	// SetMaintenanceFor turns maintenance on for d (DefaultMaintenance
+	// when 0), with a reason, or off.
+	SetMaintenanceFor(ctx context.Context, on bool, d time.Duration, reason string) error
+}
+
 // HandlerOptions configure NewHandler.
 type HandlerOptions struct {
 	// Daemon answers the requests. It is required.
@@ -170,14 +178,20 @@ func (h *handler) maintenance(w http.ResponseWriter, r *http.Request) {
 	if !h.authorized(w, r, "maintenance") {
 		return
 	}
-	on, rerr := decodeMaintenance(w, r)
+	req, rerr := decodeMaintenance(w, r)
 	if rerr != nil {
 		h.reject(w, r, "maintenance", rerr)
 		return
 	}
 	start := time.Now()
-	err := h.d.SetMaintenance(r.Context(), on)
-	h.finish(w, r, "maintenance", start, err, "on", on)
+	var err error
+	if mw, ok := h.d.(MaintenanceWindow); ok {
+		d, _ := time.ParseDuration(req.For) // checked by decodeMaintenance
+		err = mw.SetMaintenanceFor(r.Context(), req.On, d, req.Reason)
+	} else {
+		err = h.d.SetMaintenance(r.Context(), req.On)
+	}
+	h.finish(w, r, "maintenance", start, err, "on", req.On)
 }
 
 // authorized checks the bearer token and answers 401 when it is missing or

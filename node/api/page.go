@@ -45,7 +45,7 @@ th { background: #f4f4f4; }
 <tr><th>master</th><td>{{if .S.Master}}{{.S.Master}}{{else}}<span class="bad">none known</span>{{end}}</td></tr>
 <tr><th>lease</th><td>{{.Lease}}</td></tr>
 <tr><th>eligible</th><td>{{yesno .S.Eligible}}</td></tr>
-<tr><th>maintenance</th><td>{{yesno .S.Maintenance}}</td></tr>
+<tr><th>maintenance</th><td>{{yesno .S.Maintenance}}{{if .S.Maintenance}}{{if .S.MaintenanceReason}}: {{.S.MaintenanceReason}}{{end}}{{if .S.MaintenanceUntil}} (ends {{.S.MaintenanceUntil}}){{end}}{{end}}</td></tr>
 <tr><th>healthy</th><td>{{if .S.Healthy}}yes{{else}}<span class="bad">no</span>{{end}}</td></tr>
 <tr><th>witness</th><td>{{yesno .S.Witness}}</td></tr>
 <tr><th>role since</th><td>{{.Since}}{{if .S.Reason}} ({{.S.Reason}}){{end}}</td></tr>

@@ -72,6 +72,7 @@ func TestParseValid(t *testing.T) {
 		Advertise:       "10.0.0.1:7946",
 		DataDir:         filepath.Join(dir, "data"),
 		Secret:          []byte(testSecret),
+		SecretFile:      filepath.Join(dir, "secret"),
 		DriversSecret:   []byte(testSecret),
 		Members:         []Member{{"a", "10.0.0.1:7946", false, 0}, {"b", "10.0.0.2:7946", false, 0}, {"w", "10.0.0.3:7946", true, 0}},
 		Timing:          election.MustProfile(election.ProfileDefault),
