@@ -46,9 +46,12 @@ func newApp() *cli.App {
 			maintenanceCommand(),
 			driverCommand(),
 			checkCommand(),
+			genCommand(),
 		},
 		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {},
+		// For the completion scripts of clustd gen completion.
+		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {},
 	}
 }
 
