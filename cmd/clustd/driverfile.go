@@ -66,6 +66,17 @@ func driverFileArgs(path string) ([]string, error) {
 	if len(data) > maxDriverFileSize {
 		return nil, fmt.Errorf("driver file %s: larger than %d bytes", path, maxDriverFileSize)
 	}
+	return parseDriverFile(path, data)
+}
+
+// parseDriverFile turns a driver file's content into the command line.
+func parseDriverFile(path string, data []byte) (args []string, err error) {
+	// Operator input: whatever the YAML library does with it, no panic.
+	defer func() {
+		if r := recover(); r != nil {
+			args, err = nil, fmt.Errorf("%s: invalid YAML: %v", path, r)
+		}
+	}()
 	var doc yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -132,7 +143,7 @@ func driverFileArgs(path string) ([]string, error) {
 	if kind == "exec" && command == nil {
 		return nil, fmt.Errorf("%s: an exec driver needs command: [PROGRAM, ARGS…]", path)
 	}
-	args := append([]string{kind}, flags...)
+	args = append([]string{kind}, flags...)
 	if command != nil {
 		args = append(append(args, "--"), command...)
 	}

@@ -54,3 +54,30 @@ func TestDriverFileRunsTheDriver(t *testing.T) {
 		t.Errorf("exit %d, message %q", code, msg)
 	}
 }
+
+func FuzzDriverFile(f *testing.F) {
+	f.Add([]byte("kind: shell\nconfig: /etc/clustd/clustd.yml\non-master: 'true'\n"))
+	f.Add([]byte("kind: exec\ncommand: [a, b]\nheader: [x, y]\n"))
+	f.Add([]byte("- a\n"))
+	f.Add([]byte("kind: &k exec\ncommand: *k\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		args, err := parseDriverFile("f.yml", data)
+		if err != nil {
+			if !strings.Contains(err.Error(), "f.yml") {
+				t.Fatalf("error without the file's name: %v", err)
+			}
+			return
+		}
+		if len(args) == 0 || !slices.Contains([]string{"exec", "shell", "webhook"}, args[0]) {
+			t.Fatalf("args %q", args)
+		}
+		for _, a := range args[1:] {
+			if a == "--" {
+				break
+			}
+			if !strings.HasPrefix(a, "--") || strings.HasPrefix(a, "---") {
+				t.Fatalf("flag %q in %q", a, args)
+			}
+		}
+	})
+}
