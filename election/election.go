@@ -514,6 +514,20 @@ func (n *Node) DemoteDone(now time.Duration) {
 	n.publish()
 }
 
+// DemoteUnconfirmed tells the core that the drivers have done what they
+// will: some did not confirm their demote in the time they declared, or
+// went away. A hand-over goes ahead as if its drain had timed out: the
+// target is told once the drivers' last lease has run out, and its own
+// drivers wait out the stop budget.
+func (n *Node) DemoteUnconfirmed(now time.Duration) {
+	n.advance(now)
+	if n.draining != nil {
+		n.finishDrain(false)
+	}
+	n.advance(now)
+	n.publish()
+}
+
 // SetMaintenance turns maintenance mode on or off. A master entering
 // maintenance hands over to the best eligible node.
 func (n *Node) SetMaintenance(now time.Duration, on bool) {

@@ -22,8 +22,8 @@ const maxIDLen = 64
 
 // Message flag bits.
 const (
-	flagReject   = 1 << 0
-	flagForce    = 1 << 1
+	flagReject    = 1 << 0
+	flagForce     = 1 << 1
 	flagEligible  = 1 << 2
 	flagConfirmed = 1 << 3
 	flagsKnown    = flagReject | flagForce | flagEligible | flagConfirmed
