@@ -260,9 +260,9 @@ type Node struct {
 	votes      []int8 // per member: 0 unknown, 1 granted, -1 rejected
 
 	// master
-	leaseHeld     bool
-	leaseUntil    time.Duration
-	masterSince   time.Duration
+	leaseHeld   bool
+	leaseUntil  time.Duration
+	masterSince time.Duration
 	// actFrom is when the drivers may act: StopBudget after masterSince,
 	// or masterSince itself for a hand-over whose old drivers confirmed.
 	actFrom time.Duration
