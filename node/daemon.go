@@ -501,6 +501,11 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		Witness:     d.cfg.Self().Witness,
 		Reason:      st.Reason,
 		SinceMS:     (now - d.roleSince).Milliseconds(),
+
+		ElectionTimeoutMS:  d.cfg.Timing.ElectionMin.Milliseconds(),
+		StopBudgetMS:       d.cfg.Timing.StopBudget.Milliseconds(),
+		ExpectedFailoverMS: (d.cfg.Timing.ElectionMin + d.cfg.Timing.StopBudget).Milliseconds(),
+		DriversActing:      st.Role == election.Master && st.Act,
 	}
 	if d.core.IsMaster(now) {
 		s.LeaseMS = (st.LeaseUntil - now).Milliseconds()
