@@ -308,7 +308,7 @@ func (r *Report) Summary(w io.Writer) {
 	}
 	build := ""
 	if r.Unsafe {
-		build = ", UNSAFE build (-tags chaos_unsafe: no stickiness)"
+		build = ", UNSAFE build (-tags chaos_unsafe: no stickiness, no stop budget)"
 	}
 	p("seed", "%d", r.Seed)
 	p("nodes", "%d, %s timing%s", r.Nodes, r.Profile, build)
