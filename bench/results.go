@@ -63,6 +63,7 @@ type Timing struct {
 	ElectionMaxMS float64 `json:"election_max_ms"`
 	StepMS        float64 `json:"step_ms"`
 	LeaseMS       float64 `json:"lease_ms"`
+	StopBudgetMS  float64 `json:"stop_budget_ms"`
 }
 
 // TimingOf converts t to milliseconds.
@@ -70,6 +71,7 @@ func TimingOf(t election.Timing) Timing {
 	return Timing{
 		HeartbeatMS:   Millis(t.Heartbeat),
 		ElectionMinMS: Millis(t.ElectionMin),
+		StopBudgetMS:  Millis(t.StopBudget),
 		ElectionMaxMS: Millis(t.ElectionMax),
 		StepMS:        Millis(t.Step),
 		LeaseMS:       Millis(t.LeaseDuration()),
