@@ -82,6 +82,8 @@ type hub struct {
 	// orphans are drivers that went away while told they were master: they
 	// act until the lease they were given runs out (by id, that deadline).
 	orphans map[string]time.Duration
+	// seed, when set, serves the 2018 drivers (seed.go).
+	seed seedHolder
 
 	upgrader websocket.Upgrader
 }
@@ -337,6 +339,9 @@ func (h *hub) publish(st election.State, members []driverproto.Member) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.seed != nil {
+		h.seed.SetMaster(ds.IsMaster)
+	}
 	prev := h.last
 	if renewal(prev, ds) && ds.LeaseDeadlineNS-h.sentDeadline < int64(h.d.cfg.Timing.LeaseDuration()/4) {
 		// A lease renewal every heartbeat round is more than drivers need:
@@ -402,6 +407,9 @@ func (h *hub) checkDemoted() {
 		if c.holdsLease {
 			return
 		}
+	}
+	if h.seed != nil && h.seed.Holding() {
+		return
 	}
 	h.waiting = false
 	now := Monotonic()
