@@ -3,6 +3,7 @@ package seeddrv
 import (
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -238,5 +239,44 @@ func TestAdmit(t *testing.T) {
 		case tc.kind != "" && (rf == nil || rf.kind != tc.kind):
 			t.Errorf("%s: %+v, want a refusal of kind %q", tc.name, rf, tc.kind)
 		}
+	}
+}
+
+func TestRefusalsLoggedOncePerBurst(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	auth := 0
+	s := New(Options{Secret: []byte(testSecret), Log: log, AuthFailed: func() { auth++ }})
+	k := counters{secret: []byte("another secret")}
+	header := base64.StdEncoding.EncodeToString(k.seal([]byte(`{"type":"driver"}`)))
+	for range 5 {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "127.0.0.1:5000"
+		r.Header.Set(MetadataHeader, header)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, r)
+		if rec.Code != http.StatusForbidden {
+			t.Fatalf("wrong secret: code %d", rec.Code)
+		}
+	}
+	if n := strings.Count(buf.String(), "refused"); n != 1 {
+		t.Errorf("%d log lines for a burst of 5 refusals, want 1:\n%s", n, buf.String())
+	}
+	if auth != 5 {
+		t.Errorf("%d authentication failures counted, want 5", auth)
+	}
+
+	buf.Reset()
+	d := Disabled(log)
+	for range 3 {
+		r := httptest.NewRequest("GET", "/", nil)
+		rec := httptest.NewRecorder()
+		d.ServeHTTP(rec, r)
+		if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "http.seed_drivers: true") {
+			t.Fatalf("disabled: %d %s", rec.Code, rec.Body)
+		}
+	}
+	if n := strings.Count(buf.String(), "refused"); n != 1 {
+		t.Errorf("%d log lines for 3 refusals while disabled, want 1:\n%s", n, buf.String())
 	}
 }
