@@ -47,7 +47,7 @@ func TestSeedDriverErrors(t *testing.T) {
 		{"grace not a duration", with(12, "seed_driver_grace: 2"), 12, "seed_driver_grace", "is not a duration"},
 		{"grace negative", with(12, "seed_driver_grace: -1s"), 12, "seed_driver_grace", "must be positive"},
 		{"grace repeated", with(12, "seed_driver_grace: 1s", "seed_driver_grace: 1s"), 13, "seed_driver_grace", "repeated"},
-		{"grace too long", with(12, "http:", "  seed_drivers: true", "seed_driver_grace: 10s"), 14, "seed_driver_grace", "must be shorter than demote_timeout (10s)"},
+		{"grace too long", with(12, "http:", "  seed_drivers: true", "seed_driver_grace: "+DefaultDemoteTimeout.String()), 14, "seed_driver_grace", "must be shorter than demote_timeout (" + DefaultDemoteTimeout.String() + ")"},
 		{"timeout too short", with(12, "http:", "  seed_drivers: true", "demote_timeout: 2s"), 14, "demote_timeout", "seed_driver_grace (2s) must be shorter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
