@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -67,6 +68,54 @@ func FuzzOpen(f *testing.F) {
 		msg, err := Open(k, frame)
 		if err == nil && len(msg) != len(frame)-Overhead {
 			t.Fatalf("opened %d bytes from a %d-byte frame", len(msg), len(frame))
+		}
+	})
+}
+
+func TestParseMessage(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want message
+		kind string
+	}{
+		{`{"res_id":3,"data":{}}`, message{id: 3}, ""},
+		{`{"res_id":3,"error":"boom"}`, message{id: 3, failure: "boom"}, ""},
+		{`{"res_id":3,"error":null,"data":{}}`, message{id: 3}, ""},
+		{`{"res_id":3,"error":{"code":1}}`, message{id: 3, failure: `{"code":1}`}, ""},
+		{`{"req_id":0,"method":"status","params":{}}`, message{request: true, method: "status"}, ""},
+		{`{"hello_world":5,"id":"x"}`, message{}, "hello"},
+		{`{"res_id":"3"}`, message{}, "malformed"},
+		{`{"res_id":1.5}`, message{}, "malformed"},
+		{`{"method":"x"}`, message{}, "malformed"},
+		{`{"req_id":1,"method":7}`, message{}, "malformed"},
+		{`{"data":{}}`, message{}, "malformed"},
+	} {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(tc.in), &m); err != nil {
+			t.Fatal(err)
+		}
+		got, rf := parseMessage(m)
+		switch {
+		case tc.kind == "" && (rf != nil || got != tc.want):
+			t.Errorf("%s: %+v, %v; want %+v", tc.in, got, rf, tc.want)
+		case tc.kind != "" && (rf == nil || rf.kind != tc.kind):
+			t.Errorf("%s: %+v, %v; want a refusal of kind %q", tc.in, got, rf, tc.kind)
+		}
+	}
+}
+
+func FuzzParseMessage(f *testing.F) {
+	for _, s := range []string{`{"res_id":3,"data":{}}`, `{"req_id":0,"method":"m","params":{}}`, `{"hello_world":1}`, `{}`, `{"res_id":3,"error":"e"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(b, &m) != nil {
+			return
+		}
+		msg, rf := parseMessage(m)
+		if rf == nil && !msg.request && m["res_id"] == nil {
+			t.Fatalf("%s accepted as a response without res_id", b)
 		}
 	})
 }

@@ -421,40 +421,59 @@ func (s *Server) read(c *conn) *refusal {
 			return rf
 		}
 		alive()
-		switch {
-		case m["hello_world"] != nil:
-			return refuse("hello", "a second hello after the handshake")
-		case m["res_id"] != nil:
-			var id int
-			if err := json.Unmarshal(m["res_id"], &id); err != nil {
-				return refuse("malformed", "a response whose res_id is not a number")
-			}
-			var failure string
-			if e := m["error"]; e != nil {
-				json.Unmarshal(e, &failure)
-				if failure == "" {
-					failure = string(e)
-				}
-			}
-			s.answered(c, id, failure)
-		case m["method"] != nil:
-			var req struct {
-				ID     *int   `json:"req_id"`
-				Method string `json:"method"`
-			}
-			b, _ := json.Marshal(m)
-			if err := json.Unmarshal(b, &req); err != nil || req.ID == nil {
-				return refuse("malformed", "a request without a numeric req_id")
-			}
-			s.log.Debug("2018 driver sent a request; the daemon serves none", "driver", c.id, "method", truncate(req.Method, 64))
-			ans, _ := json.Marshal(map[string]any{"res_id": *req.ID, "error": unknownMethod})
+		msg, rf := parseMessage(m)
+		if rf != nil {
+			return rf
+		}
+		if msg.request {
+			s.log.Debug("2018 driver sent a request; the daemon serves none", "driver", c.id, "method", truncate(msg.method, 64))
+			ans, _ := json.Marshal(map[string]any{"res_id": msg.id, "error": unknownMethod})
 			s.mu.Lock()
 			c.enqueue(ans)
 			s.mu.Unlock()
-		default:
-			return refuse("malformed", "a message that is neither a request nor a response")
+			continue
 		}
+		s.answered(c, msg.id, msg.failure)
 	}
+}
+
+// message is what a driver may send after its handshake: a response to
+// trigger, or a request of its own.
+type message struct {
+	request bool
+	id      int    // res_id of a response, req_id of a request
+	failure string // a response's error
+	method  string // a request's method
+}
+
+// parseMessage tells a response from a request, and refuses a second hello
+// or anything else.
+func parseMessage(m map[string]json.RawMessage) (message, *refusal) {
+	switch {
+	case m["hello_world"] != nil:
+		return message{}, refuse("hello", "a second hello after the handshake")
+	case m["res_id"] != nil:
+		msg := message{}
+		if err := json.Unmarshal(m["res_id"], &msg.id); err != nil {
+			return message{}, refuse("malformed", "a response whose res_id is not a whole number")
+		}
+		if e := m["error"]; e != nil && string(e) != "null" {
+			if json.Unmarshal(e, &msg.failure) != nil || msg.failure == "" {
+				msg.failure = truncate(string(e), 200)
+			}
+		}
+		return msg, nil
+	case m["method"] != nil:
+		msg := message{request: true}
+		if m["req_id"] == nil || json.Unmarshal(m["req_id"], &msg.id) != nil {
+			return message{}, refuse("malformed", "a request without a whole-number req_id")
+		}
+		if json.Unmarshal(m["method"], &msg.method) != nil {
+			return message{}, refuse("malformed", "a request whose method is not a string")
+		}
+		return msg, nil
+	}
+	return message{}, refuse("malformed", "a message that is neither a request nor a response")
 }
 
 // answered handles the driver's answer to trigger request id: the answer
