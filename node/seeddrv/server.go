@@ -97,6 +97,9 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	burst    burst
+	// silence is how long a driver may send nothing, not even a ping or a
+	// pong, before it is cut off: readTimeout, shorter in tests.
+	silence time.Duration
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -123,6 +126,7 @@ func New(opts Options) *Server {
 		},
 		conns:   map[*conn]struct{}{},
 		orphans: map[string]bool{},
+		silence: readTimeout,
 	}
 }
 
@@ -400,7 +404,7 @@ func (s *Server) expire(c *conn, now time.Time) {
 // trigger, and requests, which the daemon does not serve.
 func (s *Server) read(c *conn) *refusal {
 	defer c.close()
-	alive := func() { c.ws.SetReadDeadline(time.Now().Add(readTimeout)) }
+	alive := func() { c.ws.SetReadDeadline(time.Now().Add(s.silence)) }
 	alive()
 	c.ws.SetPingHandler(func(data string) error {
 		alive()

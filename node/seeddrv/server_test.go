@@ -280,3 +280,29 @@ func TestRefusalsLoggedOncePerBurst(t *testing.T) {
 		t.Errorf("%d log lines for 3 refusals while disabled, want 1:\n%s", n, buf.String())
 	}
 }
+
+// A driver that falls silent (no message, ping or pong) is cut off; told it
+// is master, it still holds the role, since it may still be acting.
+func TestSilentDriverIsCutOff(t *testing.T) {
+	s, hs, _ := newTestServer(t, 100*time.Millisecond)
+	s.silence = 300 * time.Millisecond
+	s.SetMaster(true)
+	c := dial(t, hs.URL, "shell-1")
+	c.trigger(true)
+	// The client stops reading, so the server's pings go unanswered.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.Drivers()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a silent driver was never cut off")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.SetMaster(false)
+	if !s.Holding() {
+		t.Fatal("a driver cut off while told it is master no longer holds the role")
+	}
+	s.SetMaster(true)
+	if s.Holding() {
+		t.Fatal("master again: nothing should hold a hand-over that is not happening")
+	}
+}
