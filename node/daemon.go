@@ -23,6 +23,7 @@ import (
 	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/config"
 	"github.com/clustd/clustd/node/metrics"
+	"github.com/clustd/clustd/node/seeddrv"
 	"github.com/clustd/clustd/node/store"
 	"github.com/clustd/clustd/node/transport"
 )
@@ -50,6 +51,7 @@ type Daemon struct {
 	peerLn net.Listener
 	httpLn net.Listener
 	hub    *hub
+	seed   *seeddrv.Server // nil unless http.seed_drivers
 
 	// mu guards the core and everything below it.
 	mu        sync.Mutex
@@ -148,6 +150,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("local HTTP listener (http.listen): %w", err)
 	}
 	d.hub = newHub(d)
+	d.startSeed()
 	ok = true
 	log.Info("starting", "term", hs.Term, "vote", hs.Vote, "listen", d.peerLn.Addr().String(),
 		"http", d.httpLn.Addr().String(), "members", len(cfg.Members),
@@ -183,6 +186,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			Token:      api.AdminToken(d.cfg.Secret),
 			Gatherer:   d.reg,
 			Driver:     d.hub,
+			Seed:       d.seedHandler(),
 			Logger:     d.log,
 			AuthFailed: d.metrics.AuthFailure,
 		})),
@@ -196,6 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	shut, cancel := context.WithTimeout(context.Background(), time.Second)
 	srv.Shutdown(shut)
 	cancel()
+	d.stopSeed()
 	d.flush(500 * time.Millisecond)
 	stopNet()
 	d.peerLn.Close()
@@ -525,6 +530,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		}
 		s.Members = append(s.Members, ms)
 	}
+	s.SeedDrivers = d.seedStatus()
 	slices.SortFunc(s.Members, func(a, b api.MemberStatus) int {
 		switch {
 		case a.ID < b.ID:

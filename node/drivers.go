@@ -97,6 +97,8 @@ type hub struct {
 	// orphans are drivers that went away while told they were master: they
 	// act until their stop deadline (by id, that deadline).
 	orphans map[string]time.Duration
+	// seed, when set, serves the 2018 drivers (seed.go).
+	seed seedHolder
 
 	upgrader websocket.Upgrader
 }
@@ -375,6 +377,9 @@ func (h *hub) publish(st election.State, members []driverproto.Member) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.seed != nil {
+		h.seed.SetMaster(ds.IsMaster)
+	}
 	prev := h.last
 	if !ds.IsMaster && !ds.Planned && h.stopDeadline > 0 && prev != nil && (prev.IsMaster || prev.Planned) {
 		// An unplanned demote: the drivers must stop by the deadline
@@ -512,6 +517,9 @@ func (h *hub) checkDemoted() {
 		case c.holdsLease:
 			return
 		}
+	}
+	if h.seed != nil && h.seed.Holding() {
+		return
 	}
 	h.waiting = false
 	h.stopOverrunTimer()

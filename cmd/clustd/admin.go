@@ -415,7 +415,10 @@ func writeStatus(w io.Writer, s *api.Status) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", id, printable(m.Address), reachable, seen, rtt, yesNo(m.Witness), m.Priority)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeSeedDrivers(w, s.SeedDrivers)
 }
 
 func msString(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() }

@@ -21,6 +21,10 @@ type Status struct {
 	// SinceMS is how long ago, in milliseconds, the role last changed.
 	SinceMS int64          `json:"since_ms"`
 	Members []MemberStatus `json:"members"`
+	// SeedDrivers lists the connected 2018 (clustd-lib) drivers, which are
+	// legacy (see SeedDriversWarning); the key is absent while there are
+	// none.
+	SeedDrivers []SeedDriverStatus `json:"seed_drivers,omitempty"`
 	// ElectionTimeoutMS and StopBudgetMS are the cluster's
 	// timing.election_timeout_min and timing.stop_budget; a new master's
 	// drivers act about their sum, ExpectedFailoverMS, after the old

@@ -118,6 +118,12 @@ type Config struct {
 	LogLevel string
 	// LogFormat is text or json.
 	LogFormat string
+	// SeedDrivers lets the drivers written for the 2018 daemon connect at
+	// the local listener's root path (http.seed_drivers).
+	SeedDrivers bool
+	// SeedDriverGrace is seed_driver_grace as set, or 0 for the default;
+	// SeedGrace resolves it.
+	SeedDriverGrace time.Duration
 }
 
 // Self returns this node's own entry in Members.

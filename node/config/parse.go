@@ -21,12 +21,12 @@ var (
 	rootFields = []string{
 		"id", "listen", "advertise", "data_dir", "secret_file", "secret",
 		"drivers_secret_file", "members", "timing", "preempt", "http",
-		"demote_timeout", "log_level", "log_format",
+		"demote_timeout", "log_level", "log_format", "seed_driver_grace",
 	}
 	memberFields  = []string{"id", "address", "witness", "priority"}
 	timingFields  = []string{"profile", "heartbeat", "election_timeout_min", "election_timeout_max", "rank_step", "max_clock_drift", "stop_budget"}
 	preemptFields = []string{"enabled", "hold_down"}
-	httpFields    = []string{"listen", "allow_non_loopback"}
+	httpFields    = []string{"listen", "allow_non_loopback", "seed_drivers"}
 
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"text", "json"}
@@ -64,6 +64,7 @@ type rawConfig struct {
 	preempt, allowNonLoopback           field[bool]
 	holdDown, demoteTimeout             field[time.Duration]
 	logLevel, logFormat                 field[string]
+	seed                                rawSeed
 }
 
 type parser struct {
@@ -565,8 +566,11 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 		case "http":
 			return p.mapping(v, key, httpFields, func(hk string, _, hv *yaml.Node) error {
 				name := joinField(key, hk)
-				if hk == "listen" {
+				switch hk {
+				case "listen":
 					return p.address(&r.httpListen, hv, name, ruleListen)
+				case "seed_drivers":
+					return p.boolean(&r.seed.enabled, hv, name)
 				}
 				return p.boolean(&r.allowNonLoopback, hv, name)
 			})
@@ -576,6 +580,8 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 			return p.choice(&r.logLevel, v, key, logLevels)
 		case "log_format":
 			return p.choice(&r.logFormat, v, key, logFormats)
+		case "seed_driver_grace":
+			return p.duration(&r.seed.grace, v, key, maxOtherDuration)
 		}
 		return nil
 	})
@@ -792,6 +798,9 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 	}
 	if r.logFormat.set {
 		c.LogFormat = r.logFormat.v
+	}
+	if err := p.resolveSeed(r, c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
