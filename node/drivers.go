@@ -386,10 +386,13 @@ func (h *hub) publish(st election.State, members []driverproto.Member) {
 		// they were last given, which nothing renews now.
 		ds.StopDeadlineNS = h.stopDeadline
 	}
-	if renewal(prev, ds) && ds.StopDeadlineNS-h.sentDeadline < int64(tm.LeaseDuration()/2) {
+	if renewal(prev, ds) && ds.StopDeadlineNS-h.sentDeadline < int64(tm.LeaseDuration()/4) {
 		// A renewal every heartbeat round is more than drivers need: one
-		// per half lease keeps them well inside it, at a fraction of the
-		// wake-ups. Later connections get the newest deadline.
+		// per quarter lease keeps them well inside it, at a fraction of
+		// the wake-ups. Not fewer: on a busy machine a renewal can come a
+		// hundred milliseconds late, and a driver whose lease ran out
+		// stops its service, to start it again at the next renewal. Later
+		// connections get the newest deadline.
 		h.last = ds
 		return
 	}
