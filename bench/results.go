@@ -86,7 +86,7 @@ type FailoverResult struct {
 	Trials       int      `json:"trials"`
 	Failures     int      `json:"failures"`
 	FailureNotes []string `json:"failure_notes"`
-	// Failover is from the node.Monotonic() reading just before
+	// Failover is from the boottime.Now() reading just before
 	// kill(SIGKILL) to the new master's driver entering Trigger.
 	Failover Summary `json:"failover_ms"`
 	// Daemon is from the kill to the new master's daemon taking the role
