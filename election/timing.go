@@ -39,11 +39,12 @@ const DefaultMaxClockDrift = 0.05
 func ProfileTiming(name string) (Timing, error) {
 	switch name {
 	case ProfileDefault, "":
-		// A heartbeat of ElectionMin/5 rather than DESIGN.md's suggested
-		// /10: half the frames of an idle cluster (the master of five
-		// nodes used 0.78 % of a core at 50 ms, 0.51 % at 100 ms, side by
-		// side), still four rounds per lease, and failover, which follows
-		// ElectionMin, is no slower. BENCHMARKS.md has the measurements.
+		// A heartbeat of ElectionMin/5 rather than the /10 first planned
+		// (docs/election.md, "Timing"): half the frames of an idle cluster
+		// (the master of five nodes used 0.78 % of a core at 50 ms, 0.51 %
+		// at 100 ms, side by side), still four rounds per lease, and
+		// failover, which follows ElectionMin, is no slower. BENCHMARKS.md
+		// has the measurements.
 		return Timing{
 			Heartbeat:     100 * time.Millisecond,
 			ElectionMin:   500 * time.Millisecond,
