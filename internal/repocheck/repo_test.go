@@ -2,6 +2,7 @@ package repocheck
 
 import (
 	"bufio"
+	"fmt"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -48,17 +50,35 @@ func skipDir(root, path string, d fs.DirEntry) bool {
 	return err == nil
 }
 
+var (
+	loaded   *repo
+	loadErr  error
+	loadOnce sync.Once
+)
+
 // loadRepo parses the imports and package comments of every Go file of the
-// module that holds this test. It reads the files directly, so that it
-// needs neither the go command nor the network, and it reads every file
-// whatever its build constraints: a rule holds in every build.
+// module that holds this test, once per test binary. It reads the files
+// directly, so that it needs neither the go command nor the network, and it
+// reads every file whatever its build constraints: a rule holds in every
+// build.
 func loadRepo(t *testing.T) *repo {
 	t.Helper()
+	loadOnce.Do(func() { loaded, loadErr = parseRepo() })
+	if loadErr != nil {
+		t.Fatal(loadErr)
+	}
+	return loaded
+}
+
+func parseRepo() (*repo, error) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	module := modulePath(t, filepath.Join(root, "go.mod"))
+	module, err := modulePath(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return nil, err
+	}
 	r := &repo{root: root, module: module, pkgs: map[string]*pkg{}}
 	fset := token.NewFileSet()
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -109,34 +129,32 @@ func loadRepo(t *testing.T) *repo {
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	for _, p := range r.pkgs {
 		slices.Sort(p.imports)
 		p.imports = slices.Compact(p.imports)
 	}
 	if len(r.pkgs) < 10 {
-		t.Fatalf("found only %d packages under %s: is this the clustd module?", len(r.pkgs), root)
+		return nil, fmt.Errorf("found only %d packages under %s: is this the clustd module?", len(r.pkgs), root)
 	}
-	return r
+	return r, nil
 }
 
 // modulePath reads the module line of a go.mod file.
-func modulePath(t *testing.T, path string) string {
-	t.Helper()
+func modulePath(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "module "); ok {
-			return strings.Trim(strings.TrimSpace(rest), `"`)
+			return strings.Trim(strings.TrimSpace(rest), `"`), nil
 		}
 	}
-	t.Fatalf("%s: no module line", path)
-	return ""
+	return "", fmt.Errorf("%s: no module line", path)
 }
 
 // local returns an import path's directory relative to the module root,
