@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 )
 
-// Limits from DESIGN.md, "Numbers to reach".
+// Limits from docs/design.md, "Numbers to reach".
 const (
 	targetFailoverDefaultMS = 1000
 	aimFailoverDefaultMS    = 650
@@ -19,7 +19,7 @@ const (
 	targetSimHourWallS      = 5
 )
 
-// EvaluateTargets compares the results with DESIGN.md's targets. A
+// EvaluateTargets compares the results with docs/design.md's targets. A
 // scenario with failed trials misses its target whatever its percentiles:
 // a trial with no new master is an unbounded failover.
 func EvaluateTargets(r *Results) []Target {
@@ -199,7 +199,7 @@ func WriteTable(w io.Writer, r *Results) {
 		tw.Flush()
 	}
 	if len(r.Targets) > 0 {
-		fmt.Fprintln(w, "\nTargets (DESIGN.md, \"Numbers to reach\")")
+		fmt.Fprintln(w, "\nTargets (docs/design.md, \"Numbers to reach\")")
 		tw := table(w)
 		fmt.Fprintln(tw, "what\ttarget\tmeasured\tmet\taim\t")
 		for _, t := range r.Targets {

@@ -1,5 +1,5 @@
 // Package chaos runs real clustd processes under faults and checks, from
-// what their drivers did, the contract of DESIGN.md: never two masters at
+// what their drivers did, the contract of docs/design.md: never two masters at
 // once, terms only rising, a master soon after every fault heals.
 //
 // # The system under test

@@ -11,7 +11,7 @@ import (
 	"sort"
 	"time"
 
-	clustdnode "github.com/clustd/clustd/node"
+	"github.com/clustd/clustd/internal/boottime"
 )
 
 // Events of the history files. The recorder driver writes the first five,
@@ -73,7 +73,7 @@ func (r Record) At() time.Duration { return time.Duration(r.MonoNS) }
 // clock clustd's leases and the daemon's events run on (CLOCK_MONOTONIC
 // plus any time the machine was suspended), so the recorded edges compare
 // with lease deadlines and with the daemon's own event times.
-func Now() time.Duration { return clustdnode.Monotonic() }
+func Now() time.Duration { return boottime.Now() }
 
 // AppendRecord writes r as one JSON line with a single write on a file
 // opened with O_APPEND, so that lines from several processes never

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/clustd/clustd/internal/percentile"
 )
 
 // Stats summarises a set of durations.
@@ -30,10 +32,10 @@ func statsOf(samples []time.Duration) Stats {
 	s := slices.Clone(samples)
 	slices.Sort(s)
 	rank := func(p float64) time.Duration {
-		i := int(p*float64(len(s))+0.999999) - 1
-		return s[min(max(i, 0), len(s)-1)]
+		v, _ := percentile.NearestRank(s, p)
+		return v
 	}
-	return Stats{N: len(s), P50: rank(0.50), P99: rank(0.99), Max: s[len(s)-1]}
+	return Stats{N: len(s), P50: rank(50), P99: rank(99), Max: s[len(s)-1]}
 }
 
 func (s Stats) String() string {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/election"
+	"github.com/clustd/clustd/sim"
 )
 
 // Config is one chaos run.
@@ -80,8 +81,7 @@ type FaultRecord struct {
 // reconnecting after a restart or a cut (the dial backoff is capped at the
 // election timeout), and one more timeout of slack for a loaded machine.
 func livenessBound(t election.Timing, nodes int) time.Duration {
-	return 2*t.ElectionMax + time.Duration(nodes)*t.Step + t.ElectionMin + // as in sim
-		t.ElectionMin + t.ElectionMax + time.Second
+	return sim.DefaultLivenessBound(t, nodes) + t.ElectionMin + t.ElectionMax + time.Second
 }
 
 // Run runs the cluster under the fault schedule of cfg.Seed and checks what

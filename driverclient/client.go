@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/internal/boottime"
 )
 
 // State is what the daemon says this machine is, as Trigger must act on it.
@@ -108,7 +109,7 @@ type Options struct {
 	// reconnect together. The defaults are 100ms and 5s.
 	MinBackoff, MaxBackoff time.Duration
 	// Clock reads CLOCK_BOOTTIME, the clock lease deadlines are given in.
-	// The default reads it with clock_gettime; tests replace it.
+	// The default reads it as the daemon does; tests replace it.
 	Clock func() time.Duration
 }
 
@@ -204,7 +205,7 @@ func New(opts Options, d Driver) (*Client, error) {
 		return nil, fmt.Errorf("driverclient: backoff from %v to %v: need 0 < MinBackoff <= MaxBackoff", opts.MinBackoff, opts.MaxBackoff)
 	}
 	if opts.Clock == nil {
-		opts.Clock = monotonic
+		opts.Clock = boottime.Now
 	}
 	if opts.DemoteTimeout < 0 {
 		return nil, fmt.Errorf("driverclient: DemoteTimeout %v: must not be negative", opts.DemoteTimeout)

@@ -371,15 +371,9 @@ func (n *Node) HardState() HardState { return n.hs }
 // Term returns the current term.
 func (n *Node) Term() uint64 { return n.hs.Term }
 
-// Members returns the member list, sorted by id.
-func (n *Node) Members() []Member { return slices.Clone(n.members) }
-
 // LeaseDuration is how far an acknowledged heartbeat round extends the
 // lease, counted from the round's send time.
 func (n *Node) LeaseDuration() time.Duration { return n.leaseDur }
-
-// Timing returns the timing the core runs on.
-func (n *Node) Timing() Timing { return n.timing }
 
 // Eligible reports whether this node may become master.
 func (n *Node) Eligible() bool {

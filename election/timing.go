@@ -46,11 +46,12 @@ const DefaultMaxClockDrift = 0.05
 func ProfileTiming(name string) (Timing, error) {
 	switch name {
 	case ProfileDefault, "":
-		// A heartbeat of ElectionMin/5 rather than DESIGN.md's suggested
-		// /10: half the frames of an idle cluster (the master of five
-		// nodes used 0.78 % of a core at 50 ms, 0.51 % at 100 ms, side by
-		// side), still four rounds per lease, and failover, which follows
-		// ElectionMin, is no slower. BENCHMARKS.md has the measurements.
+		// A heartbeat of ElectionMin/5 rather than the /10 first planned
+		// (docs/election.md, "Timing"): half the frames of an idle cluster
+		// (the master of five nodes used 0.78 % of a core at 50 ms, 0.51 %
+		// at 100 ms, side by side), still four rounds per lease, and
+		// failover, which follows ElectionMin, is no slower. BENCHMARKS.md
+		// has the measurements.
 		//
 		// A stop budget of 300 ms lets a service close its listener and
 		// finish short requests, and keeps a failover (about ElectionMin +

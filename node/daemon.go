@@ -67,11 +67,6 @@ type Daemon struct {
 	lastPing  []time.Duration // by index in order
 	state     election.State
 	roleSince time.Duration
-
-	// OnState, if set before Run, sees every state change of the core, in
-	// order, with the daemon's lock held; it must not block or call back
-	// into the daemon.
-	OnState func(election.State)
 }
 
 // LimitProcs makes the Go runtime run Go code on one CPU at a time, unless
@@ -160,12 +155,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 
 // HTTPAddr is the local listener's address.
 func (d *Daemon) HTTPAddr() net.Addr { return d.httpLn.Addr() }
-
-// Registry is where the daemon's metrics live; drivers add theirs.
-func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
-
-// Metrics returns the daemon's metrics.
-func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
 
 // Run runs the daemon until ctx ends, then hands leadership over if this
 // node is master, and stops.
@@ -369,9 +358,6 @@ func (d *Daemon) publish(st election.State) {
 		d.metrics.SetLease(0)
 	}
 	d.hub.publish(st, d.memberList(st.At))
-	if d.OnState != nil {
-		d.OnState(st)
-	}
 }
 
 // roleName maps a core role onto the three the status API promises. A
