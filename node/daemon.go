@@ -24,6 +24,7 @@ import (
 	"github.com/clustd/clustd/node/config"
 	"github.com/clustd/clustd/node/metrics"
 	"github.com/clustd/clustd/node/sdnotify"
+	"github.com/clustd/clustd/node/seeddrv"
 	"github.com/clustd/clustd/node/store"
 	"github.com/clustd/clustd/node/transport"
 )
@@ -51,6 +52,7 @@ type Daemon struct {
 	peerLn net.Listener
 	httpLn net.Listener
 	hub    *hub
+	seed   *seeddrv.Server // nil unless http.seed_drivers
 
 	// mu guards the core and everything below it.
 	mu        sync.Mutex
@@ -76,11 +78,6 @@ type Daemon struct {
 	Notify *sdnotify.Notifier
 	// maint is the maintenance window (maintenance.go).
 	maint maintenance
-
-	// OnState, if set before Run, sees every state change of the core, in
-	// order, with the daemon's lock held; it must not block or call back
-	// into the daemon.
-	OnState func(election.State)
 }
 
 // LimitProcs makes the Go runtime run Go code on one CPU at a time, unless
@@ -165,6 +162,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		d.httpLn.Close()
 		return nil, err
 	}
+	d.startSeed()
 	ok = true
 	log.Info("starting", "term", hs.Term, "vote", hs.Vote, "listen", d.peerLn.Addr().String(),
 		"http", d.httpLn.Addr().String(), "members", len(cfg.Members),
@@ -174,12 +172,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 
 // HTTPAddr is the local listener's address.
 func (d *Daemon) HTTPAddr() net.Addr { return d.httpLn.Addr() }
-
-// Registry is where the daemon's metrics live; drivers add theirs.
-func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
-
-// Metrics returns the daemon's metrics.
-func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
 
 // Run runs the daemon until ctx ends, then hands leadership over if this
 // node is master, and stops.
@@ -200,6 +192,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			Token:      api.AdminToken(d.cfg.Secret),
 			Gatherer:   d.reg,
 			Driver:     d.hub,
+			Seed:       d.seedHandler(),
 			Logger:     d.log,
 			AuthFailed: d.metrics.AuthFailure,
 		})),
@@ -215,6 +208,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	shut, cancel := context.WithTimeout(context.Background(), time.Second)
 	srv.Shutdown(shut)
 	cancel()
+	d.stopSeed()
 	d.flush(500 * time.Millisecond)
 	stopNet()
 	d.peerLn.Close()
@@ -386,9 +380,6 @@ func (d *Daemon) publish(st election.State) {
 	}
 	d.hub.publish(st, d.memberList(st.At))
 	d.notifyStatus()
-	if d.OnState != nil {
-		d.OnState(st)
-	}
 }
 
 // roleName maps a core role onto the three the status API promises. A
@@ -428,6 +419,14 @@ func (d *Daemon) demoteDone() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d.do(ctx, func(now time.Duration) { d.core.DemoteDone(now) })
+}
+
+// demoteUnconfirmed tells the core that some driver will not confirm its
+// demote: it overran its declared time or went away.
+func (d *Daemon) demoteUnconfirmed() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.do(ctx, func(now time.Duration) { d.core.DemoteUnconfirmed(now) })
 }
 
 // setHealthy passes the drivers' verdict on the node's health to the core.
@@ -515,6 +514,11 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		Witness:     d.cfg.Self().Witness,
 		Reason:      st.Reason,
 		SinceMS:     (now - d.roleSince).Milliseconds(),
+
+		ElectionTimeoutMS:  d.cfg.Timing.ElectionMin.Milliseconds(),
+		StopBudgetMS:       d.cfg.Timing.StopBudget.Milliseconds(),
+		ExpectedFailoverMS: (d.cfg.Timing.ElectionMin + d.cfg.Timing.StopBudget).Milliseconds(),
+		DriversActing:      st.Role == election.Master && st.Act,
 	}
 	d.maintenanceStatus(&s)
 	if d.core.IsMaster(now) {
@@ -535,6 +539,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		}
 		s.Members = append(s.Members, ms)
 	}
+	s.SeedDrivers = d.seedStatus()
 	slices.SortFunc(s.Members, func(a, b api.MemberStatus) int {
 		switch {
 		case a.ID < b.ID:

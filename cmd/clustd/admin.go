@@ -433,6 +433,8 @@ func writeStatus(w io.Writer, s *api.Status) error {
 		{"maintenance", maintenanceLine(s)},
 		{"healthy", yesNo(s.Healthy)},
 		{"witness", yesNo(s.Witness)},
+		{"failover", fmt.Sprintf("about %s after the master is lost (election timeout %s + stop budget %s)",
+			msString(s.ExpectedFailoverMS), msString(s.ElectionTimeoutMS), msString(s.StopBudgetMS))},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 	}
@@ -457,7 +459,10 @@ func writeStatus(w io.Writer, s *api.Status) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", id, printable(m.Address), reachable, seen, rtt, yesNo(m.Witness), m.Priority)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeSeedDrivers(w, s.SeedDrivers)
 }
 
 // maintenanceLine is yes or no, with the reason and the end when on.

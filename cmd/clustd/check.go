@@ -193,14 +193,14 @@ func timingLines(cfg *config.Config) []timingLine {
 	typical := t.ElectionMin + t.Step/2
 	worst := sim.DefaultLivenessBound(t, len(cfg.Members))
 	handOver := cfg.DemoteTimeout + lease + t.ElectionMax
-	// One entry per figure: a new bound (such as the drivers' stop budget)
-	// is one more line.
+	// One entry per figure: a new bound is one more line.
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	return []timingLine{
 		{"heartbeat", ms(t.Heartbeat), fmt.Sprintf("the master sends a heartbeat round every %v, %.1f rounds per lease", t.Heartbeat, float64(lease)/float64(t.Heartbeat))},
 		{"election_timeout", ms(t.ElectionMin), fmt.Sprintf("a follower that hears no master for %v (up to %v after a collided campaign) stands for election; the next-ranked waits %v more", t.ElectionMin, t.ElectionMax, t.Step)},
 		{"lease", ms(lease), fmt.Sprintf("a master acts as master for at most %v after a round a majority acknowledged: election timeout %v shrunk for clock rates up to %g%% off real time", lease, t.ElectionMin, t.MaxClockDrift*100)},
-		{"failover", ms(worst), fmt.Sprintf("when the master dies a new one is typically elected after about %v, and within %v at worst (campaigns colliding, %d members)", typical, worst, len(cfg.Members))},
+		{"stop_budget", ms(t.StopBudget), fmt.Sprintf("a new master's drivers start %v after it is elected: a deposed master's service has that long to stop once its lease has run out", t.StopBudget)},
+		{"failover", ms(worst + t.StopBudget), fmt.Sprintf("when the master dies a new one is typically elected after about %v and its drivers act %v later; at worst (campaigns colliding, %d members) they act within %v", typical, t.StopBudget, len(cfg.Members), worst+t.StopBudget)},
 		{"hand_over", ms(handOver), fmt.Sprintf("a planned transfer or stop of the master takes at most %v: its drivers get demote_timeout %v to let go, the lease they hold then ends (%v), and the target is elected within %v", handOver, cfg.DemoteTimeout, lease, t.ElectionMax)},
 	}
 }

@@ -39,6 +39,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			runCommand(),
 			initCommand(),
+			importSeedCommand(),
 			simCommand(),
 			devCommand(),
 			statusCommand(),

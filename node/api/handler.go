@@ -61,6 +61,9 @@ type HandlerOptions struct {
 	// and does its own method checks and authentication. When nil, those
 	// paths do not exist.
 	Driver http.Handler
+	// Seed serves the 2018 drivers: it receives every request for / that
+	// carries their metadata header. When nil, such requests are refused.
+	Seed http.Handler
 	// Logger receives one line per mutation with its outcome, and one per
 	// refused request. When nil, nothing is logged.
 	Logger *slog.Logger
@@ -79,6 +82,7 @@ type HandlerOptions struct {
 //	POST /v1/maintenance  MaintenanceRequest as JSON, or ?on=on|off; needs the token
 //	GET  /metrics         Prometheus metrics, if opts.Gatherer is set
 //	     /v1/driver       opts.Driver, if set
+//	     / with a metadata header: opts.Seed (the 2018 drivers)
 //
 // A successful mutation is answered with the Status that follows it. Every
 // error is answered with an Error body and a fitting status code: 400 for a
@@ -112,7 +116,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 		mux.Handle("/v1/driver", opts.Driver)
 		mux.Handle("/v1/driver/", opts.Driver)
 	}
-	mux.Handle("/{$}", allow(http.HandlerFunc(h.page), http.MethodGet, http.MethodHead))
+	mux.Handle("/{$}", seedOrPage(opts.Seed, allow(http.HandlerFunc(h.page), http.MethodGet, http.MethodHead)))
 	mux.HandleFunc("/", notFound)
 	return mux
 }

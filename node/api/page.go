@@ -21,6 +21,7 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 	"yesno":    yesNo,
 	"lastSeen": formatLastSeen,
 	"rtt":      formatRTT,
+	"since":    formatLastSeen,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -63,21 +64,34 @@ th { background: #f4f4f4; }
 <td>{{.Priority}}</td>
 </tr>
 {{end}}</table>
-<p>Refreshes every {{.Refresh}} s. As JSON: <a href="/v1/status">/v1/status</a>.</p>
+{{if .S.SeedDrivers}}<h2>Legacy 2018 drivers</h2>
+<p class="bad">{{.SeedWarning}}</p>
+<table>
+<tr><th>id</th><th>remote</th><th>told master</th><th>holding</th><th>connected</th></tr>
+{{range .S.SeedDrivers}}<tr>
+<td>{{.ID}}</td>
+<td>{{.Remote}}</td>
+<td>{{yesno .ToldMaster}}</td>
+<td>{{yesno .Holding}}</td>
+<td>{{since .SinceMS}}</td>
+</tr>
+{{end}}</table>
+{{end}}<p>Refreshes every {{.Refresh}} s. As JSON: <a href="/v1/status">/v1/status</a>.</p>
 </body>
 </html>
 `))
 
 type pageData struct {
-	S       Status
-	Refresh int
-	Lease   string
-	Since   string
+	S           Status
+	Refresh     int
+	Lease       string
+	Since       string
+	SeedWarning string
 }
 
 func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	s := h.snapshot()
-	d := pageData{S: s, Refresh: pageRefreshSeconds, Lease: "–", Since: formatMS(s.SinceMS) + " ago"}
+	d := pageData{S: s, Refresh: pageRefreshSeconds, Lease: "–", Since: formatMS(s.SinceMS) + " ago", SeedWarning: SeedDriversWarning}
 	if s.Role == "master" {
 		d.Lease = formatMS(s.LeaseMS)
 	}
