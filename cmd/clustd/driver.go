@@ -82,18 +82,25 @@ func driverExecCommand() *cli.Command {
 		ArgsUsage: "-- CMD [ARGS…]",
 		Description: "Starts CMD when the node becomes master and stops it when the node stops being\n" +
 			"master: a service that must never run on two machines at once. CMD runs in a\n" +
-			"process group of its own; stopping sends --stop-signal to the whole group, then\n" +
-			"SIGKILL after --stop-timeout, and on a planned hand-over the daemon keeps the role\n" +
-			"until no process of the group is left (for at most its demote_timeout: keep\n" +
-			"--stop-timeout below it). If the daemon goes silent, CMD is stopped when the lease\n" +
-			"runs out.\n\n" +
+			"cgroup v2 of its own when the driver may create one (as root, or in a delegated\n" +
+			"subtree such as systemd's Delegate=yes), so that stopping reaches everything CMD\n" +
+			"started, even what left its process group with setsid; elsewhere it runs in a\n" +
+			"process group of its own, and the driver says so when it starts. Stopping sends\n" +
+			"--stop-signal to every process, then SIGKILL after --stop-timeout, and a demote is\n" +
+			"confirmed only once no process is left. The driver declares --stop-timeout plus\n" +
+			"5s (the wait after SIGKILL) as its demote time: on a planned hand-over the daemon\n" +
+			"keeps the role that long at most, and it refuses a driver that declares more than\n" +
+			"its demote_timeout. If the daemon goes silent, CMD is stopped when the lease runs\n" +
+			"out, and killed if it is still running shortly before the cluster's stop budget\n" +
+			"is spent, whatever --stop-timeout says: the next master may start then.\n\n" +
 			"If CMD exits by itself while the node is still master, it is restarted after 1s,\n" +
 			"then 2s, 4s, … up to 30s. While it keeps dying within 10s of its start the driver\n" +
 			"reports itself unhealthy with the exit status; with --required that makes the node\n" +
 			"ineligible, and the daemon hands the role to another machine. The driver is healthy\n" +
 			"again once CMD stays up for 10s, or once the node is no longer master.\n\n" +
 			"Should the driver itself be killed with SIGKILL, the kernel kills CMD (though not\n" +
-			"what CMD started) with it: nothing would stop it at the end of the lease.\n\n" +
+			"what CMD started) with it: nothing would stop it at the end of the lease. The\n" +
+			"next exec driver to start on the machine kills what is left in its cgroups.\n\n" +
 			"CMD gets CLUSTD_ROLE (master), CLUSTD_TERM (the fencing token), CLUSTD_MASTER,\n" +
 			"CLUSTD_NODE and CLUSTD_REASON in its environment, and the driver's stdout and\n" +
 			"stderr. Put the driver's own flags before --.\n\n" +
@@ -128,9 +135,11 @@ func driverShellCommand() *cli.Command {
 			"next change. If the lease runs out while on-master runs, it is killed and\n" +
 			"on-standby follows.\n\n" +
 			"On a planned hand-over (transfer, maintenance, SIGTERM) the daemon keeps the\n" +
-			"master role, so that no other node starts, until on-standby has finished — for at\n" +
-			"most its demote_timeout (default 10s), after which it hands over anyway. Keep\n" +
-			"on-standby well within it.\n\n" +
+			"master role, so that no other node starts, until on-standby has finished. The\n" +
+			"driver declares --timeout as its demote time, which must not exceed the daemon's\n" +
+			"demote_timeout. When the lease runs out instead, on-standby must be done before\n" +
+			"the cluster's stop budget is spent: one still running shortly before is killed\n" +
+			"with its whole process group, and counts as failed.\n\n" +
 			"Examples:\n" +
 			"   clustd driver shell --config /etc/clustd/clustd.yml \\\n" +
 			"       --on-master 'ip addr add 10.0.0.100/24 dev eth0' \\\n" +
@@ -243,10 +252,11 @@ func runDriverExec(c *cli.Context) error {
 	if err != nil {
 		return driverUsageError(c, err.Error())
 	}
+	opts.DemoteTimeout = d.DemoteTimeout()
 	if client, err = driverclient.New(opts, d); err != nil {
 		return driverUsageError(c, err.Error())
 	}
-	log.Info("driver starting", "addr", opts.Addr, "id", client.ID(), "command", strings.Join(args, " "))
+	log.Info("driver starting", "addr", opts.Addr, "id", client.ID(), "command", strings.Join(args, " "), "demote_timeout", opts.DemoteTimeout.String())
 	runErr := client.Run(c.Context)
 	// The client's final demote stopped the command; this catches the
 	// case where it could not, so that the command never outlives us.
@@ -289,10 +299,11 @@ func runDriverShell(c *cli.Context) error {
 	if err != nil {
 		return driverUsageError(c, err.Error())
 	}
+	opts.DemoteTimeout = d.DemoteTimeout()
 	if client, err = driverclient.New(opts, d); err != nil {
 		return driverUsageError(c, err.Error())
 	}
-	log.Info("driver starting", "addr", opts.Addr, "id", client.ID())
+	log.Info("driver starting", "addr", opts.Addr, "id", client.ID(), "demote_timeout", opts.DemoteTimeout.String())
 	return driverExit(client.Run(c.Context))
 }
 
