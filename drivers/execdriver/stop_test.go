@@ -1,0 +1,204 @@
+package execdriver
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clustd/clustd/drivers/common"
+	"github.com/clustd/clustd/internal/drainlog"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	drainlog.Cleanup()
+	os.Exit(code)
+}
+
+// needCgroups skips the test, loudly, where the driver gets no cgroups.
+func needCgroups(t *testing.T, d *Driver) {
+	t.Helper()
+	if d.Cgroups() == nil {
+		t.Skip("SKIPPED: no cgroup v2 this process may create cgroups in (needs root or a delegated subtree, and Linux 5.14): the cgroup path is untested here")
+	}
+}
+
+// sleepers returns the processes whose command line is exactly sleep arg.
+func sleepers(arg string) []int {
+	want := []byte("sleep\x00" + arg + "\x00")
+	names, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var pids []int
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil || !bytes.Equal(b, want) {
+			continue
+		}
+		pid, _ := strconv.Atoi(strings.Split(name, "/")[2])
+		if alive(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// setsidScript forks a child that leaves the process group with setsid,
+// then becomes a second sleeper itself; arg tells its sleepers apart from
+// every other process on the machine.
+func setsidScript(arg string) string {
+	return `setsid sleep ` + arg + ` & echo $! > child.tmp && mv child.tmp child; echo $$ > pid.tmp && mv pid.tmp pid; exec sleep ` + arg
+}
+
+func TestSetsidChildIsStopped(t *testing.T) {
+	arg := strconv.Itoa(100000 + rand.IntN(100000))
+	d, dir, _ := newDriver(t, setsidScript(arg), nil)
+	needCgroups(t, d)
+	if err := d.Trigger(context.Background(), master); err != nil {
+		t.Fatal(err)
+	}
+	pid := readPid(t, filepath.Join(dir, "pid"))
+	child := readPid(t, filepath.Join(dir, "child"))
+	waitFor(t, "both sleepers", func() bool { return len(sleepers(arg)) == 2 })
+	if pg, _ := syscallGetpgid(child); pg == pid {
+		t.Fatalf("the child %d is still in the command's process group: setsid did not run", child)
+	}
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", child))
+	if err != nil || !strings.Contains(string(cg), "clustd-exec-") {
+		t.Fatalf("the child's cgroup is %q (%v), want one of the driver's", cg, err)
+	}
+	cgDir := filepath.Join(d.Cgroups().Dir(), filepath.Base(strings.TrimSpace(strings.SplitN(string(cg), "0::", 2)[1])))
+	if _, err := os.Stat(cgDir); err != nil {
+		t.Fatalf("the command's cgroup: %v", err)
+	}
+
+	if err := d.Trigger(context.Background(), standby); err != nil {
+		t.Fatal(err)
+	}
+	if left := sleepers(arg); len(left) > 0 {
+		t.Errorf("after the demote, processes %v of the command are left", left)
+	}
+	if alive(pid) || alive(child) {
+		t.Errorf("after the demote: command alive %v, setsid child alive %v", alive(pid), alive(child))
+	}
+	if _, err := os.Stat(cgDir); !os.IsNotExist(err) {
+		t.Errorf("the command's cgroup %s is still there after the demote (%v)", cgDir, err)
+	}
+}
+
+func TestFallbackToProcessGroups(t *testing.T) {
+	// Forced, as where cgroups are unavailable: the driver says so once,
+	// and still stops the whole process group.
+	var logs bytes.Buffer
+	arg := strconv.Itoa(200000 + rand.IntN(100000))
+	d, dir, _ := newDriver(t, `sleep `+arg+` & echo $! > child.tmp && mv child.tmp child; echo $$ > pid.tmp && mv pid.tmp pid; wait`, func(o *Options) {
+		o.NoCgroup = true
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	if d.Cgroups() != nil {
+		t.Fatal("NoCgroup: the driver has cgroups")
+	}
+	for range 2 {
+		if err := d.Trigger(context.Background(), master); err != nil {
+			t.Fatal(err)
+		}
+		pid := readPid(t, filepath.Join(dir, "pid"))
+		child := readPid(t, filepath.Join(dir, "child"))
+		if pg, _ := syscallGetpgid(child); pg != pid {
+			t.Fatalf("the child is in process group %d, want the command's %d", pg, pid)
+		}
+		if err := d.Trigger(context.Background(), standby); err != nil {
+			t.Fatal(err)
+		}
+		if alive(pid) || alive(child) || len(sleepers(arg)) > 0 {
+			t.Fatalf("after the demote: command alive %v, child alive %v", alive(pid), alive(child))
+		}
+		os.Remove(filepath.Join(dir, "pid"))
+		os.Remove(filepath.Join(dir, "child"))
+	}
+	if n := strings.Count(logs.String(), "runs in a process group of its own"); n != 1 {
+		t.Errorf("the fallback was announced %d times, want once:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "cgroup=/") {
+		t.Errorf("a command ran in a cgroup:\n%s", logs.String())
+	}
+}
+
+func TestDemoteTimeout(t *testing.T) {
+	d, _, _ := newDriver(t, "true", func(o *Options) { o.StopTimeout = 7 * time.Second })
+	if got, want := d.DemoteTimeout(), 7*time.Second+common.KillWait; got != want {
+		t.Errorf("DemoteTimeout() = %v, want %v", got, want)
+	}
+}
+
+// drainRun starts drainsvc, which works on for drain after SIGTERM, as
+// master, demotes it with a context whose deadline is deadlineIn away, and
+// returns its run as its log shows it, the demote's error and when the
+// deadline and the return were, in the log's clock.
+func drainRun(t *testing.T, cgroups bool, drain, deadlineIn time.Duration) (run drainlog.Run, err error, deadline, returned time.Duration) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "active")
+	d, _, _ := newDriver(t, "", func(o *Options) {
+		o.Command = []string{drainlog.Build(t), "--out", out, "--drain", drain.String(), "--tick", "2ms"}
+		o.NoCgroup = !cgroups
+	})
+	if err := d.Trigger(context.Background(), master); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "drainsvc to be active", func() bool {
+		runs, _ := drainlog.Read("a", out)
+		return len(runs) == 1 && runs[0].Last > runs[0].Start
+	})
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(deadlineIn))
+	defer cancel()
+	deadline = drainlog.Now() + time.Until(common.Deadline(ctx))
+	err = d.Trigger(ctx, standby)
+	returned = drainlog.Now()
+	runs, rerr := drainlog.Read("a", out)
+	if rerr != nil || len(runs) != 1 {
+		t.Fatalf("drainsvc's log: %v, %v", runs, rerr)
+	}
+	return runs[0], err, deadline, returned
+}
+
+func TestNearDeadlineKillsADrainingService(t *testing.T) {
+	for _, cgroups := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cgroup=%v", cgroups), func(t *testing.T) {
+			run, err, deadline, returned := drainRun(t, cgroups, 300*time.Millisecond, 100*time.Millisecond)
+			if run.Exited {
+				t.Fatalf("drainsvc drained and exited (%v): it should have been killed before the deadline 100ms away", run)
+			}
+			if run.Stopped == 0 {
+				t.Errorf("drainsvc never saw the stop signal: %v", run)
+			}
+			// Its last sign of life precedes the deadline: it was killed
+			// before, not at or after it.
+			if run.Last >= deadline {
+				t.Errorf("drainsvc was active %v past the deadline", run.Last-deadline)
+			}
+			// On a slow machine the demote may end late; it must then say so.
+			if late := returned > deadline; late != (err != nil) {
+				t.Errorf("demote returned %v after the deadline with error %v; want an error exactly when late", returned-deadline, err)
+			}
+		})
+	}
+}
+
+func TestFarDeadlineLetsAServiceDrain(t *testing.T) {
+	run, err, deadline, returned := drainRun(t, true, 300*time.Millisecond, time.Second)
+	if !run.Exited {
+		t.Fatalf("drainsvc was killed (%v), with 900ms before SIGKILL for its 300ms drain", run)
+	}
+	if run.Last-run.Stopped < 300*time.Millisecond {
+		t.Errorf("drainsvc exited %v after the stop signal, before its drain was over", run.Last-run.Stopped)
+	}
+	if err != nil || returned > deadline {
+		t.Errorf("demote: %v, returned %v before the deadline", err, deadline-returned)
+	}
+}
