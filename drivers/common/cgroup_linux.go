@@ -25,8 +25,11 @@ type Cgroups struct {
 	dir    string // the parent's directory in the cgroup2 file system
 	rel    string // the parent as /proc/PID/cgroup names it
 	prefix string // of the cgroups made here: "clustd-NAME-PID-"
-	seq    atomic.Uint64
 }
+
+// cgroupSeq numbers the cgroups this process makes, across every Cgroups
+// of the same name.
+var cgroupSeq atomic.Uint64
 
 // OpenCgroups finds the cgroup v2 hierarchy and checks that this process
 // may create cgroups inside its own cgroup and move its children into
@@ -124,7 +127,7 @@ func (c *Cgroups) RemoveStale() ([]string, error) {
 
 // create makes a new, empty cgroup for one command.
 func (c *Cgroups) create() (*cgroup, error) {
-	name := c.prefix + strconv.FormatUint(c.seq.Add(1), 10)
+	name := c.prefix + strconv.FormatUint(cgroupSeq.Add(1), 10)
 	cg := &cgroup{dir: filepath.Join(c.dir, name), rel: filepath.Join(c.rel, name)}
 	if err := os.Mkdir(cg.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cgroup: %w", err)

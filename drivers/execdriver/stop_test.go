@@ -139,9 +139,9 @@ func TestDemoteTimeout(t *testing.T) {
 
 // drainRun starts drainsvc, which works on for drain after SIGTERM, as
 // master, demotes it with a context whose deadline is deadlineIn away, and
-// returns its run as its log shows it, the demote's error and when the
-// deadline and the return were, in the log's clock.
-func drainRun(t *testing.T, cgroups bool, drain, deadlineIn time.Duration) (run drainlog.Run, err error, deadline, returned time.Duration) {
+// returns its run as its log shows it, when the deadline and the return
+// were, in the log's clock, and the demote's error.
+func drainRun(t *testing.T, cgroups bool, drain, deadlineIn time.Duration) (run drainlog.Run, deadline, returned time.Duration, err error) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "active")
 	d, _, _ := newDriver(t, "", func(o *Options) {
@@ -164,13 +164,13 @@ func drainRun(t *testing.T, cgroups bool, drain, deadlineIn time.Duration) (run 
 	if rerr != nil || len(runs) != 1 {
 		t.Fatalf("drainsvc's log: %v, %v", runs, rerr)
 	}
-	return runs[0], err, deadline, returned
+	return runs[0], deadline, returned, err
 }
 
 func TestNearDeadlineKillsADrainingService(t *testing.T) {
 	for _, cgroups := range []bool{true, false} {
 		t.Run(fmt.Sprintf("cgroup=%v", cgroups), func(t *testing.T) {
-			run, err, deadline, returned := drainRun(t, cgroups, 300*time.Millisecond, 100*time.Millisecond)
+			run, deadline, returned, err := drainRun(t, cgroups, 300*time.Millisecond, 100*time.Millisecond)
 			if run.Exited {
 				t.Fatalf("drainsvc drained and exited (%v): it should have been killed before the deadline 100ms away", run)
 			}
@@ -191,7 +191,7 @@ func TestNearDeadlineKillsADrainingService(t *testing.T) {
 }
 
 func TestFarDeadlineLetsAServiceDrain(t *testing.T) {
-	run, err, deadline, returned := drainRun(t, true, 300*time.Millisecond, time.Second)
+	run, deadline, returned, err := drainRun(t, true, 300*time.Millisecond, time.Second)
 	if !run.Exited {
 		t.Fatalf("drainsvc was killed (%v), with 900ms before SIGKILL for its 300ms drain", run)
 	}
