@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/drivers/common"
 )
 
 const driverTestSecret = "0123456789abcdef0123456789abcdef0123456789"
@@ -378,6 +379,11 @@ func TestDriverExecEndToEnd(t *testing.T) {
 	r := startDriver(t, "driver", "exec", "--addr", d.addr(), "--secret-file", secret, "--stop-timeout", "5s",
 		"--", "/bin/sh", "-c", `echo $$ > `+pidFile+`.tmp && mv `+pidFile+`.tmp `+pidFile+`; exec sleep 100`)
 	dc := d.accept()
+	// The declared demote time is the stop timeout plus the wait after
+	// SIGKILL. The hello carries it once driverclient sends it.
+	if ms := dc.hello.DemoteTimeoutMS; ms != 0 && ms != (5*time.Second+common.KillWait).Milliseconds() {
+		t.Errorf("hello declares a demote time of %dms, want 5s + %v", ms, common.KillWait)
+	}
 	readPid := func() int {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
