@@ -33,14 +33,34 @@ func TestDrainingServiceNeverOnTwoNodes(t *testing.T) {
 		t.Skip("needs the stop budget; run with CLUSTD_E2E_DRAIN=1")
 	}
 	t.Parallel()
+	runs := drainFaults(t, 300*time.Millisecond, nil)
+	var total, worst time.Duration
+	overlaps := drainlog.Overlaps(runs, drainTick)
+	for _, o := range overlaps {
+		t.Errorf("the service ran on two nodes at once for %v: %s [%v] and %s [%v]", o.Len(), o.A, endOf(o.A), o.B, endOf(o.B))
+		total += o.Len()
+		worst = max(worst, o.Len())
+	}
+	t.Logf("%d runs of the service in all; %d overlaps, %v in all, %v at worst", len(runs), len(overlaps), total, worst)
+}
+
+// drainFaults starts three nodes (default profile), each with `clustd
+// driver exec` running drainsvc with the given drain, lets configure edit
+// the configuration files first if it is not nil, runs the four faults
+// against the master of the moment, and returns every run of the service.
+func drainFaults(t *testing.T, drain time.Duration, configure func(c *cluster)) []drainlog.Run {
+	t.Helper()
 	bin := drainlog.Build(t)
 	t.Cleanup(drainlog.Cleanup)
 	c := newCluster(t, 3, profileDefault)
+	if configure != nil {
+		configure(c)
+	}
 	c.startAll()
 	files := make([]string, len(c.ids))
 	drivers := make([]*driverProc, len(c.ids))
 	startDriver := func(i int) {
-		drivers[i] = c.startDriverProc(i, "exec", "--", bin, "--out", files[i], "--drain", "300ms", "--tick", drainTick.String())
+		drivers[i] = c.startDriverProc(i, "exec", "--", bin, "--out", files[i], "--drain", drain.String(), "--tick", drainTick.String())
 	}
 	for i := range c.ids {
 		files[i] = filepath.Join(c.dir, "active-"+c.ids[i])
@@ -134,14 +154,7 @@ func TestDrainingServiceNeverOnTwoNodes(t *testing.T) {
 		}
 		all = append(all, runs...)
 	}
-	var total, worst time.Duration
-	overlaps := drainlog.Overlaps(all, drainTick)
-	for _, o := range overlaps {
-		t.Errorf("the service ran on two nodes at once for %v: %s [%v] and %s [%v]", o.Len(), o.A, endOf(o.A), o.B, endOf(o.B))
-		total += o.Len()
-		worst = max(worst, o.Len())
-	}
-	t.Logf("%d runs of the service in all; %d overlaps, %v in all, %v at worst", len(all), len(overlaps), total, worst)
+	return all
 }
 
 // endOf describes how a run ended, for failures.

@@ -127,6 +127,9 @@ func (c *Cgroups) RemoveStale() ([]string, error) {
 
 // create makes a new, empty cgroup for one command.
 func (c *Cgroups) create() (*cgroup, error) {
+	if c.dir == "" {
+		return nil, errors.New("creating cgroup: no parent directory (a Cgroups must come from OpenCgroups)")
+	}
 	name := c.prefix + strconv.FormatUint(cgroupSeq.Add(1), 10)
 	cg := &cgroup{dir: filepath.Join(c.dir, name), rel: filepath.Join(c.rel, name)}
 	if err := os.Mkdir(cg.dir, 0o755); err != nil {

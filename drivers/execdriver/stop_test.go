@@ -133,6 +133,36 @@ func TestFallbackToProcessGroups(t *testing.T) {
 	}
 }
 
+func TestCgroupRefusedAtStart(t *testing.T) {
+	// Cgroups that worked at start-up may fail later (a parent removed, a
+	// limit on descendants reached): the command starts all the same, in a
+	// process group, and the driver says once that it does from now on.
+	var logs bytes.Buffer
+	d, dir, _ := newDriver(t, `echo $$ > pid.tmp && mv pid.tmp pid; exec sleep 100`, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	d.cgroups.Store(&common.Cgroups{}) // one that cannot make a cgroup
+	for range 2 {
+		if err := d.Trigger(context.Background(), master); err != nil {
+			t.Fatal(err)
+		}
+		pid := readPid(t, filepath.Join(dir, "pid"))
+		if err := d.Trigger(context.Background(), standby); err != nil {
+			t.Fatal(err)
+		}
+		if alive(pid) {
+			t.Fatal("the command survived the demote")
+		}
+		os.Remove(filepath.Join(dir, "pid"))
+	}
+	if d.Cgroups() != nil {
+		t.Error("the driver still uses cgroups")
+	}
+	if n := strings.Count(logs.String(), "cannot be started in a cgroup"); n != 1 {
+		t.Errorf("the fallback was announced %d times, want once:\n%s", n, logs.String())
+	}
+}
+
 func TestDemoteTimeout(t *testing.T) {
 	d, _, _ := newDriver(t, "true", func(o *Options) { o.StopTimeout = 7 * time.Second })
 	if got, want := d.DemoteTimeout(), 7*time.Second+common.KillWait; got != want {
