@@ -163,6 +163,38 @@ func TestCgroupRefusedAtStart(t *testing.T) {
 	}
 }
 
+func TestOverrunIsAnError(t *testing.T) {
+	// A demote that begins after its deadline cannot end before it: the
+	// command is killed at once, and the demote says it was late.
+	var logs bytes.Buffer
+	d, dir, h := newDriver(t, `echo $$ > pid.tmp && mv pid.tmp pid; exec sleep 100`, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	if err := d.Trigger(context.Background(), master); err != nil {
+		t.Fatal(err)
+	}
+	pid := readPid(t, filepath.Join(dir, "pid"))
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+	defer cancel()
+	err := d.Trigger(ctx, standby)
+	if err == nil || !strings.Contains(err.Error(), "past the demote's deadline") {
+		t.Errorf("Trigger = %v, want an overrun", err)
+	}
+	if alive(pid) {
+		t.Fatal("the command survived the demote")
+	}
+	if !strings.Contains(logs.String(), `level=ERROR msg="demote overran its deadline`) {
+		t.Errorf("the overrun was not logged at error level:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "command killed") {
+		t.Errorf("the command was not killed at once:\n%s", logs.String())
+	}
+	// The command did stop: the node may be master again.
+	if r := h.get(); len(r) > 0 && !strings.HasPrefix(r[len(r)-1], "true") {
+		t.Errorf("health reports %q after an overrun", r)
+	}
+}
+
 func TestDemoteTimeout(t *testing.T) {
 	d, _, _ := newDriver(t, "true", func(o *Options) { o.StopTimeout = 7 * time.Second })
 	if got, want := d.DemoteTimeout(), 7*time.Second+common.KillWait; got != want {

@@ -74,6 +74,29 @@ func TestFarDemoteDeadlineLetsOnStandbyFinish(t *testing.T) {
 	}
 }
 
+func TestPastDeadlineKillsOnStandbyAtOnce(t *testing.T) {
+	e := newDriver(t, `true`, `echo $$ > pid; sleep 100`, nil)
+	if err := e.d.Trigger(context.Background(), masterAt(1)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+	defer cancel()
+	err := e.d.Trigger(ctx, followerAt(2))
+	if err == nil || !strings.Contains(err.Error(), "on-standby killed") {
+		t.Fatalf("Trigger = %v, want on-standby killed", err)
+	}
+	overran := false
+	for _, r := range e.logs.records() {
+		overran = overran || r["level"] == "ERROR" && strings.Contains(r["msg"].(string), "overran its deadline")
+	}
+	if !overran {
+		t.Error("the overrun was not logged at error level")
+	}
+	if pid, _ := strconv.Atoi(strings.Join(e.lines("pid"), "")); pid != 0 && alive(pid) {
+		t.Errorf("on-standby %d survived", pid)
+	}
+}
+
 func TestShellDemoteTimeout(t *testing.T) {
 	e := newDriver(t, `true`, `true`, func(o *Options) { o.Timeout = 5 * time.Second })
 	if got := e.d.DemoteTimeout(); got != 5*time.Second {
