@@ -378,13 +378,7 @@ func (d *Driver) supervise(t *tenure, g *common.Group, startErr error) {
 			ran := time.Since(started).Round(time.Millisecond)
 			status := exitStatus(g.Err())
 			t.setGroup(nil)
-			// Whatever the command left in its group goes before a second
-			// copy starts beside it.
-			if _, err := g.Stop(d.opts.StopSignal, d.opts.StopTimeout); err != nil {
-				d.log.Error("processes left by the command do not stop", "err", err)
-			} else {
-				d.release(g)
-			}
+			d.stopLeftovers(t, g)
 			if ran >= d.opts.StableAfter {
 				// A long run ends a crash loop: this exit starts a new count.
 				delay, restarts = d.opts.MinBackoff, 1
@@ -408,6 +402,60 @@ func (d *Driver) supervise(t *tenure, g *common.Group, startErr error) {
 		delay = min(2*delay, d.opts.MaxBackoff)
 		g, startErr = d.start(t.state)
 		t.setGroup(g)
+	}
+}
+
+// leftoverPoll is how often stopLeftovers looks for a demote while it
+// waits for the processes a command left behind.
+const leftoverPoll = 20 * time.Millisecond
+
+// stopLeftovers ends what the command left in its cgroup or process group
+// when it exited by itself, before a second copy starts beside it. A
+// demote that comes meanwhile cuts the stop timeout short, as for a
+// running command, and fails if the leftovers outlive SIGKILL or is late.
+func (d *Driver) stopLeftovers(t *tenure, g *common.Group) {
+	if g.Gone() {
+		d.release(g)
+		return
+	}
+	d.log.Warn("the command exited and left processes behind: stopping them", "pid", g.Pid(), "signal", signalName(d.opts.StopSignal), "timeout", d.opts.StopTimeout.String())
+	_ = g.Signal(d.opts.StopSignal)
+	_ = g.Signal(syscall.SIGCONT)
+	killAt := time.Now().Add(d.opts.StopTimeout)
+	stop, stopping := t.stop, false
+	for !g.WaitGone(leftoverPoll) {
+		select {
+		case <-stop:
+			stop, stopping = nil, true
+			if !t.deadline.IsZero() {
+				if k := common.KillAt(t.deadline, time.Now()); k.Before(killAt) {
+					killAt = k
+				}
+			}
+		default:
+		}
+		if !time.Now().Before(killAt) {
+			break
+		}
+	}
+	if !g.Gone() {
+		if _, err := g.Stop(syscall.SIGKILL, 0); err != nil {
+			d.log.Error("processes left by the command do not stop", "err", err)
+			if stopping {
+				t.err = fmt.Errorf("stopping what %s left behind: %w", d.name, err)
+			}
+			return
+		}
+		d.log.Warn("processes left by the command killed: they did not stop in time", "pid", g.Pid())
+	}
+	d.release(g)
+	select {
+	case <-t.stop:
+		if late := time.Since(t.deadline); !t.deadline.IsZero() && late > 0 {
+			d.log.Error("demote overran its deadline: processes the command left behind may have run beside the next master's", "late_by", late.Round(time.Millisecond).String())
+			t.overrun = fmt.Errorf("stopping what %s left behind ended %v past the demote's deadline", d.name, late.Round(time.Millisecond))
+		}
+	default:
 	}
 }
 

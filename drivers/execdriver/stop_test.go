@@ -195,6 +195,42 @@ func TestOverrunIsAnError(t *testing.T) {
 	}
 }
 
+func TestDemoteCutsTheStopOfLeftovers(t *testing.T) {
+	// The command exits by itself, leaving drainsvc behind, which the
+	// driver stops before any restart; drainsvc would take 2s. A demote
+	// that comes meanwhile must not wait for that past its deadline.
+	out := filepath.Join(t.TempDir(), "active")
+	d, _, _ := newDriver(t, "", func(o *Options) {
+		o.Command = []string{"/bin/sh", "-c", `"$0" --out "$1" --drain 2s --tick 2ms & sleep 0.1; exit 3`, drainlog.Build(t), out}
+		o.MinBackoff, o.MaxBackoff = time.Minute, time.Minute
+	})
+	if err := d.Trigger(context.Background(), master); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "drainsvc, left behind, to be told to stop", func() bool {
+		runs, _ := drainlog.Read("a", out)
+		return len(runs) == 1 && runs[0].Stopped != 0
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	deadline := drainlog.Now() + time.Until(common.Deadline(ctx))
+	err := d.Trigger(ctx, standby)
+	returned := drainlog.Now()
+	runs, rerr := drainlog.Read("a", out)
+	if rerr != nil || len(runs) != 1 {
+		t.Fatalf("drainsvc's log: %v, %v", runs, rerr)
+	}
+	if runs[0].Exited {
+		t.Fatalf("drainsvc drained for its whole 2s: %v", runs[0])
+	}
+	if runs[0].Last >= deadline {
+		t.Errorf("drainsvc was active %v past the deadline", runs[0].Last-deadline)
+	}
+	if late := returned > deadline; late != (err != nil) {
+		t.Errorf("demote returned %v after the deadline with error %v; want an error exactly when late", returned-deadline, err)
+	}
+}
+
 func TestDemoteTimeout(t *testing.T) {
 	d, _, _ := newDriver(t, "true", func(o *Options) { o.StopTimeout = 7 * time.Second })
 	if got, want := d.DemoteTimeout(), 7*time.Second+common.KillWait; got != want {
