@@ -45,6 +45,10 @@ type State struct {
 	Members []driverproto.Member
 	// Reason says why the state changed, for logs.
 	Reason string
+	// Planned, on a demote, says it is a planned hand-over: the daemon
+	// waits up to Options.DemoteTimeout for it and keeps renewing
+	// StopDeadline meanwhile.
+	Planned bool
 	// Local is true when the library made this state itself (the lease ran
 	// out, or Run is stopping) rather than the daemon.
 	Local bool
@@ -201,6 +205,9 @@ func New(opts Options, d Driver) (*Client, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = monotonic
+	}
+	if opts.DemoteTimeout < 0 {
+		return nil, fmt.Errorf("driverclient: DemoteTimeout %v: must not be negative", opts.DemoteTimeout)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -408,6 +408,14 @@ func (d *Daemon) demoteDone() {
 	d.do(ctx, func(now time.Duration) { d.core.DemoteDone(now) })
 }
 
+// demoteUnconfirmed tells the core that some driver will not confirm its
+// demote: it overran its declared time or went away.
+func (d *Daemon) demoteUnconfirmed() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.do(ctx, func(now time.Duration) { d.core.DemoteUnconfirmed(now) })
+}
+
 // setHealthy passes the drivers' verdict on the node's health to the core.
 func (d *Daemon) setHealthy(ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -493,6 +501,11 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		Witness:     d.cfg.Self().Witness,
 		Reason:      st.Reason,
 		SinceMS:     (now - d.roleSince).Milliseconds(),
+
+		ElectionTimeoutMS:  d.cfg.Timing.ElectionMin.Milliseconds(),
+		StopBudgetMS:       d.cfg.Timing.StopBudget.Milliseconds(),
+		ExpectedFailoverMS: (d.cfg.Timing.ElectionMin + d.cfg.Timing.StopBudget).Milliseconds(),
+		DriversActing:      st.Role == election.Master && st.Act,
 	}
 	if d.core.IsMaster(now) {
 		s.LeaseMS = (st.LeaseUntil - now).Milliseconds()

@@ -389,6 +389,8 @@ func writeStatus(w io.Writer, s *api.Status) error {
 		{"maintenance", yesNo(s.Maintenance)},
 		{"healthy", yesNo(s.Healthy)},
 		{"witness", yesNo(s.Witness)},
+		{"failover", fmt.Sprintf("about %s after the master is lost (election timeout %s + stop budget %s)",
+			msString(s.ExpectedFailoverMS), msString(s.ElectionTimeoutMS), msString(s.StopBudgetMS))},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 	}

@@ -21,6 +21,16 @@ type Status struct {
 	// SinceMS is how long ago, in milliseconds, the role last changed.
 	SinceMS int64          `json:"since_ms"`
 	Members []MemberStatus `json:"members"`
+	// ElectionTimeoutMS and StopBudgetMS are the cluster's
+	// timing.election_timeout_min and timing.stop_budget; a new master's
+	// drivers act about their sum, ExpectedFailoverMS, after the old
+	// master went silent.
+	ElectionTimeoutMS  int64 `json:"election_timeout_ms"`
+	StopBudgetMS       int64 `json:"stop_budget_ms"`
+	ExpectedFailoverMS int64 `json:"expected_failover_ms"`
+	// DriversActing says this node's drivers were told to act as master:
+	// false on a new master until the stop budget has passed.
+	DriversActing bool `json:"drivers_acting"`
 }
 
 // MemberStatus is one member as this node sees it.

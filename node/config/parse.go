@@ -24,7 +24,7 @@ var (
 		"demote_timeout", "log_level", "log_format",
 	}
 	memberFields  = []string{"id", "address", "witness", "priority"}
-	timingFields  = []string{"profile", "heartbeat", "election_timeout_min", "election_timeout_max", "rank_step", "max_clock_drift"}
+	timingFields  = []string{"profile", "heartbeat", "election_timeout_min", "election_timeout_max", "rank_step", "max_clock_drift", "stop_budget"}
 	preemptFields = []string{"enabled", "hold_down"}
 	httpFields    = []string{"listen", "allow_non_loopback"}
 
@@ -59,6 +59,7 @@ type rawConfig struct {
 	profile                             field[string]
 	heartbeat, electionMin, electionMax field[time.Duration]
 	step                                field[time.Duration]
+	stopBudget                          field[time.Duration]
 	drift                               field[float64]
 	preempt, allowNonLoopback           field[bool]
 	holdDown, demoteTimeout             field[time.Duration]
@@ -543,6 +544,13 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 					return p.duration(&r.step, tv, name, maxTimingDuration)
 				case "max_clock_drift":
 					return p.drift(&r.drift, tv, name)
+				case "stop_budget":
+					// Zero is a choice: services that stop at once.
+					if v := strings.TrimSpace(tv.Value); tv.Kind == yaml.ScalarNode && (v == "0" || v == "0s" || v == "0ms") {
+						r.stopBudget.n, r.stopBudget.v, r.stopBudget.set = tv, 0, true
+						return nil
+					}
+					return p.duration(&r.stopBudget, tv, name, election.MaxStopBudget)
 				}
 				return nil
 			})
@@ -729,6 +737,9 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 	}
 	if r.drift.set {
 		t.MaxClockDrift = r.drift.v
+	}
+	if r.stopBudget.set {
+		t.StopBudget = r.stopBudget.v
 	}
 	if err := t.Validate(); err != nil {
 		return nil, p.errAt(orNode(r.timingKey, root), "timing", "%v", err)

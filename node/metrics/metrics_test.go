@@ -136,6 +136,9 @@ clustd_peer_rtt_seconds{node="n1",peer="n2"} 0.0004
 # HELP clustd_drivers_connected Drivers connected to this daemon.
 # TYPE clustd_drivers_connected gauge
 clustd_drivers_connected{node="n1"} 2
+# HELP clustd_driver_demote_overruns_total Driver demotes that did not finish within the time they were given: their declared demote time in a hand-over, the stop budget after a lost lease.
+# TYPE clustd_driver_demote_overruns_total counter
+clustd_driver_demote_overruns_total{node="n1"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
