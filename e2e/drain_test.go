@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -22,26 +21,65 @@ const drainTick = 5 * time.Millisecond
 // the master's daemon past its lease (its driver keeps running), a kill -9
 // of the master's daemon alone, a kill -9 of the master's daemon and its
 // driver, and a planned transfer, the logs of the three nodes must never
-// show the service active on two at once.
+// show the service active on two at once: with the profile's stop budget,
+// with one larger than the drain (then every SIGTERM is drained to the
+// end), and with one smaller (then the service is killed at the budget).
 //
-// It holds only once the cluster has a stop budget: a new master that
-// promotes its drivers at once starts the service while the old master's
-// copy is still draining, after an unplanned failover. Until then it is
-// run on demand with CLUSTD_E2E_DRAIN=1, and reports those overlaps.
+// Without the stop budget, a new master promoted its drivers at once and
+// started the service while the old master's copy was still draining:
+// after the SIGSTOP and after the kill -9 of the daemon alone, the service
+// ran on two nodes for about 240 ms each time.
 func TestDrainingServiceNeverOnTwoNodes(t *testing.T) {
-	if os.Getenv("CLUSTD_E2E_DRAIN") != "1" {
-		t.Skip("needs the stop budget; run with CLUSTD_E2E_DRAIN=1")
+	const drain = 300 * time.Millisecond
+	// The parallel subtests share drainsvc: it goes once they all ended.
+	t.Cleanup(drainlog.Cleanup)
+	for _, tt := range []struct {
+		name   string
+		budget time.Duration // 0: the profile's
+	}{
+		{"profile budget", 0},
+		{"budget above the drain", time.Second},
+		{"budget below the drain", 100 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var configure func(*cluster)
+			if tt.budget > 0 {
+				configure = func(c *cluster) {
+					for i := range c.ids {
+						c.editConfig(i, "timing:\n", fmt.Sprintf("timing:\n  stop_budget: %v\n", tt.budget))
+					}
+				}
+			}
+			runs := drainFaults(t, drain, configure)
+			var total, worst time.Duration
+			overlaps := drainlog.Overlaps(runs, drainTick)
+			for _, o := range overlaps {
+				t.Errorf("the service ran on two nodes at once for %v: %s [%v] and %s [%v]", o.Len(), o.A, endOf(o.A), o.B, endOf(o.B))
+				total += o.Len()
+				worst = max(worst, o.Len())
+			}
+			var drained, killed int
+			for _, r := range runs {
+				switch {
+				case r.Stopped == 0:
+					// Killed with its driver, or still running.
+				case r.Exited:
+					drained++
+				default:
+					killed++
+					if tt.budget > drain {
+						t.Errorf("with a stop budget of %v the service was killed %v after SIGTERM, before its %v drain was over: %s", tt.budget, r.Last-r.Stopped, drain, r)
+					}
+				}
+			}
+			if tt.budget > 0 && tt.budget < drain && killed == 0 {
+				t.Errorf("with a stop budget of %v below the %v drain, no run of the service was killed: %v", tt.budget, drain, runs)
+			}
+			t.Logf("%d runs of the service in all, %d drained to the end, %d killed after SIGTERM; %d overlaps, %v in all, %v at worst",
+				len(runs), drained, killed, len(overlaps), total, worst)
+		})
 	}
-	t.Parallel()
-	runs := drainFaults(t, 300*time.Millisecond, nil)
-	var total, worst time.Duration
-	overlaps := drainlog.Overlaps(runs, drainTick)
-	for _, o := range overlaps {
-		t.Errorf("the service ran on two nodes at once for %v: %s [%v] and %s [%v]", o.Len(), o.A, endOf(o.A), o.B, endOf(o.B))
-		total += o.Len()
-		worst = max(worst, o.Len())
-	}
-	t.Logf("%d runs of the service in all; %d overlaps, %v in all, %v at worst", len(runs), len(overlaps), total, worst)
 }
 
 // drainFaults starts three nodes (default profile), each with `clustd
@@ -51,7 +89,6 @@ func TestDrainingServiceNeverOnTwoNodes(t *testing.T) {
 func drainFaults(t *testing.T, drain time.Duration, configure func(c *cluster)) []drainlog.Run {
 	t.Helper()
 	bin := drainlog.Build(t)
-	t.Cleanup(drainlog.Cleanup)
 	c := newCluster(t, 3, profileDefault)
 	if configure != nil {
 		configure(c)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/drivers/common"
+	"github.com/clustd/clustd/drivers/shelldriver"
 )
 
 const driverTestSecret = "0123456789abcdef0123456789abcdef0123456789"
@@ -134,7 +135,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 			return
 		}
 		hello, err := driverproto.Decode(b)
-		if err != nil || !driverproto.CheckMAC(hello.MAC, driverproto.HelloMAC([]byte(driverTestSecret), nonce, hello.Nonce, hello.ID, hello.Required, hello.Events)) {
+		if err != nil || !driverproto.CheckMAC(hello.MAC, driverproto.HelloMACDemote([]byte(driverTestSecret), nonce, hello.Nonce, hello.ID, hello.Required, hello.Events, hello.DemoteTimeoutMS)) {
 			t.Errorf("fake daemon: bad hello %s: %v", b, err)
 			return
 		}
@@ -345,6 +346,10 @@ func TestDriverShellEndToEnd(t *testing.T) {
 	if dc.hello.Name != "vip" || !dc.hello.Required || !strings.HasPrefix(dc.hello.ID, "vip-") {
 		t.Errorf("hello %+v: want name vip, required", dc.hello)
 	}
+	// shell declares its --timeout as its demote time.
+	if dc.hello.DemoteTimeoutMS != shelldriver.DefaultTimeout.Milliseconds() {
+		t.Errorf("hello declares a demote time of %dms, want the %v timeout", dc.hello.DemoteTimeoutMS, shelldriver.DefaultTimeout)
+	}
 	dc.send(1, 3, 0)
 	if e, _ := dc.ack(1); e != "" {
 		t.Fatalf("state 1: %s", e)
@@ -380,8 +385,8 @@ func TestDriverExecEndToEnd(t *testing.T) {
 		"--", "/bin/sh", "-c", `echo $$ > `+pidFile+`.tmp && mv `+pidFile+`.tmp `+pidFile+`; exec sleep 100`)
 	dc := d.accept()
 	// The declared demote time is the stop timeout plus the wait after
-	// SIGKILL. The hello carries it once driverclient sends it.
-	if ms := dc.hello.DemoteTimeoutMS; ms != 0 && ms != (5*time.Second+common.KillWait).Milliseconds() {
+	// SIGKILL.
+	if ms := dc.hello.DemoteTimeoutMS; ms != (5*time.Second + common.KillWait).Milliseconds() {
 		t.Errorf("hello declares a demote time of %dms, want 5s + %v", ms, common.KillWait)
 	}
 	readPid := func() int {
