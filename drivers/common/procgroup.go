@@ -161,13 +161,19 @@ func (g *Group) Signal(sig syscall.Signal) error {
 // KillWait; killed says whether SIGKILL was needed. A sig of SIGKILL skips
 // the grace.
 func (g *Group) Stop(sig syscall.Signal, grace time.Duration) (killed bool, err error) {
+	return g.StopOrHurry(sig, grace, nil)
+}
+
+// StopOrHurry is Stop, but the grace also ends when hurry is closed: the
+// demote that stops the group was told to finish now.
+func (g *Group) StopOrHurry(sig syscall.Signal, grace time.Duration, hurry <-chan struct{}) (killed bool, err error) {
 	if sig != syscall.SIGKILL {
 		if err := g.Signal(sig); err != nil {
 			return false, fmt.Errorf("process group %d: sending %v: %w", g.pgid, sig, err)
 		}
 		// A process held by SIGSTOP would keep the signal pending for ever.
 		_ = g.Signal(syscall.SIGCONT)
-		if g.WaitGone(grace) {
+		if g.waitGone(grace, hurry) {
 			return false, nil
 		}
 	}
@@ -200,7 +206,10 @@ func (g *Group) Release() error {
 }
 
 // WaitGone waits up to d for the group to be gone and reports whether it is.
-func (g *Group) WaitGone(d time.Duration) bool {
+func (g *Group) WaitGone(d time.Duration) bool { return g.waitGone(d, nil) }
+
+// waitGone is WaitGone, cut short when hurry is closed.
+func (g *Group) waitGone(d time.Duration, hurry <-chan struct{}) bool {
 	deadline := time.Now().Add(d)
 	// The leader's exit wakes us at once; other members are polled, since
 	// nothing tells us when a process we did not start exits. The poll
@@ -219,6 +228,9 @@ func (g *Group) WaitGone(d time.Duration) bool {
 		select {
 		case <-g.done:
 		case <-t.C:
+		case <-hurry:
+			t.Stop()
+			return g.Gone()
 		}
 		t.Stop()
 		// Scanning /proc for a process group is dear; a cgroup's

@@ -107,9 +107,10 @@ type tenure struct {
 	state    driverclient.State
 	stop     chan struct{} // closed to ask the supervisor to stop
 	stopOnce sync.Once
-	deadline time.Time     // by which stopping must be done, or zero; set before stop is closed
-	done     chan struct{} // closed when the supervisor has ended
-	err      error         // why stopping failed, set before done is closed
+	deadline time.Time       // by which stopping must be done, or zero; set before stop is closed
+	hurry    <-chan struct{} // closed when stopping must end now; set before stop is closed
+	done     chan struct{}   // closed when the supervisor has ended
+	err      error           // why stopping failed, set before done is closed
 	// overrun says the command stopped, but after deadline; set before
 	// done is closed.
 	overrun error
@@ -119,10 +120,11 @@ type tenure struct {
 }
 
 // requestStop asks the supervisor to stop the command by deadline (zero
-// for none). Only the first request counts.
-func (t *tenure) requestStop(deadline time.Time) {
+// for none), and to kill it at once when hurry is closed (nil for never).
+// Only the first request counts.
+func (t *tenure) requestStop(deadline time.Time, hurry <-chan struct{}) {
 	t.stopOnce.Do(func() {
-		t.deadline = deadline
+		t.deadline, t.hurry = deadline, hurry
 		close(t.stop)
 	})
 }
@@ -220,14 +222,15 @@ func (d *Driver) Cgroups() *common.Cgroups { return d.cgroups.Load() }
 //
 // A demote returns once no process of the command is left. If ctx has a
 // deadline, the command is killed shortly before it (common.KillAt) if it
-// has not stopped by then; a demote that still ends after the deadline is
-// logged as an error and returns one, for the daemon to count. It does not
-// give up when ctx ends: stopping is bounded by the stop timeout and
-// common.KillWait, and a demote that returned early would let the daemon
-// start the service elsewhere while it still runs here.
+// has not stopped by then, and at once if ctx ends sooner: the demote was
+// cut short. A demote that still ends after the deadline is logged as an
+// error and returns one, for the daemon to count. It never gives up when
+// ctx ends: stopping is bounded by the stop timeout and common.KillWait,
+// and a demote that returned early would let the daemon start the service
+// elsewhere while it still runs here.
 func (d *Driver) Trigger(ctx context.Context, s driverclient.State) error {
 	if !s.IsMaster {
-		return d.stop(common.Deadline(ctx))
+		return d.stop(common.Deadline(ctx), ctx.Done())
 	}
 	d.mu.Lock()
 	cur := d.cur
@@ -269,17 +272,18 @@ func (d *Driver) Trigger(ctx context.Context, s driverclient.State) error {
 // left, or with an error if some survived SIGKILL. Stopping ends a crash
 // loop too, so the driver reports itself healthy again: what failed was the
 // command on this node as master, which it no longer is.
-func (d *Driver) Stop() error { return d.stop(time.Time{}) }
+func (d *Driver) Stop() error { return d.stop(time.Time{}, nil) }
 
-// stop is Stop with a deadline, zero for none.
-func (d *Driver) stop(deadline time.Time) error {
+// stop is Stop with a deadline, zero for none, and a channel closed when
+// the stop must end now, nil for none.
+func (d *Driver) stop(deadline time.Time, hurry <-chan struct{}) error {
 	d.mu.Lock()
 	t := d.cur
 	d.mu.Unlock()
 	if t == nil {
 		return nil
 	}
-	t.requestStop(deadline)
+	t.requestStop(deadline, hurry)
 	<-t.done
 	d.mu.Lock()
 	if d.cur == t {
@@ -423,15 +427,18 @@ func (d *Driver) stopLeftovers(t *tenure, g *common.Group) {
 	_ = g.Signal(syscall.SIGCONT)
 	killAt := time.Now().Add(d.opts.StopTimeout)
 	stop, stopping := t.stop, false
+	var hurry <-chan struct{}
 	for !g.WaitGone(leftoverPoll) {
 		select {
 		case <-stop:
-			stop, stopping = nil, true
+			stop, stopping, hurry = nil, true, t.hurry
 			if !t.deadline.IsZero() {
 				if k := common.KillAt(t.deadline, time.Now()); k.Before(killAt) {
 					killAt = k
 				}
 			}
+		case <-hurry:
+			killAt = time.Now()
 		default:
 		}
 		if !time.Now().Before(killAt) {
@@ -478,12 +485,17 @@ func (d *Driver) watch(t *tenure, g *common.Group) (exited bool) {
 		case <-t.stop:
 			began := time.Now()
 			grace := common.Grace(d.opts.StopTimeout, t.deadline, began)
-			args := []any{"pid", g.Pid(), "signal", signalName(d.opts.StopSignal), "timeout", grace.String()}
+			sig := d.opts.StopSignal
+			if grace <= 0 || closed(t.hurry) {
+				// No time to stop: a stop signal would only race SIGKILL.
+				sig = syscall.SIGKILL
+			}
+			args := []any{"pid", g.Pid(), "signal", signalName(sig), "timeout", grace.String()}
 			if !t.deadline.IsZero() {
 				args = append(args, "deadline_in", t.deadline.Sub(began).Round(time.Millisecond).String())
 			}
 			d.log.Info("stopping the command", args...)
-			killed, err := g.Stop(d.opts.StopSignal, grace)
+			killed, err := g.StopOrHurry(sig, grace, t.hurry)
 			ended := time.Now()
 			took := ended.Sub(began).Round(time.Millisecond).String()
 			switch {
@@ -507,6 +519,16 @@ func (d *Driver) watch(t *tenure, g *common.Group) (exited bool) {
 			}
 			return false
 		}
+	}
+}
+
+// closed reports whether c is closed; a nil c never is.
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 

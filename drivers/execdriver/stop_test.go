@@ -231,6 +231,44 @@ func TestDemoteCutsTheStopOfLeftovers(t *testing.T) {
 	}
 }
 
+func TestDemoteCutShortKills(t *testing.T) {
+	// driverclient cancels a demote's context when it must end at once
+	// (the stop deadline passed with no word from the daemon): the
+	// command is killed then, not after its stop timeout.
+	out := filepath.Join(t.TempDir(), "active")
+	d, _, _ := newDriver(t, "", func(o *Options) {
+		o.Command = []string{drainlog.Build(t), "--out", out, "--drain", "5s", "--tick", "2ms"}
+		o.StopTimeout = time.Minute
+	})
+	if err := d.Trigger(context.Background(), master); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "drainsvc to be active", func() bool {
+		runs, _ := drainlog.Read("a", out)
+		return len(runs) == 1 && runs[0].Last > runs[0].Start
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Trigger(ctx, standby) }()
+	waitFor(t, "drainsvc to be told to stop", func() bool {
+		runs, _ := drainlog.Read("a", out)
+		return len(runs) == 1 && runs[0].Stopped != 0
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("demote: %v", err)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("the demote did not end within 4s of its context, with the command draining for 5s")
+	}
+	runs, _ := drainlog.Read("a", out)
+	if len(runs) != 1 || runs[0].Exited {
+		t.Errorf("drainsvc was not killed: %v", runs)
+	}
+}
+
 func TestDemoteTimeout(t *testing.T) {
 	d, _, _ := newDriver(t, "true", func(o *Options) { o.StopTimeout = 7 * time.Second })
 	if got, want := d.DemoteTimeout(), 7*time.Second+common.KillWait; got != want {

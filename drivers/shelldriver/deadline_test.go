@@ -63,9 +63,8 @@ func TestFarDemoteDeadlineLetsOnStandbyFinish(t *testing.T) {
 	if err := e.d.Trigger(context.Background(), masterAt(1)); err != nil {
 		t.Fatal(err)
 	}
-	// Cancelled but with its deadline far away: on-standby runs to its end.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	cancel()
+	defer cancel()
 	if err := e.d.Trigger(ctx, followerAt(2)); err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +92,31 @@ func TestPastDeadlineKillsOnStandbyAtOnce(t *testing.T) {
 		t.Error("the overrun was not logged at error level")
 	}
 	if pid, _ := strconv.Atoi(strings.Join(e.lines("pid"), "")); pid != 0 && alive(pid) {
+		t.Errorf("on-standby %d survived", pid)
+	}
+}
+
+func TestDemoteCutShortKillsOnStandby(t *testing.T) {
+	// driverclient ends a demote's context early when it must be over at
+	// once (the stop deadline passed with no word from the daemon).
+	e := newDriver(t, `true`, `echo $$ > pid; sleep 100`, nil)
+	if err := e.d.Trigger(context.Background(), masterAt(1)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	done := make(chan error, 1)
+	go func() { done <- e.d.Trigger(ctx, followerAt(2)) }()
+	waitFor(t, "on-standby to start", func() bool { return len(e.lines("pid")) == 1 })
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "cut short") {
+			t.Errorf("Trigger = %v, want on-standby cut short", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("on-standby ran on for 10s after its demote was cut short")
+	}
+	if pid, _ := strconv.Atoi(strings.Join(e.lines("pid"), "")); alive(pid) {
 		t.Errorf("on-standby %d survived", pid)
 	}
 }

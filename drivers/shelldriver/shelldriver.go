@@ -128,13 +128,15 @@ func New(opts Options) (*Driver, error) {
 // on-standby runs again at the next state that is not master.
 //
 // On-master is killed when ctx ends: the promote was overtaken by a demote
-// or by the end of the lease. On-standby is not, since stopping is what
-// must happen then: it is bounded by its timeout and by ctx's deadline, if
-// any, by which the demote must be over (the next master may start soon
-// after). An on-standby still running shortly before that deadline
-// (common.KillAt) is killed with its whole process group, and a demote
-// that ends after the deadline all the same is logged as an error and
-// returns one, for the daemon to count.
+// or by the end of the lease. On-standby is bounded by its timeout and by
+// ctx's deadline, if any, by which the demote must be over (the next master
+// may start soon after): an on-standby still running shortly before that
+// deadline (common.KillAt) is killed with its whole process group, and so
+// is one whose ctx, with a deadline, ends sooner: the demote was cut short.
+// A ctx without a deadline bounds nothing, and its end is ignored, since
+// stopping is what must happen then. A demote that ends after its deadline
+// all the same is logged as an error and returns one, for the daemon to
+// count.
 func (d *Driver) Trigger(ctx context.Context, s driverclient.State) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -167,15 +169,15 @@ func (d *Driver) Trigger(ctx context.Context, s driverclient.State) error {
 // (driverclient.Options.DemoteTimeout).
 func (d *Driver) DemoteTimeout() time.Duration { return d.opts.Timeout }
 
-// standby runs on-standby for s, immune to ctx's cancellation but not to
-// its deadline.
+// standby runs on-standby for s, killing it shortly before ctx's deadline
+// or when ctx ends, if ctx has a deadline, and immune to ctx otherwise.
 func (d *Driver) standby(ctx context.Context, s driverclient.State) error {
 	d.acted, d.master = true, false
 	deadline := common.Deadline(ctx)
 	sctx := context.WithoutCancel(ctx)
 	if !deadline.IsZero() {
 		var cancel context.CancelFunc
-		sctx, cancel = context.WithDeadline(sctx, common.KillAt(deadline, time.Now()))
+		sctx, cancel = context.WithDeadline(ctx, common.KillAt(deadline, time.Now()))
 		defer cancel()
 	}
 	err := d.run(sctx, OnStandby, d.opts.OnStandby, s)
@@ -254,6 +256,8 @@ func (d *Driver) exec(ctx context.Context, name, script string, s driverclient.S
 	case <-ctx.Done():
 		why = "timed out after " + d.opts.Timeout.String()
 		switch {
+		case errors.Is(ctx.Err(), context.Canceled) && name == OnStandby:
+			why = "killed after " + time.Since(began).Round(time.Millisecond).String() + ": the demote was cut short"
 		case errors.Is(ctx.Err(), context.Canceled):
 			why = "cancelled: the promote was overtaken by a demote or the end of the lease"
 		case early:
