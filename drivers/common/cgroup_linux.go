@@ -58,7 +58,7 @@ func OpenCgroups(name string) (*Cgroups, error) {
 	// A trial cgroup proves the permission to create one and shows whether
 	// the kernel has cgroup.kill (Linux 5.14), without which a cgroup could
 	// not be killed at once.
-	probe := filepath.Join(c.dir, c.prefix+"probe")
+	probe := filepath.Join(c.dir, c.prefix+"probe"+strconv.FormatUint(cgroupSeq.Add(1), 10))
 	if err := os.Mkdir(probe, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create a cgroup in %s: %w", c.dir, err)
 	}
