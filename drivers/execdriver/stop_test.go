@@ -8,8 +8,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -279,13 +281,15 @@ func TestDemoteTimeout(t *testing.T) {
 // drainRun starts drainsvc, which works on for drain after SIGTERM, as
 // master, demotes it with a context whose deadline is deadlineIn away, and
 // returns its run as its log shows it, when the deadline and the return
-// were, in the log's clock, and the demote's error.
-func drainRun(t *testing.T, cgroups bool, drain, deadlineIn time.Duration) (run drainlog.Run, deadline, returned time.Duration, err error) {
+// were, in the log's clock, the driver's log and the demote's error.
+func drainRun(t *testing.T, cgroups bool, drain, deadlineIn time.Duration) (run drainlog.Run, deadline, returned time.Duration, logs string, err error) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "active")
+	var buf lockedBuffer
 	d, _, _ := newDriver(t, "", func(o *Options) {
 		o.Command = []string{drainlog.Build(t), "--out", out, "--drain", drain.String(), "--tick", "2ms"}
 		o.NoCgroup = !cgroups
+		o.Logger = slog.New(slog.NewTextHandler(&buf, nil))
 	})
 	if err := d.Trigger(context.Background(), master); err != nil {
 		t.Fatal(err)
@@ -303,23 +307,53 @@ func drainRun(t *testing.T, cgroups bool, drain, deadlineIn time.Duration) (run 
 	if rerr != nil || len(runs) != 1 {
 		t.Fatalf("drainsvc's log: %v, %v", runs, rerr)
 	}
-	return runs[0], deadline, returned, err
+	return runs[0], deadline, returned, buf.String(), err
+}
+
+// lockedBuffer is a log output safe to read while the driver writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestNearDeadlineKillsADrainingService(t *testing.T) {
 	for _, cgroups := range []bool{true, false} {
 		t.Run(fmt.Sprintf("cgroup=%v", cgroups), func(t *testing.T) {
-			run, deadline, returned, err := drainRun(t, cgroups, 300*time.Millisecond, 100*time.Millisecond)
+			run, deadline, returned, logs, err := drainRun(t, cgroups, 300*time.Millisecond, 100*time.Millisecond)
 			if run.Exited {
 				t.Fatalf("drainsvc drained and exited (%v): it should have been killed before the deadline 100ms away", run)
 			}
-			if run.Stopped == 0 {
+			// SIGKILL was due halfway to the deadline, 50ms before it.
+			m := regexp.MustCompile(`msg="command killed: it did not stop in time".* grace=(\S+)`).FindStringSubmatch(logs)
+			if m == nil {
+				t.Fatalf("the driver did not log the kill:\n%s", logs)
+			}
+			grace, _ := time.ParseDuration(m[1])
+			if grace > 50*time.Millisecond {
+				t.Errorf("the command got %v to stop before SIGKILL, with the deadline 100ms away; want at most 50ms", grace)
+			}
+			// A grace of 0 means the demote began too late for one; else
+			// the stop signal came first.
+			if grace > 0 && run.Stopped == 0 {
 				t.Errorf("drainsvc never saw the stop signal: %v", run)
 			}
 			// Its last sign of life precedes the deadline: it was killed
-			// before, not at or after it.
-			if run.Last >= deadline {
-				t.Errorf("drainsvc was active %v past the deadline", run.Last-deadline)
+			// before. Only a machine too busy to run the driver in time
+			// may fail that, and then the demote must report the overrun.
+			if run.Last >= deadline && err == nil {
+				t.Errorf("drainsvc was active %v past the deadline, and the demote did not say so", run.Last-deadline)
 			}
 			// On a slow machine the demote may end late; it must then say so.
 			if late := returned > deadline; late != (err != nil) {
@@ -330,7 +364,7 @@ func TestNearDeadlineKillsADrainingService(t *testing.T) {
 }
 
 func TestFarDeadlineLetsAServiceDrain(t *testing.T) {
-	run, deadline, returned, err := drainRun(t, true, 300*time.Millisecond, time.Second)
+	run, deadline, returned, _, err := drainRun(t, true, 300*time.Millisecond, time.Second)
 	if !run.Exited {
 		t.Fatalf("drainsvc was killed (%v), with 900ms before SIGKILL for its 300ms drain", run)
 	}
