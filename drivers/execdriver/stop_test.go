@@ -225,8 +225,10 @@ func TestDemoteCutsTheStopOfLeftovers(t *testing.T) {
 	if runs[0].Exited {
 		t.Fatalf("drainsvc drained for its whole 2s: %v", runs[0])
 	}
-	if runs[0].Last >= deadline {
-		t.Errorf("drainsvc was active %v past the deadline", runs[0].Last-deadline)
+	// Only a machine too busy to run the driver in time may let it run
+	// past the deadline, and then the demote must report the overrun.
+	if runs[0].Last >= deadline && err == nil {
+		t.Errorf("drainsvc was active %v past the deadline, and the demote did not say so", runs[0].Last-deadline)
 	}
 	if late := returned > deadline; late != (err != nil) {
 		t.Errorf("demote returned %v after the deadline with error %v; want an error exactly when late", returned-deadline, err)
