@@ -17,6 +17,7 @@ import (
 
 	"github.com/clustd/clustd/driverclient"
 	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/drivers/common"
 	"github.com/clustd/clustd/drivers/execdriver"
 	"github.com/clustd/clustd/drivers/shelldriver"
 	"github.com/clustd/clustd/drivers/webhook"
@@ -228,8 +229,11 @@ func runDriverExec(c *cli.Context) error {
 	if c.Duration("stop-timeout") <= 0 {
 		return driverUsageError(c, fmt.Sprintf("--stop-timeout %v: must be positive", c.Duration("stop-timeout")))
 	}
-	opts, log, err := driverSetup(c)
+	opts, log, limit, err := driverSetup(c)
 	if err != nil {
+		return err
+	}
+	if err := limit.check(c, c.Duration("stop-timeout")+common.KillWait, fmt.Sprintf("--stop-timeout %v plus the %v wait after SIGKILL", c.Duration("stop-timeout"), common.KillWait)); err != nil {
 		return err
 	}
 	if _, err := exec.LookPath(args[0]); err != nil {
@@ -284,8 +288,11 @@ func runDriverShell(c *cli.Context) error {
 	if c.Duration("timeout") <= 0 {
 		return driverUsageError(c, fmt.Sprintf("--timeout %v: must be positive", c.Duration("timeout")))
 	}
-	opts, log, err := driverSetup(c)
+	opts, log, limit, err := driverSetup(c)
 	if err != nil {
+		return err
+	}
+	if err := limit.check(c, c.Duration("timeout"), fmt.Sprintf("--timeout %v", c.Duration("timeout"))); err != nil {
 		return err
 	}
 	var client *driverclient.Client
@@ -325,7 +332,7 @@ func runDriverWebhook(c *cli.Context) error {
 	if c.Int("queue") < 1 {
 		return driverUsageError(c, fmt.Sprintf("--queue %d: must be at least 1", c.Int("queue")))
 	}
-	opts, log, err := driverSetup(c)
+	opts, log, _, err := driverSetup(c)
 	if err != nil {
 		return err
 	}
@@ -359,25 +366,45 @@ func runDriverWebhook(c *cli.Context) error {
 	return driverExit(runErr)
 }
 
+// demoteLimit is the daemon's demote_timeout, when the driver read the
+// node's configuration: a driver that declares a longer demote time would
+// be refused, and is better told at once.
+type demoteLimit struct {
+	d    time.Duration // zero if the configuration was not read
+	path string        // the configuration file
+}
+
+// check returns a usage error if declared, the driver's demote time as its
+// flags make it (what), exceeds the limit.
+func (l demoteLimit) check(c *cli.Context, declared time.Duration, what string) error {
+	if l.d == 0 || declared <= l.d {
+		return nil
+	}
+	return driverUsageError(c, fmt.Sprintf("%s lets a demote take %v, longer than demote_timeout %v in %s: the daemon would refuse this driver; shorten it or raise demote_timeout",
+		what, declared, l.d, l.path))
+}
+
 // driverSetup works out from the flags how to reach the daemon and makes
 // the logger. The address comes from --addr, else the configuration's
 // http.listen, else the default listener; the secret from --secret-file,
 // else the configuration's drivers secret. The configuration is read only
-// when it is needed, because the user may not be allowed to read it.
-func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, error) {
+// when it is needed, because the user may not be allowed to read it; when
+// it is, its demote_timeout comes back as the limit.
+func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, demoteLimit, error) {
 	var opts driverclient.Options
+	var limit demoteLimit
 	var level slog.LevelVar
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return opts, nil, driverUsageError(c, fmt.Sprintf("--log-level %q: expected debug, info, warn or error", c.String("log-level")))
+		return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--log-level %q: expected debug, info, warn or error", c.String("log-level")))
 	}
 	log, err := newLogger(c.App.ErrWriter, c.String("log-format"), &level)
 	if err != nil {
-		return opts, nil, driverUsageError(c, err.Error())
+		return opts, nil, limit, driverUsageError(c, err.Error())
 	}
 
 	name := c.String("name")
 	if len(name) > maxDriverName || !driverproto.ValidID(name) {
-		return opts, nil, driverUsageError(c, fmt.Sprintf("--name %q: need 1 to %d of A-Z a-z 0-9 . _ -", name, maxDriverName))
+		return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--name %q: need 1 to %d of A-Z a-z 0-9 . _ -", name, maxDriverName))
 	}
 	cfgPath := strings.TrimSpace(c.String("config"))
 	addr := strings.TrimSpace(c.String("addr"))
@@ -385,32 +412,33 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, error) {
 	if addr != "" {
 		a, err := dialAddr(addr)
 		if err != nil {
-			return opts, nil, driverUsageError(c, fmt.Sprintf("--addr %q: %v", addr, err))
+			return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--addr %q: %v", addr, err))
 		}
 		addr = a
 	}
 	if cfgPath == "" && secretFile == "" {
-		return opts, nil, driverUsageError(c, "a driver needs the drivers secret: give --config FILE (the node's configuration) or --secret-file FILE")
+		return opts, nil, limit, driverUsageError(c, "a driver needs the drivers secret: give --config FILE (the node's configuration) or --secret-file FILE")
 	}
 	var secret []byte
 	if secretFile != "" {
 		if secret, err = readSecretFile(secretFile); err != nil {
-			return opts, nil, &exitError{code: 1, msg: fmt.Sprintf("--secret-file %s: %v", secretFile, err)}
+			return opts, nil, limit, &exitError{code: 1, msg: fmt.Sprintf("--secret-file %s: %v", secretFile, err)}
 		}
 	}
 	if cfgPath != "" && (addr == "" || secret == nil) {
 		cfg, err := config.Load(cfgPath)
 		if err != nil {
-			return opts, nil, &exitError{code: 1, msg: err.Error()}
+			return opts, nil, limit, &exitError{code: 1, msg: err.Error()}
 		}
 		if addr == "" {
 			if addr, err = dialAddr(cfg.HTTPListen); err != nil {
-				return opts, nil, &exitError{code: 1, msg: fmt.Sprintf("%s: http.listen %q: %v", cfgPath, cfg.HTTPListen, err)}
+				return opts, nil, limit, &exitError{code: 1, msg: fmt.Sprintf("%s: http.listen %q: %v", cfgPath, cfg.HTTPListen, err)}
 			}
 		}
 		if secret == nil {
 			secret = cfg.DriversSecret
 		}
+		limit = demoteLimit{d: cfg.DemoteTimeout, path: cfgPath}
 		log = log.With("node", cfg.ID)
 	}
 	if addr == "" {
@@ -422,7 +450,7 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, error) {
 		Name:     name,
 		Required: c.Bool("required"),
 		Logger:   log,
-	}, log, nil
+	}, log, limit, nil
 }
 
 // driverExit turns what the client's Run returned into the exit status:

@@ -293,6 +293,10 @@ func TestDriverFlagErrors(t *testing.T) {
 		{"missing secret file", []string{"driver", "shell", "--secret-file", filepath.Join(dir, "nope"), "--on-master", "a", "--on-standby", "b"}, 1, []string{"--secret-file " + filepath.Join(dir, "nope") + ": no such file or directory"}},
 		{"broken config", []string{"driver", "webhook", "--config", filepath.Join(dir, "broken.yml"), "--url", "http://h/"}, 1, []string{"broken.yml"}},
 		{"unknown flag", []string{"driver", "exec", "--nope", "--config", cfg, "--", "true"}, 2, []string{"flag provided but not defined"}},
+		{"exec stop too long for the daemon", []string{"driver", "exec", "--config", cfg, "--stop-timeout", "26s", "--", "true"}, 2,
+			[]string{"--stop-timeout 26s plus the 5s wait after SIGKILL lets a demote take 31s, longer than demote_timeout 30s in " + cfg, "the daemon would refuse this driver"}},
+		{"shell timeout too long for the daemon", []string{"driver", "shell", "--config", cfg, "--timeout", "31s", "--on-master", "a", "--on-standby", "b"}, 2,
+			[]string{"--timeout 31s lets a demote take 31s, longer than demote_timeout 30s in " + cfg}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
