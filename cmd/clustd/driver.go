@@ -91,9 +91,10 @@ func driverExecCommand() *cli.Command {
 			"confirmed only once no process is left. The driver declares --stop-timeout plus\n" +
 			"5s (the wait after SIGKILL) as its demote time: on a planned hand-over the daemon\n" +
 			"keeps the role that long at most, and it refuses a driver that declares more than\n" +
-			"its demote_timeout. If the daemon goes silent, CMD is stopped when the lease runs\n" +
-			"out, and killed if it is still running shortly before the cluster's stop budget\n" +
-			"is spent, whatever --stop-timeout says: the next master may start then.\n\n" +
+			"its demote_timeout (with --config the driver checks that itself at start-up). If\n" +
+			"the daemon goes silent, CMD is stopped when the lease runs out, and killed if it\n" +
+			"is still running shortly before the cluster's stop budget is spent, whatever\n" +
+			"--stop-timeout says: the next master may start then.\n\n" +
 			"If CMD exits by itself while the node is still master, it is restarted after 1s,\n" +
 			"then 2s, 4s, … up to 30s. While it keeps dying within 10s of its start the driver\n" +
 			"reports itself unhealthy with the exit status; with --required that makes the node\n" +
@@ -107,7 +108,7 @@ func driverExecCommand() *cli.Command {
 			"stderr. Put the driver's own flags before --.\n\n" +
 			"Examples:\n" +
 			"   clustd driver exec --config /etc/clustd/clustd.yml -- /usr/sbin/mysvc --foreground --config /etc/mysvc.conf\n" +
-			"   clustd driver exec --config /etc/clustd/clustd.yml --required --stop-signal INT --stop-timeout 30s -- \\\n" +
+			"   clustd driver exec --config /etc/clustd/clustd.yml --required --stop-signal INT --stop-timeout 20s -- \\\n" +
 			"       /usr/local/bin/scheduler --fencing-token-from-env CLUSTD_TERM",
 		Flags: append(driverFlags("exec"),
 			&cli.StringFlag{Name: "stop-signal", Value: "TERM", Usage: "the signal that asks CMD to stop: TERM, INT, HUP, QUIT, USR1, USR2, WINCH or a number"},
@@ -138,9 +139,10 @@ func driverShellCommand() *cli.Command {
 			"On a planned hand-over (transfer, maintenance, SIGTERM) the daemon keeps the\n" +
 			"master role, so that no other node starts, until on-standby has finished. The\n" +
 			"driver declares --timeout as its demote time, which must not exceed the daemon's\n" +
-			"demote_timeout. When the lease runs out instead, on-standby must be done before\n" +
-			"the cluster's stop budget is spent: one still running shortly before is killed\n" +
-			"with its whole process group, and counts as failed.\n\n" +
+			"demote_timeout (with --config the driver checks that at start-up). When the lease\n" +
+			"runs out instead, on-standby must be done before the cluster's stop budget is\n" +
+			"spent: one still running shortly before is killed with its whole process group,\n" +
+			"and counts as failed.\n\n" +
 			"Examples:\n" +
 			"   clustd driver shell --config /etc/clustd/clustd.yml \\\n" +
 			"       --on-master 'ip addr add 10.0.0.100/24 dev eth0' \\\n" +
