@@ -123,6 +123,8 @@ type cluster struct {
 	execFile string
 	nodes    []*node
 	noExec   bool
+	// drain is how long the exec probe goes on after its stop signal.
+	drain time.Duration
 }
 
 // writeConfigs writes every node's configuration with clustd init: members
@@ -180,7 +182,7 @@ func (c *cluster) startDrivers(n *node) error {
 		return nil
 	}
 	cmd = c.net.command(context.Background(), n.idx, c.clustd, "driver", "exec", "--config", n.config, "--name", "probe",
-		"--stop-timeout", "5s", "--", c.recorder, "probe", "--node", n.id, "--out", c.execFile)
+		"--stop-timeout", "5s", "--", c.recorder, "probe", "--node", n.id, "--out", c.execFile, "--drain", c.drain.String())
 	if p, err = startProc(cmd, filepath.Join(n.dir, "exec.log"), "clustd driver exec"); err != nil {
 		return fmt.Errorf("starting %s's exec driver: %w", n.id, err)
 	}

@@ -1,5 +1,5 @@
 // Package chaos runs real clustd processes under faults and checks, from
-// what their drivers did, the contract of DESIGN.md: never two masters at
+// what their drivers did, the contract of docs/design.md: never two masters at
 // once, terms only rising, a master soon after every fault heals.
 //
 // # The system under test
@@ -56,8 +56,9 @@
 //
 // # Proving it can fail
 //
-// Built with -tags chaos_unsafe, clustd runs without stickiness (see
-// node/unsafe_chaos.go). Cutting the master off from one follower then lets
+// Built with -tags chaos_unsafe, clustd runs without stickiness and without
+// the stop budget's promote delay, which would otherwise hide the missing
+// stickiness from drivers that stop at once (see node/unsafe_chaos.go). Cutting the master off from one follower then lets
 // that follower win an election through the others while the master's
 // lease still holds, and the run must report the overlap.
 package chaos

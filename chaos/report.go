@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/clustd/clustd/internal/percentile"
 )
 
 // Stats summarises a set of durations.
@@ -30,10 +32,10 @@ func statsOf(samples []time.Duration) Stats {
 	s := slices.Clone(samples)
 	slices.Sort(s)
 	rank := func(p float64) time.Duration {
-		i := int(p*float64(len(s))+0.999999) - 1
-		return s[min(max(i, 0), len(s)-1)]
+		v, _ := percentile.NearestRank(s, p)
+		return v
 	}
-	return Stats{N: len(s), P50: rank(0.50), P99: rank(0.99), Max: s[len(s)-1]}
+	return Stats{N: len(s), P50: rank(50), P99: rank(99), Max: s[len(s)-1]}
 }
 
 func (s Stats) String() string {
@@ -55,6 +57,10 @@ type Report struct {
 	Network     string `json:"network"`
 	NetworkNote string `json:"network_note,omitempty"`
 	Weather     string `json:"weather"`
+	// ProbeDrain is how long the exec probe went on after its stop signal;
+	// StopBudget is the cluster's.
+	ProbeDrain time.Duration `json:"probe_drain_ns"`
+	StopBudget time.Duration `json:"stop_budget_ns"`
 	// Duration is how long faults were injected.
 	Duration time.Duration  `json:"duration_ns"`
 	Faults   map[Kind]int   `json:"faults"`
@@ -105,12 +111,14 @@ func (r *Report) Failed() bool { return len(r.Violations) > 0 }
 func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, error) {
 	c := r.c
 	rep := &Report{
-		Seed: r.cfg.Seed, Nodes: r.cfg.Nodes, Profile: r.cfg.Profile, Unsafe: r.cfg.Unsafe,
+		StopBudget: r.timing.StopBudget,
+		Seed:       r.cfg.Seed, Nodes: r.cfg.Nodes, Profile: r.cfg.Profile, Unsafe: r.cfg.Unsafe,
 		Network: nw.describe(), NetworkNote: r.netNote, Duration: faultTime,
 		Faults: map[Kind]int{}, FaultLog: r.faults, ByKind: map[Kind]Stats{},
 		LivenessBound: r.bound, Exec: !r.cfg.NoExec,
 	}
 	rep.Weather = NewSchedule(r.cfg.Seed, r.cfg.Nodes, r.timing, r.cfg.Kinds).Weather.Name
+	rep.ProbeDrain = c.drain
 	rep.Replay = replayCommand(r.cfg)
 
 	ids := make([]string, len(c.nodes))
@@ -308,7 +316,7 @@ func (r *Report) Summary(w io.Writer) {
 	}
 	build := ""
 	if r.Unsafe {
-		build = ", UNSAFE build (-tags chaos_unsafe: no stickiness)"
+		build = ", UNSAFE build (-tags chaos_unsafe: no stickiness, no stop budget)"
 	}
 	p("seed", "%d", r.Seed)
 	p("nodes", "%d, %s timing%s", r.Nodes, r.Profile, build)
@@ -317,6 +325,9 @@ func (r *Report) Summary(w io.Writer) {
 		p("", "%s", r.NetworkNote)
 	}
 	p("weather", "%s", r.Weather)
+	if r.Exec {
+		p("probe drain", "%v after its stop signal (stop budget %v)", r.ProbeDrain, r.StopBudget)
+	}
 	p("duration", "%v of faults", r.Duration.Round(100*time.Millisecond))
 	var kinds []string
 	total := 0

@@ -34,6 +34,9 @@ type ackItem struct {
 	// result is known.
 	gen uint64
 	err error
+	// overrun is how late past its deadline the demote it acknowledges
+	// finished.
+	overrun time.Duration
 }
 
 // call is the Trigger call in progress.
@@ -43,6 +46,9 @@ type call struct {
 	cancel   context.CancelFunc
 	canceled bool
 	start    time.Time
+	// deadline is, for a demote, the CLOCK_BOOTTIME reading by which it
+	// must have finished (zero: none).
+	deadline time.Duration
 }
 
 // errStaleLease is the acknowledgement of a master state whose lease had
@@ -77,6 +83,11 @@ type machine struct {
 
 	lease   timer
 	leaseAt time.Duration
+	// stop watches the stop deadline while a demote runs: a planned
+	// hand-over renews it, and if the daemon goes silent it passes and
+	// the demote is cut short.
+	stop   timer
+	stopAt time.Duration
 }
 
 // loop runs Trigger as the daemon's states ask, enforces the lease and
@@ -87,6 +98,7 @@ func (c *Client) loop(ctx context.Context, states <-chan inState) {
 	m := &machine{c: c, base: context.WithoutCancel(ctx), done: make(chan result, 1), nextGen: 1}
 	for {
 		m.armLease()
+		m.armStop()
 		select {
 		case in := <-states:
 			m.onState(in)
@@ -97,6 +109,8 @@ func (c *Client) loop(ctx context.Context, states <-chan inState) {
 			m.onResult(r)
 		case <-m.leaseC():
 			m.onLeaseTimer()
+		case <-m.stopC():
+			m.onStopTimer()
 		case <-ctx.Done():
 			m.shutdown()
 			return
@@ -180,6 +194,9 @@ func (m *machine) flush() {
 	for ; n < len(m.acks) && m.acks[n].gen == 0; n++ {
 		a := m.acks[n]
 		msg := driverproto.Message{Type: driverproto.TypeAck, Seq: a.seq, OK: driverproto.Bool(a.err == nil)}
+		if a.overrun > 0 {
+			msg.OverrunMS = max(a.overrun.Milliseconds(), 1)
+		}
 		if a.err != nil {
 			msg.Error = truncate(a.err.Error())
 		}
@@ -200,6 +217,15 @@ func (m *machine) start() {
 	st.Members = slices.Clone(st.Members)
 	ctx, cancel := context.WithCancel(m.base)
 	r := &call{gen: m.pendingGen, st: st, cancel: cancel, start: time.Now()}
+	if !st.IsMaster {
+		if r.deadline = m.demoteDeadline(st); r.deadline > 0 {
+			// The context's deadline is on the wall clock; the stop watch
+			// (armStop) holds it to CLOCK_BOOTTIME as well.
+			cancel()
+			ctx, cancel = context.WithDeadline(m.base, time.Now().Add(r.deadline-m.c.opts.Clock()))
+			r.cancel = cancel
+		}
+	}
 	m.run, m.pending, m.acted = r, false, st
 	m.c.log.Debug("trigger starting", stateAttrs(st)...)
 	go func() {
@@ -213,9 +239,17 @@ func (m *machine) onResult(r result) {
 	run := m.run
 	m.run = nil
 	m.c.logTrigger(run.st, time.Since(run.start), r.err)
+	var overrun time.Duration
+	if run.deadline > 0 {
+		if now := m.c.opts.Clock(); now > run.deadline {
+			overrun = now - run.deadline
+			m.c.log.Error("the demote finished after its deadline: the next master's drivers may have started meanwhile",
+				"term", run.st.Term, "late", overrun)
+		}
+	}
 	for i := range m.acks {
 		if m.acks[i].gen == r.gen {
-			m.acks[i].gen, m.acks[i].err = 0, r.err
+			m.acks[i].gen, m.acks[i].err, m.acks[i].overrun = 0, r.err, overrun
 		}
 	}
 	m.flush()
@@ -262,17 +296,69 @@ func (m *machine) onLeaseTimer() {
 	}
 	term := m.want.Term
 	m.c.log.Warn("lease ran out with no renewal from the daemon; demoting",
-		"term", term, "deadline", m.want.LeaseDeadline, "late", now-m.want.LeaseDeadline)
+		"term", term, "deadline", m.want.LeaseDeadline, "late", now-m.want.LeaseDeadline, "stop_deadline", m.want.StopDeadline)
 	m.want = State{
-		Node:   m.want.Node,
-		Role:   driverproto.RoleFollower,
-		Term:   term,
-		Reason: fmt.Sprintf("the lease of term %d ran out with no renewal from the daemon", term),
-		Local:  true,
+		Node:         m.want.Node,
+		Role:         driverproto.RoleFollower,
+		Term:         term,
+		Reason:       fmt.Sprintf("the lease of term %d ran out with no renewal from the daemon", term),
+		Local:        true,
+		StopDeadline: m.want.StopDeadline,
 	}
 	m.setPending()
 	m.cancelPromote("the lease ran out")
 	m.start()
+}
+
+// demoteDeadline is when a demote to st must have finished, zero for no
+// bound. A demote the daemon asks for gets the time the driver declared;
+// any demote but a planned one must also be done by the stop deadline,
+// after which the next master's drivers may start.
+func (m *machine) demoteDeadline(st State) time.Duration {
+	var dl time.Duration
+	if !st.Local && m.c.opts.DemoteTimeout > 0 {
+		dl = m.c.opts.Clock() + m.c.opts.DemoteTimeout
+	}
+	if st.StopDeadline > 0 && !st.Planned && (dl == 0 || st.StopDeadline < dl) {
+		dl = st.StopDeadline
+	}
+	return dl
+}
+
+// armStop keeps the stop watch set for want's stop deadline while a
+// demote runs.
+func (m *machine) armStop() {
+	on := m.run != nil && !m.run.st.IsMaster && !m.run.canceled && m.haveWant && !m.want.IsMaster && m.want.StopDeadline > 0
+	if m.stop != nil && (!on || m.stopAt != m.want.StopDeadline) {
+		m.stop.Stop()
+		m.stop = nil
+	}
+	if on && m.stop == nil {
+		m.stopAt = m.want.StopDeadline
+		m.stop = m.c.newTimer(m.stopAt - m.c.opts.Clock())
+	}
+}
+
+func (m *machine) stopC() <-chan time.Time {
+	if m.stop == nil {
+		return nil
+	}
+	return m.stop.C()
+}
+
+func (m *machine) onStopTimer() {
+	m.stop = nil
+	now := m.c.opts.Clock()
+	if m.run == nil || m.run.st.IsMaster || m.run.canceled || now < m.want.StopDeadline {
+		return
+	}
+	m.c.log.Error("the stop deadline passed with the demote still running and no renewal from the daemon; cutting the demote short",
+		"term", m.run.st.Term, "stop_deadline", m.want.StopDeadline, "late", now-m.want.StopDeadline)
+	m.run.canceled = true
+	if m.run.deadline == 0 || m.run.deadline > m.want.StopDeadline {
+		m.run.deadline = m.want.StopDeadline
+	}
+	m.run.cancel()
 }
 
 // shutdown lets the running Trigger finish (a promote is cancelled, a

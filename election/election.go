@@ -67,6 +67,9 @@ type Unsafe struct {
 	// NoDriftMargin stretches the lease to the full ElectionMin, ignoring
 	// clock drift.
 	NoDriftMargin bool
+	// NoStopBudget lets a new master's drivers act as soon as it becomes
+	// master, while the old master's drivers may still be stopping.
+	NoStopBudget bool
 }
 
 // Config sets up one election core.
@@ -115,12 +118,23 @@ type State struct {
 	Reason string
 	// At is the local time of the change.
 	At time.Duration
+	// Act, on a master, says its drivers may act as master: the stop
+	// budget has passed since it became master, so the drivers of any
+	// master before it have stopped. A master reports a state with Act
+	// false first, then the same with Act true.
+	Act bool
+	// Draining is set while a hand-over waits for the drivers to stop: the
+	// node reports itself a follower to them but still holds the
+	// cluster's lease, and LeaseUntil is that lease, renewed as usual:
+	// the drivers' stop deadline follows it.
+	Draining bool
 }
 
 // sameAs compares everything but the time. The reason counts: winning an
 // election changes nothing else that is visible, and still matters.
 func (s State) sameAs(o State) bool {
-	return s.Role == o.Role && s.Term == o.Term && s.Master == o.Master && s.LeaseUntil == o.LeaseUntil && s.Reason == o.Reason
+	return s.Role == o.Role && s.Term == o.Term && s.Master == o.Master && s.LeaseUntil == o.LeaseUntil &&
+		s.Reason == o.Reason && s.Act == o.Act && s.Draining == o.Draining
 }
 
 // Ready is a batch of work for the caller. Persist HardState (if not nil)
@@ -157,6 +171,7 @@ const (
 	ReasonPreempted      = "preempted by a higher-priority node"
 	ReasonBecameEligible = "eligible again"
 	ReasonYielded        = "yielded to a better-ranked candidate"
+	ReasonActing         = "stop budget passed: drivers may act"
 )
 
 type voteResult uint8
@@ -185,6 +200,11 @@ type transfer struct {
 	driverLease time.Duration
 	// sendAt, once draining is over, is when TimeoutNow may go.
 	sendAt time.Duration
+	// acting says the drivers were acting when the hand-over began, so
+	// the drivers of every earlier master had stopped; confirmed says
+	// every driver confirmed its demote. Together they let the target's
+	// drivers start without waiting out the stop budget.
+	acting, confirmed bool
 }
 
 // Node is the election core of one cluster member. It is not safe for
@@ -240,9 +260,15 @@ type Node struct {
 	votes      []int8 // per member: 0 unknown, 1 granted, -1 rejected
 
 	// master
-	leaseHeld     bool
-	leaseUntil    time.Duration
-	masterSince   time.Duration
+	leaseHeld   bool
+	leaseUntil  time.Duration
+	masterSince time.Duration
+	// actFrom is when the drivers may act: StopBudget after masterSince,
+	// or masterSince itself for a hand-over whose old drivers confirmed.
+	actFrom time.Duration
+	// confirmedTerm is the term this node campaigns in because a master
+	// whose drivers all confirmed their demote told it to.
+	confirmedTerm uint64
 	lastRound     time.Duration
 	nextHeartbeat time.Duration
 	acked         []time.Duration // per member: newest round acknowledged, -1 none
@@ -356,15 +382,9 @@ func (n *Node) HardState() HardState { return n.hs }
 // Term returns the current term.
 func (n *Node) Term() uint64 { return n.hs.Term }
 
-// Members returns the member list, sorted by id.
-func (n *Node) Members() []Member { return slices.Clone(n.members) }
-
 // LeaseDuration is how far an acknowledged heartbeat round extends the
 // lease, counted from the round's send time.
 func (n *Node) LeaseDuration() time.Duration { return n.leaseDur }
-
-// Timing returns the timing the core runs on.
-func (n *Node) Timing() Timing { return n.timing }
 
 // Eligible reports whether this node may become master.
 func (n *Node) Eligible() bool {
@@ -422,6 +442,9 @@ func (n *Node) NextDeadline() time.Duration {
 		}
 		if n.draining != nil {
 			d = min(d, n.draining.drainUntil)
+		}
+		if n.actFrom > n.now {
+			d = min(d, n.actFrom)
 		}
 		return d
 	}
@@ -490,6 +513,21 @@ func (n *Node) DemoteDone(now time.Duration) {
 		n.finishDrain(true)
 	} else if n.pending != nil {
 		n.pending.sendAt = min(n.pending.sendAt, n.now)
+		n.pending.confirmed = true
+	}
+	n.advance(now)
+	n.publish()
+}
+
+// DemoteUnconfirmed tells the core that the drivers have done what they
+// will: some did not confirm their demote in the time they declared, or
+// went away. A hand-over goes ahead as if its drain had timed out: the
+// target is told once the drivers' last lease has run out, and its own
+// drivers wait out the stop budget.
+func (n *Node) DemoteUnconfirmed(now time.Duration) {
+	n.advance(now)
+	if n.draining != nil {
+		n.finishDrain(false)
 	}
 	n.advance(now)
 	n.publish()
@@ -566,7 +604,8 @@ func (n *Node) advance(now time.Duration) {
 		// newer term would let the target's voters skip their stickiness
 		// towards a master that still holds a lease.
 		if n.pending.term == n.hs.Term {
-			n.send(Message{Type: MsgTimeoutNow, To: n.pending.target, Term: n.hs.Term})
+			confirmed := n.pending.acting && n.pending.confirmed
+			n.send(Message{Type: MsgTimeoutNow, To: n.pending.target, Term: n.hs.Term, Confirmed: confirmed})
 		}
 		n.pending = nil
 	}
@@ -645,6 +684,9 @@ func (n *Node) step(from int, m Message) {
 		if n.role != Master && n.Eligible() && !holdoff {
 			n.lead = ""
 			n.campaign(true)
+			if m.Confirmed {
+				n.confirmedTerm = n.hs.Term
+			}
 		}
 	}
 }
@@ -777,9 +819,17 @@ func (n *Node) updateLease() {
 		return
 	}
 	n.leaseUntil = until
+	if n.draining != nil {
+		// The drivers' stop deadline follows the renewed lease.
+		n.draining.driverLease = until
+	}
 	if !n.leaseHeld {
 		n.leaseHeld = true
 		n.masterSince = n.now
+		n.actFrom = n.now + n.timing.StopBudget
+		if n.unsafe.NoStopBudget || n.confirmedTerm == n.hs.Term {
+			n.actFrom = n.now
+		}
 		n.reason = ReasonLeaseAcquired
 	} else {
 		n.reason = ReasonLeaseRenewed
@@ -988,6 +1038,7 @@ func (n *Node) handOver(target, reason string) {
 		reason:      reason,
 		drainUntil:  n.now + n.demoteWait,
 		driverLease: n.leaseUntil,
+		acting:      n.now >= n.actFrom,
 	}
 	n.reason = reason
 	n.publish()
@@ -1000,6 +1051,7 @@ func (n *Node) finishDrain(confirmed bool) {
 	n.draining = nil
 	n.demote(t.reason)
 	t.sendAt = n.now
+	t.confirmed = confirmed
 	if !confirmed {
 		t.sendAt = max(n.now, t.driverLease)
 	}
@@ -1099,8 +1151,15 @@ func (n *Node) publish() {
 			// Still master for the cluster, no longer for the drivers.
 			s.Role = Follower
 			s.Master = ""
+			s.Draining = true
+			s.LeaseUntil = n.leaseUntil
 		case n.leaseHeld:
 			s.LeaseUntil = n.leaseUntil
+			s.Act = n.now >= n.actFrom
+			if s.Act && n.published.Role == Master && !n.published.Act && n.published.Term == s.Term {
+				s.Reason = ReasonActing
+				n.reason = ReasonActing
+			}
 		default:
 			s.Role = Candidate
 			s.Master = ""

@@ -202,7 +202,7 @@ func (d *Daemon) dial(ctx context.Context, p *peer) (*transport.Session, error) 
 	if err != nil {
 		return nil, err
 	}
-	sess, err := transport.Client(hctx, conn, d.cfg.Secret, d.hello, p.id)
+	sess, err := transport.Client(hctx, conn, d.cfg.Secret, d.currentHello(), p.id)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -326,11 +326,15 @@ func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
 	tuneAccepted(conn, userTimeout(d.cfg.Timing.ElectionMin))
 	hctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
 	remote := conn.RemoteAddr().String()
-	sess, err := transport.ServerAdmit(hctx, conn, d.cfg.Secret, d.hello, d.admitPeer(remote))
+	sess, err := transport.ServerAdmit(hctx, conn, d.cfg.Secret, d.currentHello(), d.admitPeer(remote))
 	cancel()
 	d.handshakes.release(slot)
 	if err != nil {
 		d.acceptFailed(conn.RemoteAddr(), err)
+		return
+	}
+	if sess.Peer().Node == ProbeNode {
+		d.serveProbe(sess) // clustd check --peers (probe.go)
 		return
 	}
 	p := d.peers[sess.Peer().Node]

@@ -27,6 +27,10 @@ type RunConfig struct {
 	// history's visualisation goes to HTMLPath when set.
 	Linearizability bool
 	HTMLPath        string
+	// DriversOverrun gives the drivers stop times up to twice the stop
+	// budget and lets them ignore their stop deadline: a mutation the
+	// checkers must catch.
+	DriversOverrun bool
 }
 
 // Result is the outcome of a run. Its JSON form is what `clustd sim --json`
@@ -73,7 +77,7 @@ func Run(rc RunConfig) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := New(Options{
+	opts := Options{
 		Nodes:           rc.Nodes,
 		Seed:            rc.Seed,
 		Timing:          timing,
@@ -81,7 +85,18 @@ func Run(rc RunConfig) (*Result, error) {
 		Drift:           rc.Faults && rc.Mix.Drift,
 		Verbose:         rc.Verbose,
 		Linearizability: rc.Linearizability,
-	})
+		DriversOverrun:  rc.DriversOverrun,
+	}
+	if rc.Faults {
+		// Drivers that use all of their stop budget, and timers as late
+		// as the reserve allows.
+		opts.DriverStop = timing.StopBudget
+		opts.DriverLateness = timing.DriverReserve()
+		if rc.DriversOverrun {
+			opts.DriverStop = 2 * timing.StopBudget
+		}
+	}
+	s, err := New(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -159,16 +159,21 @@ func TestCheckersCanFail(t *testing.T) {
 		name   string
 		unsafe election.Unsafe
 		nodes  int
+		// overrun: drivers that take longer than the stop budget and
+		// ignore their stop deadline.
+		overrun bool
 	}{
-		{"no stickiness", election.Unsafe{NoStickiness: true}, 5},
-		{"no drift margin", election.Unsafe{NoDriftMargin: true}, 5},
-		{"no stickiness 3", election.Unsafe{NoStickiness: true}, 3},
+		{"no stickiness", election.Unsafe{NoStickiness: true}, 5, false},
+		{"no drift margin", election.Unsafe{NoDriftMargin: true}, 5, false},
+		{"no stickiness 3", election.Unsafe{NoStickiness: true}, 3, false},
+		{"no stop budget", election.Unsafe{NoStopBudget: true}, 5, false},
+		{"drivers overrun the stop budget", election.Unsafe{}, 5, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			n := 400
 			failed, all := sweepUntil(t, n, true, func(seed uint64) RunConfig {
-				return RunConfig{Nodes: c.nodes, Seed: seed, Duration: 60 * time.Second, Faults: true, Mix: DefaultMix(), Unsafe: c.unsafe}
+				return RunConfig{Nodes: c.nodes, Seed: seed, Duration: 60 * time.Second, Faults: true, Mix: DefaultMix(), Unsafe: c.unsafe, DriversOverrun: c.overrun}
 			})
 			if len(failed) == 0 {
 				t.Fatalf("%d seeds found no violation with %s", n, c.name)

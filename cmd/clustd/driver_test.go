@@ -23,6 +23,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/drivers/common"
+	"github.com/clustd/clustd/drivers/shelldriver"
 )
 
 const driverTestSecret = "0123456789abcdef0123456789abcdef0123456789"
@@ -133,7 +135,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 			return
 		}
 		hello, err := driverproto.Decode(b)
-		if err != nil || !driverproto.CheckMAC(hello.MAC, driverproto.HelloMAC([]byte(driverTestSecret), nonce, hello.Nonce, hello.ID, hello.Required, hello.Events)) {
+		if err != nil || !driverproto.CheckMAC(hello.MAC, driverproto.HelloMACDemote([]byte(driverTestSecret), nonce, hello.Nonce, hello.ID, hello.Required, hello.Events, hello.DemoteTimeoutMS)) {
 			t.Errorf("fake daemon: bad hello %s: %v", b, err)
 			return
 		}
@@ -298,6 +300,10 @@ func TestDriverFlagErrors(t *testing.T) {
 		{"webhook url-file bad url", with("webhook", "--url-file", badURLFile), 2, []string{"--url-file " + badURLFile + `: URL "ftp://example.com/REDACTED": want an http:// or https:// URL`}},
 		{"broken config", []string{"driver", "webhook", "--config", filepath.Join(dir, "broken.yml"), "--url", "http://h/"}, 1, []string{"broken.yml"}},
 		{"unknown flag", []string{"driver", "exec", "--nope", "--config", cfg, "--", "true"}, 2, []string{"flag provided but not defined"}},
+		{"exec stop too long for the daemon", []string{"driver", "exec", "--config", cfg, "--stop-timeout", "26s", "--", "true"}, 2,
+			[]string{"--stop-timeout 26s plus the 5s wait after SIGKILL lets a demote take 31s, longer than demote_timeout 30s in " + cfg, "the daemon would refuse this driver"}},
+		{"shell timeout too long for the daemon", []string{"driver", "shell", "--config", cfg, "--timeout", "31s", "--on-master", "a", "--on-standby", "b"}, 2,
+			[]string{"--timeout 31s lets a demote take 31s, longer than demote_timeout 30s in " + cfg}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -351,6 +357,10 @@ func TestDriverShellEndToEnd(t *testing.T) {
 	if dc.hello.Name != "vip" || !dc.hello.Required || !strings.HasPrefix(dc.hello.ID, "vip-") {
 		t.Errorf("hello %+v: want name vip, required", dc.hello)
 	}
+	// shell declares its --timeout as its demote time.
+	if dc.hello.DemoteTimeoutMS != shelldriver.DefaultTimeout.Milliseconds() {
+		t.Errorf("hello declares a demote time of %dms, want the %v timeout", dc.hello.DemoteTimeoutMS, shelldriver.DefaultTimeout)
+	}
 	dc.send(1, 3, 0)
 	if e, _ := dc.ack(1); e != "" {
 		t.Fatalf("state 1: %s", e)
@@ -385,6 +395,11 @@ func TestDriverExecEndToEnd(t *testing.T) {
 	r := startDriver(t, "driver", "exec", "--addr", d.addr(), "--secret-file", secret, "--stop-timeout", "5s",
 		"--", "/bin/sh", "-c", `echo $$ > `+pidFile+`.tmp && mv `+pidFile+`.tmp `+pidFile+`; exec sleep 100`)
 	dc := d.accept()
+	// The declared demote time is the stop timeout plus the wait after
+	// SIGKILL.
+	if ms := dc.hello.DemoteTimeoutMS; ms != (5*time.Second + common.KillWait).Milliseconds() {
+		t.Errorf("hello declares a demote time of %dms, want 5s + %v", ms, common.KillWait)
+	}
 	readPid := func() int {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)

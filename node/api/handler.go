@@ -37,6 +37,14 @@ type Daemon interface {
 	SetMaintenance(ctx context.Context, on bool) error
 }
 
+// MaintenanceWindow is implemented by a Daemon whose maintenance ends by
+// itself. The handler then passes it every maintenance request whole.
+type MaintenanceWindow interface {
+	// SetMaintenanceFor turns maintenance on for d (DefaultMaintenance
+	// when 0), with a reason, or off.
+	SetMaintenanceFor(ctx context.Context, on bool, d time.Duration, reason string) error
+}
+
 // HandlerOptions configure NewHandler.
 type HandlerOptions struct {
 	// Daemon answers the requests. It is required.
@@ -53,6 +61,9 @@ type HandlerOptions struct {
 	// and does its own method checks and authentication. When nil, those
 	// paths do not exist.
 	Driver http.Handler
+	// Seed serves the 2018 drivers: it receives every request for / that
+	// carries their metadata header. When nil, such requests are refused.
+	Seed http.Handler
 	// Logger receives one line per mutation with its outcome, and one per
 	// refused request. When nil, nothing is logged.
 	Logger *slog.Logger
@@ -76,6 +87,7 @@ type HandlerOptions struct {
 //	POST /v1/maintenance  MaintenanceRequest as JSON, or ?on=on|off; needs the token
 //	GET  /metrics         Prometheus metrics, if opts.Gatherer is set
 //	     /v1/driver       opts.Driver, if set
+//	     / with a metadata header: opts.Seed (the 2018 drivers)
 //
 // A successful mutation is answered with the Status that follows it. Every
 // error is answered with an Error body and a fitting status code: 400 for a
@@ -109,7 +121,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 		mux.Handle("/v1/driver", opts.Driver)
 		mux.Handle("/v1/driver/", opts.Driver)
 	}
-	mux.Handle("/{$}", allow(http.HandlerFunc(h.page), http.MethodGet, http.MethodHead))
+	mux.Handle("/{$}", seedOrPage(opts.Seed, allow(http.HandlerFunc(h.page), http.MethodGet, http.MethodHead)))
 	mux.HandleFunc("/", notFound)
 	return mux
 }
@@ -176,14 +188,20 @@ func (h *handler) maintenance(w http.ResponseWriter, r *http.Request) {
 	if !h.authorized(w, r, "maintenance") {
 		return
 	}
-	on, rerr := decodeMaintenance(w, r)
+	req, rerr := decodeMaintenance(w, r)
 	if rerr != nil {
 		h.reject(w, r, "maintenance", rerr)
 		return
 	}
 	start := time.Now()
-	err := h.d.SetMaintenance(r.Context(), on)
-	h.finish(w, r, "maintenance", start, err, "on", on)
+	var err error
+	if mw, ok := h.d.(MaintenanceWindow); ok {
+		d, _ := time.ParseDuration(req.For) // checked by decodeMaintenance
+		err = mw.SetMaintenanceFor(r.Context(), req.On, d, req.Reason)
+	} else {
+		err = h.d.SetMaintenance(r.Context(), req.On)
+	}
+	h.finish(w, r, "maintenance", start, err, "on", req.On)
 }
 
 // authorized checks the bearer token and answers 401 when it is missing or

@@ -21,6 +21,7 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 	"yesno":    yesNo,
 	"lastSeen": formatLastSeen,
 	"rtt":      formatRTT,
+	"since":    formatLastSeen,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -45,7 +46,7 @@ th { background: #f4f4f4; }
 <tr><th>master</th><td>{{if .S.Master}}{{.S.Master}}{{else}}<span class="bad">none known</span>{{end}}</td></tr>
 <tr><th>lease</th><td>{{.Lease}}</td></tr>
 <tr><th>eligible</th><td>{{yesno .S.Eligible}}</td></tr>
-<tr><th>maintenance</th><td>{{yesno .S.Maintenance}}</td></tr>
+<tr><th>maintenance</th><td>{{yesno .S.Maintenance}}{{if .S.Maintenance}}{{if .S.MaintenanceReason}}: {{.S.MaintenanceReason}}{{end}}{{if .S.MaintenanceUntil}} (ends {{.S.MaintenanceUntil}}){{end}}{{end}}</td></tr>
 <tr><th>healthy</th><td>{{if .S.Healthy}}yes{{else}}<span class="bad">no</span>{{end}}</td></tr>
 <tr><th>witness</th><td>{{yesno .S.Witness}}</td></tr>
 <tr><th>role since</th><td>{{.Since}}{{if .S.Reason}} ({{.S.Reason}}){{end}}</td></tr>
@@ -63,21 +64,34 @@ th { background: #f4f4f4; }
 <td>{{.Priority}}</td>
 </tr>
 {{end}}</table>
-<p>Refreshes every {{.Refresh}} s. As JSON: <a href="/v1/status">/v1/status</a>.</p>
+{{if .S.SeedDrivers}}<h2>Legacy 2018 drivers</h2>
+<p class="bad">{{.SeedWarning}}</p>
+<table>
+<tr><th>id</th><th>remote</th><th>told master</th><th>holding</th><th>connected</th></tr>
+{{range .S.SeedDrivers}}<tr>
+<td>{{.ID}}</td>
+<td>{{.Remote}}</td>
+<td>{{yesno .ToldMaster}}</td>
+<td>{{yesno .Holding}}</td>
+<td>{{since .SinceMS}}</td>
+</tr>
+{{end}}</table>
+{{end}}<p>Refreshes every {{.Refresh}} s. As JSON: <a href="/v1/status">/v1/status</a>.</p>
 </body>
 </html>
 `))
 
 type pageData struct {
-	S       Status
-	Refresh int
-	Lease   string
-	Since   string
+	S           Status
+	Refresh     int
+	Lease       string
+	Since       string
+	SeedWarning string
 }
 
 func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	s := h.snapshot()
-	d := pageData{S: s, Refresh: pageRefreshSeconds, Lease: "–", Since: formatMS(s.SinceMS) + " ago"}
+	d := pageData{S: s, Refresh: pageRefreshSeconds, Lease: "–", Since: formatMS(s.SinceMS) + " ago", SeedWarning: SeedDriversWarning}
 	if s.Role == "master" {
 		d.Lease = formatMS(s.LeaseMS)
 	}

@@ -15,5 +15,6 @@
 // secret one program needs (a driver, the admin commands), through the
 // strict reader that refuses files others can read. [Init] writes a fresh
 // cluster's files, one per node plus the peer secret, the drivers secret
-// and the admin token.
+// and the admin token; [ImportSeed] writes them from the 2018 daemon's
+// config.yml files.
 package config

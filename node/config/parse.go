@@ -23,12 +23,12 @@ var (
 	rootFields = []string{
 		"id", "listen", "advertise", "data_dir", "secret_file", "secret",
 		"drivers_secret_file", "admin_token_file", "members", "timing", "preempt", "http", "drivers",
-		"demote_timeout", "log_level", "log_format",
+		"demote_timeout", "log_level", "log_format", "seed_driver_grace",
 	}
 	memberFields  = []string{"id", "address", "witness", "priority"}
-	timingFields  = []string{"profile", "heartbeat", "election_timeout_min", "election_timeout_max", "rank_step", "max_clock_drift"}
+	timingFields  = []string{"profile", "heartbeat", "election_timeout_min", "election_timeout_max", "rank_step", "max_clock_drift", "stop_budget"}
 	preemptFields = []string{"enabled", "hold_down"}
-	httpFields    = []string{"listen", "allow_non_loopback", "tls_cert_file", "tls_key_file"}
+	httpFields    = []string{"listen", "allow_non_loopback", "seed_drivers", "tls_cert_file", "tls_key_file"}
 	driversFields = []string{"required"}
 
 	logLevels  = []string{"debug", "info", "warn", "error"}
@@ -62,12 +62,14 @@ type rawConfig struct {
 	profile                             field[string]
 	heartbeat, electionMin, electionMax field[time.Duration]
 	step                                field[time.Duration]
+	stopBudget                          field[time.Duration]
 	drift                               field[float64]
 	preempt, allowNonLoopback           field[bool]
 	holdDown, demoteTimeout             field[time.Duration]
 	logLevel, logFormat                 field[string]
 	requiredDrivers                     field[[]string]
 	tlsCertFile, tlsKeyFile             field[string]
+	seed                                rawSeed
 }
 
 type parser struct {
@@ -588,6 +590,13 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 					return p.duration(&r.step, tv, name, maxTimingDuration)
 				case "max_clock_drift":
 					return p.drift(&r.drift, tv, name)
+				case "stop_budget":
+					// Zero is a choice: services that stop at once.
+					if v := strings.TrimSpace(tv.Value); tv.Kind == yaml.ScalarNode && (v == "0" || v == "0s" || v == "0ms") {
+						r.stopBudget.n, r.stopBudget.v, r.stopBudget.set = tv, 0, true
+						return nil
+					}
+					return p.duration(&r.stopBudget, tv, name, election.MaxStopBudget)
 				}
 				return nil
 			})
@@ -609,6 +618,8 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 					return p.nonEmpty(&r.tlsCertFile, hv, name)
 				case "tls_key_file":
 					return p.nonEmpty(&r.tlsKeyFile, hv, name)
+				case "seed_drivers":
+					return p.boolean(&r.seed.enabled, hv, name)
 				}
 				return p.boolean(&r.allowNonLoopback, hv, name)
 			})
@@ -622,6 +633,8 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 			return p.choice(&r.logLevel, v, key, logLevels)
 		case "log_format":
 			return p.choice(&r.logFormat, v, key, logFormats)
+		case "seed_driver_grace":
+			return p.duration(&r.seed.grace, v, key, maxOtherDuration)
 		}
 		return nil
 	})
@@ -756,6 +769,12 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 	if err := p.loadSecrets(r, c); err != nil {
 		return nil, err
 	}
+	if r.secretFile.set {
+		c.SecretFile = p.resolvePath(r.secretFile.v)
+	}
+	if r.driversSecretFile.set {
+		c.DriversSecretFile = p.resolvePath(r.driversSecretFile.v)
+	}
 
 	t, err := election.ProfileTiming(r.profile.v)
 	if err != nil {
@@ -776,6 +795,9 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 	}
 	if r.drift.set {
 		t.MaxClockDrift = r.drift.v
+	}
+	if r.stopBudget.set {
+		t.StopBudget = r.stopBudget.v
 	}
 	if err := t.Validate(); err != nil {
 		return nil, p.errAt(orNode(r.timingKey, root), "timing", "%v", err)
@@ -833,6 +855,9 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 	}
 	if r.logFormat.set {
 		c.LogFormat = r.logFormat.v
+	}
+	if err := p.resolveSeed(r, c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -903,6 +928,10 @@ func (p *parser) secrets(r *rawConfig) ([]byte, error) {
 // secret is read for them.
 func (p *parser) loadSecrets(r *rawConfig, c *Config) error {
 	var err error
+	c.InlineSecret = r.secret.set
+	if r.adminTokenFile.set {
+		c.AdminTokenFile = p.resolvePath(r.adminTokenFile.v)
+	}
 	needPeer := p.scope == AllSecrets ||
 		(p.scope == DriversSecretOnly && !r.driversSecretFile.set) ||
 		(p.scope == AdminTokenOnly && !r.adminTokenFile.set)
@@ -910,7 +939,6 @@ func (p *parser) loadSecrets(r *rawConfig, c *Config) error {
 		if c.Secret, err = p.secrets(r); err != nil {
 			return err
 		}
-		c.InlineSecret = r.secret.set
 	}
 	if p.scope == NoSecrets {
 		return nil

@@ -88,6 +88,8 @@ type Metrics struct {
 	acceptErrors  *prometheus.CounterVec
 	shed          *prometheus.CounterVec
 	duplicates    prometheus.Counter
+	seedDrivers   prometheus.Gauge
+	overruns      prometheus.Counter
 }
 
 // New creates the metrics of the node with the given id and registers them
@@ -125,6 +127,8 @@ func New(reg prometheus.Registerer, node string) *Metrics {
 		acceptErrors:  counterVec("accept_errors_total", "Failed accepts (such as running out of descriptors), by listener.", "listener"),
 		shed:          counterVec("connections_shed_total", "Connections closed to keep within the connection limits, by listener.", "listener"),
 		duplicates:    counter("duplicate_members_total", "Connections refused because another live instance already claims the member id."),
+		seedDrivers:   gauge("seed_drivers_connected", seedDriversHelp),
+		overruns:      counter("driver_demote_overruns_total", "Driver demotes that did not finish within the time they were given: their declared demote time in a hand-over, the stop budget after a lost lease."),
 	}
 	for _, l := range listeners {
 		m.acceptErrors.WithLabelValues(l)
@@ -206,6 +210,14 @@ func (m *Metrics) MasterChange() {
 		return
 	}
 	m.masterChanges.Inc()
+}
+
+// DemoteOverrun counts a driver demote that did not finish in time.
+func (m *Metrics) DemoteOverrun() {
+	if m == nil {
+		return
+	}
+	m.overruns.Inc()
 }
 
 // AuthFailure counts a failed authentication of a peer, a driver or an

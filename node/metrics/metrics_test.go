@@ -102,6 +102,9 @@ clustd_lease_remaining_seconds{node="n1"} 1
 # HELP clustd_term The current election term.
 # TYPE clustd_term gauge
 clustd_term{node="n1"} 7
+# HELP clustd_seed_drivers_connected Legacy 2018 (clustd-lib) drivers connected to this daemon. They hold no lease and acknowledge nothing: on an unplanned failover nothing stops them from acting until this daemon tells them; a planned hand-over only waits seed_driver_grace after they answer.
+# TYPE clustd_seed_drivers_connected gauge
+clustd_seed_drivers_connected{node="n1"} 0
 # HELP clustd_elections_total Elections this node started as a candidate.
 # TYPE clustd_elections_total counter
 clustd_elections_total{node="n1"} 1
@@ -151,6 +154,9 @@ clustd_connections_shed_total{listener="peer",node="n1"} 0
 # HELP clustd_duplicate_members_total Connections refused because another live instance already claims the member id.
 # TYPE clustd_duplicate_members_total counter
 clustd_duplicate_members_total{node="n1"} 1
+# HELP clustd_driver_demote_overruns_total Driver demotes that did not finish within the time they were given: their declared demote time in a hand-over, the stop budget after a lost lease.
+# TYPE clustd_driver_demote_overruns_total counter
+clustd_driver_demote_overruns_total{node="n1"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
