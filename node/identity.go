@@ -23,6 +23,10 @@ import (
 // one instance refuses every other while the first is alive, and both ends
 // say so at error level.
 
+// noInstance is the instance id of a session in handshake version 1,
+// which has none: it is never taken for a duplicate.
+var noInstance [transport.InstanceSize]byte
+
 // inboundSess is one session a member opened to us.
 type inboundSess struct {
 	inst [transport.InstanceSize]byte
@@ -53,9 +57,13 @@ func (d *Daemon) admitPeer(remote string) func(transport.Hello) error {
 		}
 		now := Monotonic()
 		p.mu.Lock()
+		// A version 1 handshake (an older daemon) carries no instance
+		// id: it is taken for another instance than any live one that
+		// has an id, so that it cannot get around the check; sessions
+		// without an id block nothing.
 		var live *inboundSess
 		for s := range p.ins {
-			if s.inst != h.Instance {
+			if s.inst != noInstance && (s.inst != h.Instance || h.Version == transport.V1) {
 				live = s
 				break
 			}
@@ -92,7 +100,7 @@ func (p *peer) admitted(in *inboundSess) {
 	}
 	var stale []net.Conn
 	for s := range p.ins {
-		if s.inst != in.inst {
+		if s.inst != noInstance && in.inst != noInstance && s.inst != in.inst {
 			stale = append(stale, s.conn)
 			delete(p.ins, s)
 		}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/internal/tlstest"
 	"github.com/clustd/clustd/node/config"
+	"github.com/clustd/clustd/node/transport"
 )
 
 // TestDuplicateMemberRefused starts a second daemon with a copy of a
@@ -170,5 +173,94 @@ func TestLocalListenerTLS(t *testing.T) {
 		if resp.StatusCode == http.StatusOK {
 			t.Fatal("plain HTTP answered on a TLS listener")
 		}
+	}
+}
+
+// TestVersion1Member: an older daemon's handshake (version 1, no instance
+// id) is served while no instance of that member with an id is live, and
+// refused while one is.
+func TestVersion1Member(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	m := tc.waitMaster(-1)
+	f := (m + 1) % 3
+	dialV1 := func() (*transport.Session, error) {
+		conn, err := net.Dial("tcp", tc.cfgs[m].Self().Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		hello := transport.Hello{Node: tc.cfgs[f].ID, ClusterHash: tc.cfgs[f].MembersHash(), Version: transport.V1}
+		return transport.Client(ctx, conn, tc.cfgs[f].Secret, hello, tc.cfgs[m].ID)
+	}
+	if s, err := dialV1(); !errors.Is(err, transport.ErrDuplicate) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("version 1 as n%d while its daemon is up: %v, want a refusal as a duplicate", f+1, err)
+	}
+	tc.stop(f)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := dialV1()
+		if err == nil {
+			s.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("version 1 as n%d after its daemon stopped: %v", f+1, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tc.start(f)
+	if got := tc.waitMaster(-1); got != m {
+		t.Fatalf("master moved to n%d", got+1)
+	}
+}
+
+// TestDialFallsBackToVersion1: a peer that speaks only handshake version
+// 1 (an older clustd, here a stand-in) hangs up on version 2; the daemon
+// dials again in version 1 and gets its session.
+func TestDialFallsBackToVersion1(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	m := tc.waitMaster(-1)
+	f := (m + 1) % 3
+	tc.stop(f)
+	ln, err := net.Listen("tcp", tc.cfgs[f].Self().Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	old := transport.Hello{Node: tc.cfgs[f].ID, ClusterHash: tc.cfgs[f].MembersHash(), Version: transport.V1}
+	got := make(chan transport.Hello, 1)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				s, err := transport.Server(ctx, conn, tc.cfgs[f].Secret, old, nil)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				select {
+				case got <- s.Peer():
+				default:
+				}
+				s.Recv()
+			}()
+		}
+	}()
+	select {
+	case p := <-got:
+		if p.Node != tc.cfgs[m].ID || p.Version != transport.V1 {
+			t.Fatalf("the version 1 stand-in got a session from %+v", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("n%d never got a version 1 session to the stand-in for n%d", m+1, f+1)
 	}
 }

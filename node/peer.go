@@ -202,7 +202,19 @@ func (d *Daemon) dial(ctx context.Context, p *peer) (*transport.Session, error) 
 	if err != nil {
 		return nil, err
 	}
-	sess, err := transport.Client(hctx, conn, d.cfg.Secret, d.currentHello(), p.id)
+	hello := d.currentHello()
+	sess, err := transport.Client(hctx, conn, d.cfg.Secret, hello, p.id)
+	if errors.Is(err, transport.ErrHelloRefused) {
+		// An older daemon (handshake version 1) hangs up on ours: speak
+		// its version, which carries no instance id.
+		if conn, err = dialer.DialContext(hctx, "tcp", p.addr); err != nil {
+			return nil, err
+		}
+		hello.Version = transport.V1
+		if sess, err = transport.Client(hctx, conn, d.cfg.Secret, hello, p.id); err == nil && d.failLog.first("dial/v1/"+p.id, Monotonic()) {
+			d.log.Warn("peer speaks only handshake version 1 (an older clustd): a second daemon claiming its id cannot be detected until it is upgraded", "peer", p.id, "addr", p.addr)
+		}
+	}
 	if err != nil {
 		conn.Close()
 		return nil, err

@@ -23,8 +23,14 @@
 // the sender's node id. Pc and Ps are 32 bytes, status is one byte: 0 for
 // accepted, 1 when the server does not allow the client's node id, 2 when
 // the cluster hashes differ, 3 when another live instance of the client's
-// node id is already connected. Version 1 had no Instance; daemons of
-// version 2 refuse it, so all members are upgraded together.
+// node id is already connected.
+//
+// Version 1, spoken by older daemons, is the same without Instance. A
+// server answers in the version of the client's hello, either one; a
+// client speaks version 2, and a server that speaks only version 1 hangs
+// up on that hello (ErrHelloRefused), after which a daemon dials again in
+// version 1. A version 1 session carries no instance id, so a second
+// daemon of such a member goes undetected until it is upgraded.
 //
 // Let T be the SHA-256 of the exact bytes of message 1 followed by message
 // 2; T therefore covers both nonces and both hellos. Keys come from

@@ -21,6 +21,12 @@ var ErrUnknownPeer = errors.New("transport: unknown peer")
 // configuration, and the newcomer is refused.
 var ErrDuplicate = errors.New("transport: another instance of this node is already connected")
 
+// ErrHelloRefused means the server closed the connection on the client's
+// hello without answering. An older daemon does that to a handshake
+// version it does not speak (a client may then try V1); a busy one sheds
+// connections the same way.
+var ErrHelloRefused = errors.New("transport: the peer hung up on our hello")
+
 // ErrProtocol means the peer sent handshake bytes that do not follow the
 // protocol: wrong magic or version, a bad length, a truncated message.
 var ErrProtocol = errors.New("transport: protocol error")

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -28,7 +29,21 @@ type Hello struct {
 	// configuration: two live instances claiming one node id must not
 	// both be heard, or the member could vote twice in one term.
 	Instance [InstanceSize]byte
+	// Version is the handshake version. In the Hello given to Client it
+	// is the one to speak, 0 meaning the newest (2); in a peer's Hello it
+	// is the one the peer spoke. Version 1, spoken by older daemons,
+	// carries no instance id (Instance is then zero). A server answers in
+	// the client's version.
+	Version int
 }
+
+// Versions of the handshake.
+const (
+	// V1 is the handshake without the instance id.
+	V1 = 1
+	// V2 added the instance id to the hello.
+	V2 = 2
+)
 
 // InstanceSize is the length of Hello.Instance.
 const InstanceSize = 16
@@ -41,8 +56,9 @@ func NewInstance() [InstanceSize]byte {
 }
 
 const (
-	// version 2 added the instance id to the hello.
-	version = 2
+	// version is the newest handshake version, the one a client speaks
+	// unless told otherwise.
+	version = V2
 
 	typeClientHello = 1
 	typeServerHello = 2
@@ -51,8 +67,12 @@ const (
 	proofSize = sha256.Size
 	// maxNodeLen is what fits the one-byte length field of a hello.
 	maxNodeLen = 255
-	// helloFixed is a hello up to and including its node length byte.
-	helloFixed = len(magic) + 1 + 1 + nonceSize + 32 + InstanceSize + 1
+	// helloPrefix is a hello's magic, version and type; helloFixed is a
+	// version 2 hello up to and including its node length byte, and
+	// helloFixedV1 a version 1 one.
+	helloPrefix  = len(magic) + 1 + 1
+	helloFixed   = helloPrefix + nonceSize + 32 + InstanceSize + 1
+	helloFixedV1 = helloFixed - InstanceSize
 
 	statusOK              = 0
 	statusUnknownPeer     = 1
@@ -107,11 +127,19 @@ func ServerAdmit(ctx context.Context, conn net.Conn, secret []byte, self Hello, 
 
 func clientHandshake(ctx context.Context, conn net.Conn, secret []byte, self Hello, expectPeer string, rnd io.Reader) (*Session, error) {
 	return runHandshake(ctx, conn, secret, self, rnd, func(h *handshake) (*Session, error) {
+		if h.ver == 0 {
+			h.ver = version
+		}
 		m1, err := h.writeHello(typeClientHello)
 		if err != nil {
 			return nil, err
 		}
 		m2, peer, peerNonce, err := h.readHello(typeServerHello)
+		// An older daemon hangs up on a version it does not speak; the
+		// bytes of our hello it left unread make that a reset.
+		if errors.Is(err, ErrPeerClosed) || errors.Is(err, syscall.ECONNRESET) {
+			return nil, fmt.Errorf("%w: %w", ErrHelloRefused, err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -221,6 +249,9 @@ type handshake struct {
 	conn  net.Conn
 	self  Hello
 	nonce [nonceSize]byte
+	// ver is the version spoken: the client's choice; on the server,
+	// 0 until the client's hello sets it.
+	ver byte
 }
 
 // runHandshake owns conn for the duration of the handshake: it applies ctx
@@ -236,6 +267,14 @@ func runHandshake(ctx context.Context, conn net.Conn, secret []byte, self Hello,
 		return nil, fmt.Errorf("transport: handshake: %w", err)
 	}
 	h := &handshake{ctx: ctx, conn: conn, self: self}
+	switch self.Version {
+	case 0, V1, V2:
+		// 0: a client speaks the newest, a server whatever the client does.
+		h.ver = byte(self.Version)
+	default:
+		conn.Close()
+		return nil, fmt.Errorf("transport: unknown handshake version %d", self.Version)
+	}
 	if _, err := io.ReadFull(rnd, h.nonce[:]); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("transport: reading random nonce: %w", err)
@@ -278,10 +317,12 @@ func checkLocal(secret []byte, self Hello) error {
 func (h *handshake) writeHello(typ byte) ([]byte, error) {
 	m := make([]byte, 0, helloFixed+len(h.self.Node))
 	m = append(m, magic...)
-	m = append(m, version, typ)
+	m = append(m, h.ver, typ)
 	m = append(m, h.nonce[:]...)
 	m = append(m, h.self.ClusterHash[:]...)
-	m = append(m, h.self.Instance[:]...)
+	if h.ver >= V2 {
+		m = append(m, h.self.Instance[:]...)
+	}
 	m = append(m, byte(len(h.self.Node)))
 	m = append(m, h.self.Node...)
 	return m, h.write(m)
@@ -289,46 +330,80 @@ func (h *handshake) writeHello(typ byte) ([]byte, error) {
 
 // readHello reads and checks a hello of type typ and returns its exact bytes
 // for the transcript.
+// A server takes either version and answers in it; a client wants its own.
 func (h *handshake) readHello(typ byte) (msg []byte, peer Hello, nonce [nonceSize]byte, err error) {
-	msg = make([]byte, helloFixed, helloFixed+maxNodeLen)
+	msg = make([]byte, helloPrefix, helloFixed+maxNodeLen)
 	if err = h.read(msg, "hello"); err != nil {
+		return nil, Hello{}, nonce, err
+	}
+	if err := checkPrefix(msg, typ, h.ver); err != nil {
+		return nil, Hello{}, nonce, err
+	}
+	if typ == typeClientHello {
+		h.ver = msg[len(magic)]
+	}
+	fixed := helloFixed
+	if h.ver == V1 {
+		fixed = helloFixedV1
+	}
+	msg = msg[:fixed]
+	if err = h.read(msg[helloPrefix:], "hello"); err != nil {
+		if errors.Is(err, ErrPeerClosed) {
+			err = fmt.Errorf("%w: truncated hello", ErrProtocol)
+		}
 		return nil, Hello{}, nonce, err
 	}
 	peer, nonce, n, err := parseHelloFixed(msg, typ)
 	if err != nil {
 		return nil, Hello{}, nonce, err
 	}
-	msg = msg[:helloFixed+n]
-	if err = h.read(msg[helloFixed:], "hello"); err != nil {
+	msg = msg[:fixed+n]
+	if err = h.read(msg[fixed:], "hello"); err != nil {
 		if errors.Is(err, ErrPeerClosed) {
 			err = fmt.Errorf("%w: truncated hello", ErrProtocol)
 		}
 		return nil, Hello{}, nonce, err
 	}
-	peer.Node = string(msg[helloFixed:])
+	peer.Node = string(msg[fixed:])
 	return msg, peer, nonce, nil
 }
 
-// parseHelloFixed checks the fixed part of a hello and returns the length of
-// the node id that follows it.
-func parseHelloFixed(b []byte, typ byte) (peer Hello, nonce [nonceSize]byte, nodeLen int, err error) {
+// checkPrefix checks a hello's magic, version and type. want is the version
+// the reader speaks, 0 for either (a server before the client's hello).
+func checkPrefix(b []byte, typ, want byte) error {
 	if string(b[:len(magic)]) != magic {
-		return peer, nonce, 0, fmt.Errorf("%w: not a clustd peer (bad magic %q)", ErrProtocol, b[:len(magic)])
+		return fmt.Errorf("%w: not a clustd peer (bad magic %q)", ErrProtocol, b[:len(magic)])
 	}
-	b = b[len(magic):]
-	if b[0] != version {
-		return peer, nonce, 0, fmt.Errorf("%w: unsupported version %d (want %d)", ErrProtocol, b[0], version)
+	v := b[len(magic)]
+	switch {
+	case want != 0 && v != want:
+		return fmt.Errorf("%w: unsupported version %d (want %d)", ErrProtocol, v, want)
+	case v != V1 && v != V2:
+		return fmt.Errorf("%w: unsupported version %d (want %d or %d)", ErrProtocol, v, V1, V2)
 	}
-	if b[1] != typ {
-		return peer, nonce, 0, fmt.Errorf("%w: hello of type %d, want %d", ErrProtocol, b[1], typ)
+	if b[len(magic)+1] != typ {
+		return fmt.Errorf("%w: hello of type %d, want %d", ErrProtocol, b[len(magic)+1], typ)
 	}
-	b = b[2:]
+	return nil
+}
+
+// parseHelloFixed checks the fixed part of a hello (of either version, as
+// its length says) and returns the length of the node id that follows it.
+func parseHelloFixed(b []byte, typ byte) (peer Hello, nonce [nonceSize]byte, nodeLen int, err error) {
+	if err := checkPrefix(b, typ, 0); err != nil {
+		return peer, nonce, 0, err
+	}
+	peer.Version = int(b[len(magic)])
+	b = b[helloPrefix:]
 	copy(nonce[:], b[:nonceSize])
 	b = b[nonceSize:]
 	copy(peer.ClusterHash[:], b[:32])
 	b = b[32:]
-	copy(peer.Instance[:], b[:InstanceSize])
-	nodeLen = int(b[InstanceSize])
+	if peer.Version >= V2 {
+		copy(peer.Instance[:], b[:InstanceSize])
+		b = b[InstanceSize:]
+	}
+	nodeLen = int(b[0])
 	if nodeLen == 0 {
 		return peer, nonce, 0, fmt.Errorf("%w: empty node id", ErrProtocol)
 	}

@@ -14,10 +14,13 @@ import (
 
 func TestHandshakePeers(t *testing.T) {
 	cs, ss := pipePair(t)
-	if got, want := cs.Peer(), testHello("b", 7); got != want {
+	// A peer's Hello says which version it spoke: the newest.
+	wantB, wantA := testHello("b", 7), testHello("a", 7)
+	wantB.Version, wantA.Version = V2, V2
+	if got, want := cs.Peer(), wantB; got != want {
 		t.Errorf("client sees peer %+v, want %+v", got, want)
 	}
-	if got, want := ss.Peer(), testHello("a", 7); got != want {
+	if got, want := ss.Peer(), wantA; got != want {
 		t.Errorf("server sees peer %+v, want %+v", got, want)
 	}
 }
