@@ -50,6 +50,7 @@ type Daemon struct {
 	peerLn net.Listener
 	httpLn net.Listener
 	hub    *hub
+	rec    *recorder // the event journal (events.go)
 
 	// mu guards the core and everything below it.
 	mu        sync.Mutex
@@ -148,6 +149,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("local HTTP listener (http.listen): %w", err)
 	}
 	d.hub = newHub(d)
+	d.rec = newRecorder(d)
 	ok = true
 	log.Info("starting", "term", hs.Term, "vote", hs.Vote, "listen", d.peerLn.Addr().String(),
 		"http", d.httpLn.Addr().String(), "members", len(cfg.Members),
@@ -168,6 +170,7 @@ func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
 // node is master, and stops.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.store.Close()
+	defer d.rec.stopped()
 	netCtx, stopNet := context.WithCancel(context.Background())
 	defer stopNet()
 
@@ -185,6 +188,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			Driver:     d.hub,
 			Logger:     d.log,
 			AuthFailed: d.metrics.AuthFailure,
+			Journal:    d.rec.j,
 		})),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
@@ -364,6 +368,7 @@ func (d *Daemon) publish(st election.State) {
 		d.metrics.SetLease(0)
 	}
 	d.hub.publish(st, d.memberList(st.At))
+	d.rec.state(prev, st)
 	if d.OnState != nil {
 		d.OnState(st)
 	}
@@ -533,6 +538,7 @@ func (d *Daemon) Transfer(ctx context.Context, target string) error {
 		err = d.core.Transfer(now, target)
 		if err == nil {
 			d.log.Info("transferring leadership", "to", target)
+			d.rec.transfer(target)
 		}
 	}); e != nil {
 		return e
@@ -558,6 +564,7 @@ func (d *Daemon) SetMaintenance(ctx context.Context, on bool) error {
 	return d.do(ctx, func(now time.Duration) {
 		d.core.SetMaintenance(now, on)
 		d.log.Info("maintenance", "on", on)
+		d.rec.maintenance(on)
 	})
 }
 

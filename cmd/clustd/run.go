@@ -82,6 +82,7 @@ func runDaemon(c *cli.Context) error {
 	go func() {
 		for range hup {
 			reloadLogLevel(path, &level, log)
+			d.Reloaded("SIGHUP: log_level re-read from " + path)
 		}
 	}()
 	return d.Run(c.Context)
