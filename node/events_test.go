@@ -44,6 +44,29 @@ func (tc *testCluster) waitFailover(i int, term uint64) journal.Event {
 	return journal.Event{}
 }
 
+// failoverCount is the failover histogram's count for cause.
+func failoverCount(t *testing.T, d *Daemon, cause string) uint64 {
+	t.Helper()
+	mfs, err := d.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "clustd_failover_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "cause" && l.GetValue() == cause {
+					return m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	t.Fatal("no clustd_failover_duration_seconds histogram")
+	return 0
+}
+
 // A graceful stop of the master is a transfer: the new master records it,
 // and every member gets the record.
 func TestFailoverRecordShared(t *testing.T) {
@@ -58,6 +81,9 @@ func TestFailoverRecordShared(t *testing.T) {
 	}
 	if ev.NoMasterMS < 0 || ev.NoMasterMS > 10000 || ev.LeaseExpired == nil || ev.Elected.Before(*ev.LeaseExpired) {
 		t.Fatalf("record times: %+v", ev.Failover)
+	}
+	if n := failoverCount(t, tc.daemons[b], driverproto.CauseTransfer); n != 1 {
+		t.Fatalf("the new master's failover histogram counts %d transfers, want 1", n)
 	}
 	c := 3 - a - b
 	got := tc.waitFailover(c, term)

@@ -44,6 +44,7 @@ func newApp() *cli.App {
 			statusCommand(),
 			transferCommand(),
 			maintenanceCommand(),
+			eventsCommand(),
 			driverCommand(),
 		},
 		HideHelpCommand: true,
