@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/election"
+	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/journal"
 )
 
@@ -580,4 +582,17 @@ func (r *recorder) member(id string, back bool) {
 // Reloaded journals a configuration reload (SIGHUP).
 func (d *Daemon) Reloaded(detail string) {
 	d.rec.record(journal.Event{Kind: journal.KindReload, Detail: detail})
+}
+
+// Drivers lists the connected drivers for the status page.
+func (d *Daemon) Drivers() []api.DriverStatus {
+	h := d.hub
+	h.mu.Lock()
+	out := make([]api.DriverStatus, 0, len(h.conns))
+	for _, c := range h.conns {
+		out = append(out, api.DriverStatus{ID: c.id, Name: c.name, Required: c.required, Healthy: c.healthy, Reason: c.healthReason})
+	}
+	h.mu.Unlock()
+	slices.SortFunc(out, func(a, b api.DriverStatus) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }

@@ -34,6 +34,30 @@ type Events struct {
 	LastSeq uint64 `json:"last_seq"`
 }
 
+// DriverStatus is one driver connected to the daemon, as the event
+// stream's status names it.
+type DriverStatus struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Required bool   `json:"required"`
+	Healthy  bool   `json:"healthy"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// DriverLister is what a Daemon also implements when it has drivers to
+// show on the status page.
+type DriverLister interface {
+	// Drivers lists the connected drivers, sorted by id.
+	Drivers() []DriverStatus
+}
+
+// StreamStatus is the data of the event stream's status events: the
+// status and the drivers.
+type StreamStatus struct {
+	Status
+	Drivers []DriverStatus `json:"drivers"`
+}
+
 // ParseSince reads the since parameter of the events API and of clustd
 // events: a sequence number (events after it), a duration (events of that
 // last stretch of time, as 1h or 90m) or an RFC 3339 time (events from
@@ -153,7 +177,13 @@ func (h *handler) eventStream(w http.ResponseWriter, r *http.Request) {
 		return err
 	}
 	status := func() error {
-		b, err := json.Marshal(h.snapshot())
+		ss := StreamStatus{Status: h.snapshot(), Drivers: []DriverStatus{}}
+		if dl, ok := h.d.(DriverLister); ok {
+			if ds := dl.Drivers(); ds != nil {
+				ss.Drivers = ds
+			}
+		}
+		b, err := json.Marshal(ss)
 		if err != nil {
 			return err
 		}
