@@ -25,7 +25,7 @@ func TestPage(t *testing.T) {
 		`<td id="role" class="master">master</td>`,
 		`<td id="term">7</td>`,
 		`<td id="lease">1.45s</td>`, // lease
-		"3m12s ago (elected)", // since
+		"3m12s ago (elected)",       // since
 		"n1 (this node)",
 		"10.0.0.2:7946",
 		"20ms ago",
