@@ -327,10 +327,13 @@ func (r *recorder) finishLocked(promoted time.Time) {
 	r.d.log.Info("failover", "from", ev.From, "to", ev.To, "term", ev.Term, "cause", ev.Cause, "no_master_ms", ev.NoMasterMS)
 	r.storeLocked(ev)
 	r.broadcast(ev)
+	// Only the maker tells its drivers, so that a notifier running on every
+	// machine sends each record once for the cluster.
+	r.d.hub.failover(ev)
 }
 
 // storeLocked journals a failover record this node has not got in this
-// revision, and tells the drivers. Called with r.mu held.
+// revision. Called with r.mu held.
 func (r *recorder) storeLocked(ev journal.Event) bool {
 	if old, ok := r.held[ev.Term]; ok && old.Rev >= ev.Rev {
 		return false
@@ -344,7 +347,6 @@ func (r *recorder) storeLocked(ev journal.Event) bool {
 		}
 	}
 	r.record(ev)
-	r.d.hub.failover(ev)
 	return true
 }
 
@@ -488,6 +490,7 @@ func (r *recorder) reviseLocked(s stepDown) {
 		r.d.log.Info("failover record revised", "term", ev.Term, "cause", f.Cause, "no_master_ms", f.NoMasterMS)
 		r.storeLocked(ev)
 		r.broadcast(ev)
+		r.d.hub.failover(ev)
 	}
 }
 

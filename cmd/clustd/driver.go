@@ -47,6 +47,7 @@ func driverCommand() *cli.Command {
 			driverExecCommand(),
 			driverShellCommand(),
 			driverWebhookCommand(),
+			driverNotifyCommand(),
 		},
 		HideHelpCommand: true,
 	}
