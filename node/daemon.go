@@ -192,6 +192,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
+	srv.RegisterOnShutdown(d.rec.endStreams)
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(d.httpLn) }()
 
@@ -231,6 +232,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-d.timer.C:
 			d.input(func(now time.Duration) {
 				d.deadline = -1 // spent: set the timer again
+				d.rec.ticked(now)
 				d.core.Tick(now)
 			})
 		case <-done:

@@ -51,6 +51,10 @@ type recorder struct {
 	masterSeen time.Duration
 	// leaseUntil is the end of this node's own lease while it is master.
 	leaseUntil time.Duration
+	// lastTick is when the daemon's timer last fired (Monotonic), and
+	// tickGap how long after the tick before. Guarded by the daemon's
+	// lock, not mu: the loop sets them before each tick.
+	lastTick, tickGap time.Duration
 	// stepDowns are former masters' accounts, by node.
 	stepDowns map[string]stepDown
 	// mine are the records this node made, by term, for revising.
@@ -175,6 +179,14 @@ func (r *recorder) state(prev, st election.State) {
 	}
 }
 
+// ticked notes that the daemon's timer fired. Called with d.mu held.
+func (r *recorder) ticked(now time.Duration) {
+	if r.lastTick > 0 {
+		r.tickGap = now - r.lastTick
+	}
+	r.lastTick = now
+}
+
 // heard notes a message from the master this node knows. Called with d.mu
 // held.
 func (r *recorder) heard(from string, term uint64, now time.Duration) {
@@ -200,12 +212,13 @@ func (r *recorder) steppedDown(prev, st election.State) {
 	case election.ReasonPreempted:
 		s.Cause = driverproto.CausePreempted
 	default:
-		// The lease ran out. A running master notices at once, its timer
-		// set for that instant; one that notices long after was not
-		// running.
+		// The lease ran out. A running master's timer fires at least every
+		// heartbeat; a master whose timer last fired long before it
+		// noticed was not running: stopped, or its machine frozen.
 		s.At = wallAt(r.leaseUntil)
 		s.Cause = driverproto.CauseIsolated
-		if st.At-r.leaseUntil > max(r.d.cfg.Timing.ElectionMin, 100*time.Millisecond) {
+		tm := r.d.cfg.Timing
+		if max(r.tickGap, st.At-r.lastTick) > max(3*tm.Heartbeat, tm.ElectionMin/2) {
 			s.Cause = driverproto.CausePaused
 		}
 	}
@@ -372,8 +385,18 @@ func (r *recorder) broadcast(ev journal.Event) {
 func (r *recorder) connected(p *peer) {
 	r.mu.Lock()
 	frame := r.syncFrameLocked()
+	// This node's own account of its last loss of the role, again: the
+	// first copy may have been lost with a connection that a partition
+	// broke, and the new master needs it to correct its record.
+	var mine []byte
+	if s, ok := r.stepDowns[r.d.cfg.ID]; ok {
+		mine = encodeJSONFrame(frameStepDown, s)
+	}
 	r.mu.Unlock()
 	p.send(frame)
+	if mine != nil {
+		p.send(mine)
+	}
 }
 
 func (r *recorder) syncFrameLocked() []byte {
@@ -533,6 +556,14 @@ func (h *hub) failover(ev journal.Event) {
 		if c.events {
 			h.enqueue(c, driverproto.Message{Type: driverproto.TypeEvent, Seq: h.seq, Event: de})
 		}
+	}
+}
+
+// endStreams ends the event streams, which would keep the HTTP server's
+// shutdown waiting.
+func (r *recorder) endStreams() {
+	if r.j != nil {
+		r.j.EndSubscriptions()
 	}
 }
 

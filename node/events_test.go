@@ -148,3 +148,28 @@ func TestFailoverCatchUp(t *testing.T) {
 		}
 	}
 }
+
+// A master put in maintenance hands over; the record says why.
+func TestFailoverCauseMaintenance(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	a := tc.waitMaster(-1)
+	if err := tc.daemons[a].SetMaintenance(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	b := tc.waitMaster(a)
+	ev := tc.waitFailover(b, tc.daemons[b].Status().Term)
+	if ev.From != tc.cfgs[a].ID || ev.Cause != driverproto.CauseMaintenance {
+		t.Fatalf("record %+v, want from %s, cause maintenance", ev.Failover, tc.cfgs[a].ID)
+	}
+	// The old master's journal has the maintenance and its own step-down.
+	evs, _ := tc.daemons[a].Journal().Read(journal.Query{})
+	kinds := map[string]bool{}
+	for _, e := range evs {
+		kinds[e.Kind] = true
+	}
+	for _, k := range []string{journal.KindStart, journal.KindMaintenance, journal.KindRole, journal.KindFailover} {
+		if !kinds[k] {
+			t.Errorf("n%d's journal has no %s event: %+v", a+1, k, evs)
+		}
+	}
+}

@@ -589,6 +589,16 @@ func (j *Journal) SubscribeAfter(q Query, buf int) ([]Event, *Subscription, erro
 	return past, s, nil
 }
 
+// EndSubscriptions closes every subscription: an HTTP server shutting down
+// waits for its streams to end.
+func (j *Journal) EndSubscriptions() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for s := range j.subs {
+		s.closeLocked()
+	}
+}
+
 // C delivers the events.
 func (s *Subscription) C() <-chan Event { return s.c }
 
