@@ -306,3 +306,25 @@ func TestKillWhileWriting(t *testing.T) {
 		j.Close()
 	}
 }
+
+func TestReadDir(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir, MinMaxBytes)
+	for i := range 2000 {
+		kind := KindRole
+		if i%100 == 0 {
+			kind = KindFailover
+		}
+		ev := Event{Kind: kind, Node: "a", Term: uint64(i + 1)}
+		if kind == KindFailover {
+			ev.Failover = &driverproto.Failover{From: "a", To: "b", Cause: driverproto.CauseTransfer}
+		}
+		j.Append(ev)
+	}
+	want, _ := j.Read(Query{Failovers: true})
+	got, err := ReadDir(dir, Query{Failovers: true})
+	if err != nil || len(got) != len(want) || len(got) == 0 || got[len(got)-1].Seq != want[len(want)-1].Seq {
+		t.Fatalf("ReadDir: %d events (%v), the journal reads %d", len(got), err, len(want))
+	}
+	j.Close()
+}
