@@ -421,7 +421,11 @@ func (r *recorder) handleFrame(p *peer, frame []byte) {
 			r.d.dropFrame(p, "decode", err)
 			return
 		}
-		ev.Time = time.Now().Round(time.Millisecond)
+		// The record keeps its maker's time, the election's, so that a node
+		// catching up tells when it happened, not when it heard.
+		if ev.Time.IsZero() {
+			ev.Time = ev.Elected
+		}
 		r.mu.Lock()
 		r.storeLocked(ev)
 		r.mu.Unlock()
@@ -517,15 +521,20 @@ func (r *recorder) reviseLocked(s stepDown) {
 	}
 }
 
-// watchDemote journals a demote overrun: drivers still acting as master
-// when demote_timeout ran out on a hand-over.
+// watchDemote journals a demote overrun: drivers that had not confirmed
+// the demote when demote_timeout ran out on a hand-over. The demote is
+// the one the hub sent last, which the hub was told before this hook ran.
 func (r *recorder) watchDemote(term uint64) {
 	timeout := r.d.cfg.DemoteTimeout
+	h := r.d.hub
+	h.mu.Lock()
+	seq := h.demoteSeq
+	h.mu.Unlock()
 	time.AfterFunc(timeout, func() {
-		h := r.d.hub
 		h.mu.Lock()
 		var late []string
-		if h.waiting && h.last != nil && h.last.Term == term {
+		// Unless this node became master again since.
+		if h.demoteSeq == seq && h.masterSeq < seq {
 			for id, c := range h.conns {
 				if c.holdsLease {
 					late = append(late, id)

@@ -173,3 +173,70 @@ func TestFailoverCauseMaintenance(t *testing.T) {
 		}
 	}
 }
+
+// A driver that never confirms its demote on a hand-over is journaled as a
+// demote overrun once demote_timeout has passed.
+func TestDemoteOverrunJournaled(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	for i := range tc.daemons {
+		tc.stop(i)
+		tc.cfgs[i].DemoteTimeout = 300 * time.Millisecond
+	}
+	for i := range tc.daemons {
+		tc.start(i)
+	}
+	m := tc.waitMaster(-1)
+	dr, err := dialDriver(t, tc.daemons[m], tc.cfgs[m].DriversSecret, "stuck-1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := dr.waitState(func(s *driverproto.State) bool { return s.IsMaster }, true)
+	dr.send(driverproto.Message{Type: driverproto.TypeAck, Seq: st.Seq, OK: driverproto.Bool(true)})
+	// A driver that confirms everything at once is not late.
+	good, err := dialDriver(t, tc.daemons[m], tc.cfgs[m].DriversSecret, "good-1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			_, b, err := good.ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if msg, err := driverproto.Decode(b); err == nil && msg.Type == driverproto.TypeState {
+				good.send(driverproto.Message{Type: driverproto.TypeAck, Seq: msg.Seq, OK: driverproto.Bool(true)})
+			}
+		}
+	}()
+	if err := tc.daemons[m].SetMaintenance(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	// The driver reads on (so that it is not cut off) and acks nothing.
+	go func() {
+		for {
+			if _, _, err := dr.ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		evs, _ := tc.daemons[m].Journal().Read(journal.Query{})
+		var late []string
+		for _, ev := range evs {
+			if ev.Kind == journal.KindDemoteOverrun {
+				late = append(late, ev.Driver)
+			}
+		}
+		if len(late) > 0 {
+			if len(late) != 1 || late[0] != "stuck-1" {
+				t.Fatalf("demote overruns of %v, want stuck-1 alone", late)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no demote_overrun in the journal: %+v", evs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

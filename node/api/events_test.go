@@ -124,3 +124,22 @@ func TestEventStream(t *testing.T) {
 		t.Fatalf("ids %v, status seen %v", ids, status)
 	}
 }
+
+func FuzzParseSince(f *testing.F) {
+	for _, s := range []string{"", "12", "1h", "90m", "-1h", "2025-01-02T15:04:05Z", "yesterday", "18446744073709551616"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := ParseSince(s, now)
+		if err != nil {
+			if !strings.Contains(err.Error(), "since") {
+				t.Fatalf("error %q does not name the parameter", err)
+			}
+			return
+		}
+		if q.AfterSeq > 0 && !q.Since.IsZero() {
+			t.Fatalf("%q gave both a sequence number and a time", s)
+		}
+	})
+}
