@@ -111,6 +111,15 @@ func newRecorder(d *Daemon) *recorder {
 			}
 		}
 	}
+	// The master this node knew last before it stopped, so that a master
+	// change soon after a restart still names the old master.
+	if evs, err := j.Read(journal.Query{Limit: 1000}); err == nil {
+		for _, ev := range evs {
+			if ev.Kind == journal.KindRole && ev.Master != "" && ev.Term > r.lastTerm {
+				r.lastMaster, r.lastTerm = ev.Master, ev.Term
+			}
+		}
+	}
 	return r
 }
 
