@@ -70,7 +70,7 @@ type HandlerOptions struct {
 
 // NewHandler returns the local listener's HTTP handler:
 //
-//	GET  /                status page, refreshing itself every few seconds
+//	GET  /                status page, kept current over /v1/events/stream
 //	GET  /v1/status       Status as JSON
 //	GET  /v1/events       the journal as JSON: ?since=SEQ|DURATION|TIME&limit=N&failovers=1
 //	GET  /v1/events/stream  the journal and the status as Server-Sent Events
