@@ -315,7 +315,9 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	s := h.snapshot()
 	var nb [16]byte
 	rand.Read(nb[:])
-	nonce := base64.StdEncoding.EncodeToString(nb[:])
+	// URL-safe letters: html/template leaves them as they are in the
+	// attribute, and CSP accepts them.
+	nonce := base64.RawURLEncoding.EncodeToString(nb[:])
 	d := pageData{S: s, Refresh: pageRefreshSeconds, Lease: "–", Since: formatMS(s.SinceMS) + " ago", Nonce: nonce, Script: template.JS(pageScript)}
 	if s.Role == "master" {
 		d.Lease = formatMS(s.LeaseMS)
