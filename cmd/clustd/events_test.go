@@ -150,3 +150,18 @@ func TestEventsFollow(t *testing.T) {
 		t.Fatalf("live failover: %+v", ev)
 	}
 }
+
+func TestTokenCommand(t *testing.T) {
+	e := newAdminEnv(t)
+	out, code, msg := runApp(t, "token", "--secret-file", e.secretFile)
+	if code != 0 || strings.TrimSpace(out) != e.token {
+		t.Fatalf("token: exit %d %q, printed %q, want %q", code, msg, out, e.token)
+	}
+	out, code, _ = runApp(t, "token", "--config", e.config)
+	if code != 0 || strings.TrimSpace(out) != e.token {
+		t.Fatalf("token --config printed %q", out)
+	}
+	if _, code, msg := runApp(t, "token"); code != 2 || !strings.Contains(msg, "--config") {
+		t.Fatalf("token without flags: exit %d %q", code, msg)
+	}
+}

@@ -45,6 +45,7 @@ func newApp() *cli.App {
 			transferCommand(),
 			maintenanceCommand(),
 			eventsCommand(),
+			tokenCommand(),
 			driverCommand(),
 		},
 		HideHelpCommand: true,

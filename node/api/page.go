@@ -73,7 +73,7 @@ button { margin: 0 0.3em 0.3em 0; }
 <tbody id="members">
 {{range .S.Members}}<tr>
 <td>{{.ID}}{{if .Self}} (this node){{end}}</td>
-<td>{{if eq .ID $.S.Master}}<span class="master">master</span>{{else}}follower{{end}}</td>
+<td>{{if eq .ID $.S.Master}}<span class="master">master</span>{{else if or .Self .Reachable}}follower{{else}}&ndash;{{end}}</td>
 <td>{{if or .Self (eq .ID $.S.Master)}}{{$.S.Term}}{{else}}&ndash;{{end}}</td>
 <td>{{.Address}}</td>
 <td>{{if .Self}}&ndash;{{else if .Reachable}}yes{{else}}<span class="bad">no</span>{{end}}</td>
@@ -151,7 +151,7 @@ const pageScript = `"use strict";
       var tr = el("tr");
       var isMaster = m.id === st.master;
       tr.appendChild(el("td", "", m.id + (m.self ? " (this node)" : "")));
-      tr.appendChild(el("td", isMaster ? "master" : "", isMaster ? "master" : "follower"));
+      tr.appendChild(el("td", isMaster ? "master" : "", isMaster ? "master" : (m.self || m.reachable ? "follower" : "–")));
       tr.appendChild(el("td", "", (m.self || isMaster) ? String(st.term) : "–"));
       tr.appendChild(el("td", "", m.address));
       tr.appendChild(m.self ? el("td", "", "–") : el("td", m.reachable ? "" : "bad", yesno(m.reachable)));
@@ -205,7 +205,7 @@ const pageScript = `"use strict";
       var input = el("input");
       input.id = "token-input";
       input.type = "password";
-      input.placeholder = "admin token (64 hex digits): clustd prints it with --config";
+      input.placeholder = "admin token (64 hex digits): clustd token --config FILE prints it";
       input.autocomplete = "off";
       var use = el("button", "", "use token");
       use.id = "token-use";
