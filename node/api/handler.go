@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/clustd/clustd/node/journal"
 )
 
 // MaxBodyBytes bounds the body of every request. The real ones are a few
@@ -72,12 +74,17 @@ type HandlerOptions struct {
 	// (metrics.Metrics.AuthFailure): a stream of them means something on
 	// this machine is guessing.
 	AuthFailed func()
+	// Journal serves GET /v1/events and GET /v1/events/stream
+	// (events.go). When nil, they answer 503.
+	Journal *journal.Journal
 }
 
 // NewHandler returns the local listener's HTTP handler:
 //
-//	GET  /                status page, refreshing itself every few seconds
+//	GET  /                status page, kept current over /v1/events/stream
 //	GET  /v1/status       Status as JSON
+//	GET  /v1/events       the journal as JSON: ?since=SEQ|DURATION|TIME&limit=N&failovers=1
+//	GET  /v1/events/stream  the journal and the status as Server-Sent Events
 //	POST /v1/transfer     TransferRequest as JSON, or ?to=ID; needs the token
 //	POST /v1/maintenance  MaintenanceRequest as JSON, or ?on=on|off; needs the token
 //	GET  /metrics         Prometheus metrics, if opts.Gatherer is set
@@ -97,13 +104,15 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{d: opts.Daemon, token: opts.Token, log: log, authFailed: opts.AuthFailed}
+	h := &handler{d: opts.Daemon, token: opts.Token, log: log, authFailed: opts.AuthFailed, journal: opts.Journal}
 	mux := http.NewServeMux()
 	// Patterns carry no method, because the mux would answer a wrong method
 	// with a plain-text 405 and scripts expect every error as JSON.
 	mux.Handle("/v1/status", allow(http.HandlerFunc(h.status), http.MethodGet, http.MethodHead))
 	mux.Handle("/v1/transfer", allow(http.HandlerFunc(h.transfer), http.MethodPost))
 	mux.Handle("/v1/maintenance", allow(http.HandlerFunc(h.maintenance), http.MethodPost))
+	mux.Handle("/v1/events", allow(http.HandlerFunc(h.events), http.MethodGet, http.MethodHead))
+	mux.Handle("/v1/events/stream", allow(http.HandlerFunc(h.eventStream), http.MethodGet))
 	if opts.Gatherer != nil {
 		m := promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
 			ErrorLog: promLogger{log},
@@ -126,6 +135,7 @@ type handler struct {
 	token      string
 	log        *slog.Logger
 	authFailed func() // may be nil
+	journal    *journal.Journal
 }
 
 // allow answers methods other than the given ones with 405 and an Allow
