@@ -47,7 +47,7 @@ func (tc *testCluster) waitFailover(i int, term uint64) journal.Event {
 // failoverCount is the failover histogram's count for cause.
 func failoverCount(t *testing.T, d *Daemon, cause string) uint64 {
 	t.Helper()
-	mfs, err := d.Registry().Gather()
+	mfs, err := d.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func eventsEnv(t *testing.T) (addr string, j *journal.Journal) {
 	return strings.TrimPrefix(srv.URL, "http://"), j
 }
 
-func golden(t *testing.T, name, got string) {
+func eventsGolden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
@@ -85,12 +85,12 @@ func TestEventsTimelineGolden(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, msg)
 	}
-	golden(t, "events.golden", out)
+	eventsGolden(t, "events.golden", out)
 	out, code, msg = runApp(t, "events", "--addr", addr, "--failovers")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, msg)
 	}
-	golden(t, "events-failovers.golden", out)
+	eventsGolden(t, "events-failovers.golden", out)
 }
 
 func TestEventsJSON(t *testing.T) {

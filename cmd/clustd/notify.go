@@ -107,7 +107,7 @@ func runDriverNotify(c *cli.Context) error {
 		}
 		sender = notify.NewWebhook(u)
 	}
-	opts, log, err := driverSetup(c)
+	opts, log, _, err := driverSetup(c)
 	if err != nil {
 		return err
 	}
