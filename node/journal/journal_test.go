@@ -1,8 +1,10 @@
 package journal
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -257,9 +259,12 @@ func TestHelperWriter(t *testing.T) {
 	for i := 0; ; i++ {
 		if i%2 == 0 {
 			j.Record(Event{Kind: KindMemberBack, Node: "a", Peer: "b", Detail: detail})
-		} else if _, err := j.Append(Event{Kind: KindMemberLost, Node: "a", Peer: "b", Detail: detail}); err != nil {
+		} else if ev, err := j.Append(Event{Kind: KindMemberLost, Node: "a", Peer: "b", Detail: detail}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
+		} else if ev.Seq%100 == 0 {
+			// Progress, so the test kills it once it has written more.
+			fmt.Println(ev.Seq)
 		}
 	}
 }
@@ -273,18 +278,27 @@ func TestKillWhileWriting(t *testing.T) {
 		cmd.Env = append(os.Environ(), "CLUSTD_JOURNAL_HELPER_DIR="+dir)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
+		progress, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Kill it once it has written a good deal more: rotation and
-		// deletion are under way by then.
-		want := int64(100<<10) + int64(round)*50<<10
-		deadline := time.Now().Add(60 * time.Second)
-		for dirSize(t, dir) < want && time.Now().Before(deadline) {
-			time.Sleep(2 * time.Millisecond)
+		// Kill it once it has written a good deal more than the last
+		// round left (its progress lines say how far it got): over 1000
+		// records of 300 bytes, rotation and deletion are under way.
+		guard := time.AfterFunc(60*time.Second, func() { cmd.Process.Signal(syscall.SIGKILL) })
+		lines := bufio.NewScanner(progress)
+		for lines.Scan() {
+			if n, err := strconv.ParseUint(strings.TrimSpace(lines.Text()), 10, 64); err == nil && n >= prev+1000 {
+				break
+			}
 		}
+		guard.Stop()
 		cmd.Process.Signal(syscall.SIGKILL)
-		err := cmd.Wait()
+		io.Copy(io.Discard, progress) // to EOF: the writer is dead
+		err = cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Fatalf("round %d: the writer was not killed: %v; %s", round, err, stderr.String())
 		}
