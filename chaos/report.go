@@ -12,7 +12,10 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/internal/percentile"
+	"github.com/clustd/clustd/node/config"
+	"github.com/clustd/clustd/node/journal"
 )
 
 // Stats summarises a set of durations.
@@ -68,6 +71,10 @@ type Report struct {
 	Failover Stats          `json:"failover"`
 	ByKind   map[Kind]Stats `json:"failover_by_kind"`
 	HandOver Stats          `json:"hand_over"`
+	// Causes tallies the failover records the nodes' journals hold (the
+	// latest revision of each term), by cause; FailoverRecords counts them.
+	Causes          map[string]int `json:"failover_causes"`
+	FailoverRecords int            `json:"failover_records"`
 	// Promotions counts tenures; MasterChanges those of a node other than
 	// the previous master; Repromotions those repeating node and term.
 	Promotions    int     `json:"promotions"`
@@ -102,6 +109,33 @@ type Report struct {
 	Dir string `json:"dir,omitempty"`
 	// Replay is the command that runs the same schedule again.
 	Replay string `json:"replay"`
+}
+
+// failoverCauses reads every node's journal and tallies the failover
+// records by cause, the latest revision of each term. It informs, and
+// checks nothing: the cause is the cluster's best account, not a promise.
+func failoverCauses(c *cluster) (map[string]int, int) {
+	latest := map[uint64]journal.Event{}
+	for _, n := range c.nodes {
+		cfg, err := config.Load(n.config)
+		if err != nil {
+			continue
+		}
+		evs, err := journal.ReadDir(filepath.Join(cfg.DataDir, "journal"), journal.Query{Failovers: true})
+		if err != nil {
+			continue
+		}
+		for _, ev := range evs {
+			if old, ok := latest[ev.Term]; !ok || ev.Rev > old.Rev {
+				latest[ev.Term] = ev
+			}
+		}
+	}
+	causes := map[string]int{}
+	for _, ev := range latest {
+		causes[ev.Cause]++
+	}
+	return causes, len(latest)
 }
 
 // Failed reports whether the run broke any promise.
@@ -229,6 +263,7 @@ func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, err
 	default:
 		rep.Linearizable = "unknown (porcupine timed out)"
 	}
+	rep.Causes, rep.FailoverRecords = failoverCauses(c)
 	if err := r.writeFiles(rep, h); err != nil {
 		return nil, err
 	}
@@ -346,6 +381,13 @@ func (r *Report) Summary(w io.Writer) {
 		}
 	}
 	p("hand-over", "%s  planned: old driver demoted → new driver promoted", r.HandOver)
+	var causes []string
+	for _, k := range driverproto.Causes {
+		if n := r.Causes[k]; n > 0 {
+			causes = append(causes, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	p("records", "%d failover records in the journals: %s", r.FailoverRecords, strings.Join(causes, ", "))
 	p("availability", "%.2f%% of the time a driver acted as master", 100*r.Availability)
 	p("liveness", "%s  heal → a driver acting as master, after each of %d heals (bound %v)", r.Liveness, r.Heals, ms(r.LivenessBound))
 	gap := "the master never changed"

@@ -173,6 +173,8 @@ type Event struct {
 	Detail string `json:"detail,omitempty"`
 	// AtNS is the CLOCK_BOOTTIME instant of the event.
 	AtNS int64 `json:"at_ns"`
+	// Failover is the record of an event of kind EventFailover.
+	Failover *Failover `json:"failover,omitempty"`
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,96}$`)

@@ -59,6 +59,7 @@ type Daemon struct {
 	httpLn net.Listener
 	hub    *hub
 	seed   *seeddrv.Server // nil unless http.seed_drivers
+	rec    *recorder       // the event journal (events.go)
 
 	// mu guards the core and everything below it.
 	mu        sync.Mutex
@@ -168,9 +169,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("local HTTP listener (http.listen): %w", err)
 	}
 	d.hub = newHub(d)
+	d.rec = newRecorder(d)
 	if err := d.restoreMaintenance(now); err != nil {
 		d.peerLn.Close()
 		d.httpLn.Close()
+		d.rec.close()
 		return nil, err
 	}
 	d.startSeed()
@@ -198,6 +201,7 @@ func (d *Daemon) HTTPAddr() net.Addr { return d.httpLn.Addr() }
 // node is master, and stops.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.store.Close()
+	defer d.rec.stopped()
 	netCtx, stopNet := context.WithCancel(context.Background())
 	defer stopNet()
 
@@ -219,6 +223,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			LogRefused: func(remote string) bool {
 				return d.failLog.first("admin/"+hostOf(remote), Monotonic())
 			},
+			Journal: d.rec.j,
 		})),
 		// A client that connects and sends nothing, or trickles, must
 		// not hold a connection for long; drivers' websockets set their
@@ -240,6 +245,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	})
 	srv.ConnState = lim.connState
+	srv.RegisterOnShutdown(d.rec.endStreams)
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(lim) }()
 	d.startNotify()
@@ -285,6 +291,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-d.timer.C:
 			d.input(func(now time.Duration) {
 				d.deadline = -1 // spent: set the timer again
+				d.rec.ticked(now)
 				d.core.Tick(now)
 				d.pingWatchdog(now)
 			})
@@ -425,6 +432,7 @@ func (d *Daemon) publish(st election.State) {
 	}
 	d.hub.publish(st, d.memberList(st.At))
 	d.notifyStatus()
+	d.rec.state(prev, st)
 }
 
 // roleName maps a core role onto the three the status API promises. A
@@ -608,6 +616,7 @@ func (d *Daemon) Transfer(ctx context.Context, target string) error {
 		err = d.core.Transfer(now, target)
 		if err == nil {
 			d.log.Info("transferring leadership", "to", target)
+			d.rec.transfer(target)
 		}
 	}); e != nil {
 		return e

@@ -255,6 +255,7 @@ func (h *hub) run(c *driverConn) {
 		h.log.Warn("driver declares itself required, but drivers.required does not name it, so it does not affect eligibility; list it there to make it required",
 			"driver", c.id, "name", c.name)
 	}
+	h.d.rec.driverConnected(c)
 	h.updateHealth()
 
 	go h.read(c)
@@ -324,6 +325,7 @@ func (h *hub) read(c *driverConn) {
 			h.mu.Unlock()
 			if changed {
 				h.log.Info("driver health", "driver", c.id, "ok", *m.OK, "reason", m.Reason)
+				h.d.rec.driverHealth(c, *m.OK, m.Reason)
 				h.event(driverproto.EventHealth, fmt.Sprintf("driver %s: ok=%v %s", c.id, *m.OK, m.Reason))
 			}
 			h.updateHealth()
@@ -345,6 +347,7 @@ func (h *hub) drop(c *driverConn, reason string) {
 	c.close()
 	h.d.metrics.SetDrivers(n)
 	h.log.Info("driver gone", "driver", c.id, "reason", reason)
+	h.d.rec.driverGone(c, reason)
 	h.updateHealth()
 }
 
@@ -462,6 +465,7 @@ func (h *hub) ack(c *driverConn, m driverproto.Message) {
 	if m.OverrunMS > 0 {
 		h.overrunLocked(c, time.Duration(m.OverrunMS)*time.Millisecond, "its demote finished after its deadline")
 	}
+	h.d.rec.promoteAcked(h, c, m.Seq)
 	if h.demoteSeq > h.masterSeq && m.Seq >= h.demoteSeq {
 		c.holdsLease = false
 		h.checkDemoted()
@@ -647,10 +651,12 @@ func (h *hub) checkMembers(now time.Duration) {
 		switch {
 		case known && was && !up:
 			h.log.Info("member lost", "peer", p.id)
+			h.d.rec.member(p.id, false)
 			h.event(driverproto.EventMemberLost, p.id)
 		case known && !was && up, !known && up:
 			if known {
 				h.log.Info("member back", "peer", p.id)
+				h.d.rec.member(p.id, true)
 			}
 			h.event(driverproto.EventMemberBack, p.id)
 		}

@@ -90,6 +90,7 @@ func (d *Daemon) applyMaintenance(now time.Duration, on bool, reason string, unt
 	} else {
 		d.log.Info("maintenance off", "why", why)
 	}
+	d.rec.maintenance(on, reason, until, why)
 	d.notifyStatus()
 }
 

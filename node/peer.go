@@ -175,6 +175,7 @@ func (d *Daemon) dialLoop(ctx context.Context, p *peer) {
 		p.mu.Unlock()
 		d.metrics.SetPeerReachable(p.id, true)
 		p.sess.Store(sess)
+		d.rec.connected(p)
 		err = d.writeLoop(ctx, p, sess)
 		p.sess.Store(nil)
 		sess.Close()
@@ -438,7 +439,10 @@ func (d *Daemon) handleFrame(p *peer, frame []byte) {
 			return
 		}
 		// A stopped daemon takes no more input; the frame goes with it.
-		_ = d.input(func(now time.Duration) { d.core.Step(now, m) })
+		_ = d.input(func(now time.Duration) {
+			d.core.Step(now, m)
+			d.rec.heard(m.From, m.Term, now)
+		})
 	case framePing:
 		if _, err := decodePing(frame[1:]); err != nil {
 			d.dropFrame(p, "decode", err)
@@ -458,6 +462,8 @@ func (d *Daemon) handleFrame(p *peer, frame []byte) {
 		p.rtt = now - stamp
 		p.mu.Unlock()
 		d.metrics.SetPeerRTT(p.id, (now - stamp).Seconds())
+	case frameFailover, frameFailoverSync, frameStepDown:
+		d.rec.handleFrame(p, frame)
 	default:
 		d.dropFrame(p, "decode", errors.New("unknown frame kind"))
 	}

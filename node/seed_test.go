@@ -440,7 +440,7 @@ func TestSeedDriversOffByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := body(r)
-	if r.StatusCode != http.StatusOK || !strings.Contains(page, "clustd: node") {
+	if r.StatusCode != http.StatusOK || !strings.Contains(page, "<title>clustd") {
 		t.Fatalf("GET / with seed drivers off: %s", page)
 	}
 }

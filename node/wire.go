@@ -16,6 +16,7 @@ const (
 	frameMessage byte = 1 // an election.Message
 	framePing    byte = 2 // 8 bytes: the sender's monotonic clock
 	framePong    byte = 3 // the ping's 8 bytes, echoed
+	// 4 to 6: the failover journal's frames (wire_journal.go).
 )
 
 const maxIDLen = 64

@@ -50,6 +50,7 @@ func driverCommand() *cli.Command {
 			driverShellCommand(),
 			driverWebhookCommand(),
 			driverFileCommand(),
+			driverNotifyCommand(),
 		},
 		HideHelpCommand: true,
 	}
@@ -169,7 +170,10 @@ func driverWebhookCommand() *cli.Command {
 			"(with \"local\":true when the driver demoted itself because the lease ran out), and\n" +
 			"with --events all also the daemon's event stream (elections, members lost and back,\n" +
 			"driver health):\n" +
-			"   {\"type\":\"event\",\"node\":\"a\",\"term\":7,\"kind\":\"member_lost\",\"detail\":\"b\",\"at\":\"…\"}\n\n" +
+			"   {\"type\":\"event\",\"node\":\"a\",\"term\":7,\"kind\":\"member_lost\",\"detail\":\"b\",\"at\":\"…\"}\n" +
+			"and with --events failover or all one failover record per change of master, posted by\n" +
+			"the new master's driver only:\n" +
+			"   {\"type\":\"failover\",\"node\":\"b\",\"term\":8,\"from\":\"a\",\"to\":\"b\",\"cause\":\"master_lost\",\"no_master_ms\":812,…}\n\n" +
 			"Failover never waits for the endpoint: notifications are queued and posted in order\n" +
 			"in the background. Network errors, 5xx, 408 and 429 are retried with exponential\n" +
 			"backoff, 4 attempts in all; other statuses are not. When --queue notifications are\n" +
@@ -182,7 +186,7 @@ func driverWebhookCommand() *cli.Command {
 		Flags: append(driverFlags("webhook"),
 			&cli.StringFlag{Name: "url", Usage: "the http:// or https:// URL to post to (it shows in ps: a URL that holds a token belongs in --url-file)"},
 			&cli.StringFlag{Name: "url-file", Usage: "a file holding the URL, readable by its owner only, to keep a token in the URL out of the process list"},
-			&cli.StringFlag{Name: "events", Value: "role", Usage: "role: role changes only; all: also the daemon's event stream"},
+			&cli.StringFlag{Name: "events", Value: "role", Usage: "role: role changes only; failover: also the failover records this node makes as the new master; all: also the daemon's whole event stream"},
 			&cli.GenericFlag{Name: "header", Value: &headerFlag{}, Usage: "a header to send with every request, as 'Name: value' (repeatable)"},
 			&cli.DurationFlag{Name: "timeout", Value: webhook.DefaultTimeout, Usage: "how long one attempt may take"},
 			&cli.IntFlag{Name: "queue", Value: webhook.DefaultQueue, Usage: "how many notifications may wait; beyond that the oldest is dropped"},
@@ -339,8 +343,8 @@ func runDriverWebhook(c *cli.Context) error {
 		return driverUsageError(c, flagName+": "+err.Error())
 	}
 	events := strings.ToLower(c.String("events"))
-	if events != "role" && events != "all" {
-		return driverUsageError(c, fmt.Sprintf("--events %q: expected role or all", c.String("events")))
+	if events != "role" && events != "failover" && events != "all" {
+		return driverUsageError(c, fmt.Sprintf("--events %q: expected role, failover or all", c.String("events")))
 	}
 	if c.Duration("timeout") <= 0 {
 		return driverUsageError(c, fmt.Sprintf("--timeout %v: must be positive", c.Duration("timeout")))
@@ -366,8 +370,15 @@ func runDriverWebhook(c *cli.Context) error {
 	if err != nil {
 		return driverUsageError(c, err.Error())
 	}
-	if events == "all" {
+	switch events {
+	case "all":
 		opts.OnEvent = d.Event
+	case "failover":
+		opts.OnEvent = func(ev driverproto.Event) {
+			if ev.Kind == driverproto.EventFailover {
+				d.Event(ev)
+			}
+		}
 	}
 	client, err := driverclient.New(opts, d)
 	if err != nil {

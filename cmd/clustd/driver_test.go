@@ -285,7 +285,7 @@ func TestDriverFlagErrors(t *testing.T) {
 		{"webhook without url", with("webhook"), 2, []string{"--url: no URL", "usage: clustd driver webhook [options]"}},
 		{"webhook bad url", with("webhook", "--url", "ftp://example.com/x"), 2, []string{`--url: URL "ftp://example.com/x": want an http:// or https:// URL`}},
 		{"webhook relative url", with("webhook", "--url", "example.com/x"), 2, []string{"--url: "}},
-		{"webhook bad events", with("webhook", "--url", "http://h/", "--events", "some"), 2, []string{`--events "some": expected role or all`}},
+		{"webhook bad events", with("webhook", "--url", "http://h/", "--events", "some"), 2, []string{`--events "some": expected role, failover or all`}},
 		{"webhook bad queue", with("webhook", "--url", "http://h/", "--queue", "0"), 2, []string{"--queue 0: must be at least 1"}},
 		{"webhook bad header", with("webhook", "--url", "http://h/", "--header", "nocolon"), 2, []string{"want Name: value"}},
 		{"no secret", []string{"driver", "exec", "--addr", "127.0.0.1:1", "--", "true"}, 2, []string{"a driver needs the drivers secret: give --config FILE"}},

@@ -45,6 +45,8 @@ func newApp() *cli.App {
 			statusCommand(),
 			transferCommand(),
 			maintenanceCommand(),
+			eventsCommand(),
+			tokenCommand(),
 			driverCommand(),
 			checkCommand(),
 			genCommand(),

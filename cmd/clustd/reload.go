@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/clustd/clustd/node"
@@ -20,22 +21,27 @@ func reload(ctx context.Context, d *node.Daemon, path string, level *slog.LevelV
 	cfg, err := config.Load(path)
 	if err != nil {
 		log.Error("reload refused: configuration not reloaded, still running on the previous one", "err", err)
+		d.Reloaded(fmt.Sprintf("SIGHUP: reload of %s refused, still on the previous configuration: %v", path, err))
 		return
 	}
 	var newLevel slog.LevelVar
 	if err := newLevel.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		log.Error("reload refused: bad log_level", "err", err)
+		d.Reloaded(fmt.Sprintf("SIGHUP: reload of %s refused: bad log_level: %v", path, err))
 		return
 	}
 	changed, err := d.Reload(ctx, cfg)
 	if err != nil {
 		log.Error("reload refused", "err", err)
+		d.Reloaded(fmt.Sprintf("SIGHUP: reload of %s refused: %v", path, err))
 		return
 	}
 	level.Set(newLevel.Level())
 	if len(changed) == 0 {
 		log.Info("configuration reloaded: nothing changed", "file", path)
+		d.Reloaded("SIGHUP: " + path + " reloaded, nothing changed")
 		return
 	}
 	log.Info("configuration reloaded", "file", path, "changed", changed)
+	d.Reloaded(fmt.Sprintf("SIGHUP: %s reloaded, changed %v", path, changed))
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/clustd/clustd/node/journal"
 )
 
 // MaxBodyBytes bounds the body of every request. The real ones are a few
@@ -77,12 +79,17 @@ type HandlerOptions struct {
 	// so that a client retrying in a loop cannot flood the log. When nil,
 	// every refused request is logged.
 	LogRefused func(remote string) bool
+	// Journal serves GET /v1/events and GET /v1/events/stream
+	// (events.go). When nil, they answer 503.
+	Journal *journal.Journal
 }
 
 // NewHandler returns the local listener's HTTP handler:
 //
-//	GET  /                status page, refreshing itself every few seconds
+//	GET  /                status page, kept current over /v1/events/stream
 //	GET  /v1/status       Status as JSON
+//	GET  /v1/events       the journal as JSON: ?since=SEQ|DURATION|TIME&limit=N&failovers=1
+//	GET  /v1/events/stream  the journal and the status as Server-Sent Events
 //	POST /v1/transfer     TransferRequest as JSON, or ?to=ID; needs the token
 //	POST /v1/maintenance  MaintenanceRequest as JSON, or ?on=on|off; needs the token
 //	GET  /metrics         Prometheus metrics, if opts.Gatherer is set
@@ -102,13 +109,15 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{d: opts.Daemon, token: opts.Token, log: log, authFailed: opts.AuthFailed, logRefused: opts.LogRefused}
+	h := &handler{d: opts.Daemon, token: opts.Token, log: log, authFailed: opts.AuthFailed, logRefused: opts.LogRefused, journal: opts.Journal}
 	mux := http.NewServeMux()
 	// Patterns carry no method, because the mux would answer a wrong method
 	// with a plain-text 405 and scripts expect every error as JSON.
 	mux.Handle("/v1/status", allow(http.HandlerFunc(h.status), http.MethodGet, http.MethodHead))
 	mux.Handle("/v1/transfer", allow(http.HandlerFunc(h.transfer), http.MethodPost))
 	mux.Handle("/v1/maintenance", allow(http.HandlerFunc(h.maintenance), http.MethodPost))
+	mux.Handle("/v1/events", allow(http.HandlerFunc(h.events), http.MethodGet, http.MethodHead))
+	mux.Handle("/v1/events/stream", allow(http.HandlerFunc(h.eventStream), http.MethodGet))
 	if opts.Gatherer != nil {
 		m := promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
 			ErrorLog: promLogger{log},
@@ -132,6 +141,7 @@ type handler struct {
 	log        *slog.Logger
 	authFailed func()                   // may be nil
 	logRefused func(remote string) bool // may be nil
+	journal    *journal.Journal
 }
 
 // allow answers methods other than the given ones with 405 and an Allow

@@ -17,7 +17,7 @@ func TestSeedRouting(t *testing.T) {
 	if rec := e.do(request{method: "GET", target: "/", header: map[string]string{"metadata": "x"}}); rec.Code != http.StatusTeapot {
 		t.Errorf("GET / with a metadata header: code %d, want the seed handler's", rec.Code)
 	}
-	if rec := e.do(request{method: "GET", target: "/"}); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "<h1>") {
+	if rec := e.do(request{method: "GET", target: "/"}); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "<h1") {
 		t.Errorf("GET / without one: code %d, want the page", rec.Code)
 	}
 	if rec := e.do(request{method: "GET", target: "/v1/status", header: map[string]string{"metadata": "x"}}); rec.Code != http.StatusOK {
