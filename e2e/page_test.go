@@ -12,8 +12,6 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-
-	"github.com/clustd/clustd/node/api"
 )
 
 // chromium finds a Chromium to drive, or "" if none is installed.
@@ -200,7 +198,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if n := eval[int](t, b.ctx, `document.querySelectorAll("button.admin").length`); n != 0 {
 		t.Fatalf("%d admin buttons before the token was pasted", n)
 	}
-	token := api.AdminToken(c.config(n).Secret)
+	token := c.admin(n).Token // admin.token, as clustd token prints it
 	if err := chromedp.Do(b.ctx,
 		chromedp.SendKeys(chromedp.CSS("#token-input"), token),
 		chromedp.Click(chromedp.CSS("#token-use")),
