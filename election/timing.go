@@ -126,15 +126,19 @@ func (t Timing) Validate() error {
 // to L/(1−ε) of real time. L = ElectionMin×(1−ε)/(1+ε) makes the two meet;
 // the margin makes the lease end strictly first.
 func (t Timing) LeaseDuration() time.Duration {
-	return t.leaseDuration(false)
+	return t.leaseDuration(false, false)
 }
 
-func (t Timing) leaseDuration(noDrift bool) time.Duration {
+// leaseDuration is LeaseDuration with rules removed (see Unsafe).
+func (t Timing) leaseDuration(noDrift, noMargin bool) time.Duration {
 	eps := t.MaxClockDrift
 	if noDrift {
 		return t.ElectionMin
 	}
 	d := time.Duration(float64(t.ElectionMin) * (1 - eps) / (1 + eps))
+	if noMargin {
+		return d
+	}
 	return d - t.leaseMargin()
 }
 
