@@ -31,6 +31,9 @@ type RunConfig struct {
 	// budget and lets them ignore their stop deadline: a mutation the
 	// checkers must catch.
 	DriversOverrun bool
+	// OnState, if not nil, sees every state a core publishes (see
+	// Options.OnState).
+	OnState func(at time.Duration, node int, st election.State)
 }
 
 // Result is the outcome of a run. Its JSON form is what `clustd sim --json`
@@ -86,6 +89,7 @@ func Run(rc RunConfig) (*Result, error) {
 		Verbose:         rc.Verbose,
 		Linearizability: rc.Linearizability,
 		DriversOverrun:  rc.DriversOverrun,
+		OnState:         rc.OnState,
 	}
 	if rc.Faults {
 		// Drivers that use all of their stop budget, and timers as late
@@ -133,8 +137,13 @@ func Run(rc RunConfig) (*Result, error) {
 		}
 		res.Linearizable = string(r)
 		res.HistoryOps = s.HistoryLen()
-		if r == porcupine.Illegal {
+		// A check that timed out proved nothing: it fails the run as a
+		// bad history does, and the history is kept the same way.
+		if r != porcupine.Ok {
 			msg := "leadership history is not linearizable"
+			if r == porcupine.Unknown {
+				msg = "leadership history could not be checked: porcupine timed out (Unknown)"
+			}
 			if rc.HTMLPath != "" {
 				msg += " (visualisation: " + rc.HTMLPath + ")"
 			}
