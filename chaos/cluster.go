@@ -124,7 +124,8 @@ type cluster struct {
 	nodes    []*node
 	noExec   bool
 	// drain is how long the exec probe goes on after its stop signal.
-	drain time.Duration
+	drain  time.Duration
+	freeze *freezer
 }
 
 // writeConfigs writes every node's configuration with clustd init: members
@@ -168,7 +169,7 @@ func (c *cluster) startDaemon(n *node) error {
 	}
 	n.daemon = p
 	c.net.started(n.idx, p.pid())
-	return nil
+	return c.freeze.join(n, p.pid())
 }
 
 func (c *cluster) startDrivers(n *node) error {
@@ -178,6 +179,9 @@ func (c *cluster) startDrivers(n *node) error {
 		return fmt.Errorf("starting %s's recorder: %w", n.id, err)
 	}
 	n.recorder = p
+	if err := c.freeze.join(n, p.pid()); err != nil {
+		return err
+	}
 	if c.noExec {
 		return nil
 	}
@@ -187,7 +191,7 @@ func (c *cluster) startDrivers(n *node) error {
 		return fmt.Errorf("starting %s's exec driver: %w", n.id, err)
 	}
 	n.exec = p
-	return nil
+	return c.freeze.join(n, p.pid())
 }
 
 // admin runs a clustd admin command (transfer, maintenance) against node
