@@ -143,11 +143,12 @@ func sweepCatcher(profile string, nodes, max int) func(*testing.T, election.Unsa
 			if err != nil {
 				t.Fatal(err)
 			}
+			effort := fmt.Sprintf("seeds 1-%d of at most %d (%s, %d nodes, 1 simulated minute each)", seed, max, profile, nodes)
 			if v := r.Sim().Violations(); len(v) > 0 {
-				return v, fmt.Sprintf("%d seeds (%s, %d nodes)", seed, profile, nodes)
+				return v, effort
 			}
 			if !r.OK() {
-				return []Violation{{What: r.Violations[0]}}, fmt.Sprintf("%d seeds (%s, %d nodes)", seed, profile, nodes)
+				return []Violation{{What: r.Violations[0]}}, effort
 			}
 		}
 		return nil, fmt.Sprintf("%d seeds (%s, %d nodes)", max, profile, nodes)
