@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,10 +19,11 @@ type mutant struct {
 	// knob is the election.Unsafe field that removes the rule.
 	knob string
 	rule string
-	// want is the violation the catcher must report: a substring of the
-	// first one. Any other violation means the catcher found something
-	// else, and proves nothing about this rule.
-	want string
+	// want lists the violations the catcher may report, as substrings
+	// of the first one: what the rule prevents, as each checker sees it.
+	// Any other violation means the catcher found something else, and
+	// proves nothing about this rule.
+	want []string
 	// catch looks for the violation with the rule removed (unsafe set) or
 	// in place (unsafe zero). It returns what it found and the effort it
 	// took ("3 seeds").
@@ -35,19 +37,21 @@ type mutant struct {
 // every field of election.Unsafe, so a new rule cannot go without a
 // catcher. docs/safety-rules.md is this table for readers.
 var mutants = []mutant{
-	{knob: "VoteTwice", rule: "one vote per term", want: "changed its vote in term",
+	{knob: "VoteTwice", rule: "one vote per term", want: []string{"changed its vote in term"},
 		catch: sweepCatcher(election.ProfileFast, 5, 20)},
-	{knob: "VoteMinority", rule: "a vote majority", want: "two masters at once",
+	// Two winners of one term: the per-term checkers or the instant-wise
+	// one, whichever sees it first.
+	{knob: "VoteMinority", rule: "a vote majority", want: []string{"sent heartbeats for term", "already won", "two masters at once"},
 		catch: sweepCatcher(election.ProfileFast, 5, 20)},
-	{knob: "LeaseMinority", rule: "a lease majority", want: "two masters at once",
+	{knob: "LeaseMinority", rule: "a lease majority", want: []string{"two masters at once"},
 		catch: sweepCatcher(election.ProfileFast, 5, 30)},
-	{knob: "MasterOnWin", rule: "mastership only after a majority acknowledged", want: "two masters at once",
-		catch: sweepCatcher(election.ProfileFast, 5, 40)},
-	{knob: "LeaseFromAck", rule: "the lease counts from the round's send time", want: "two masters at once",
+	{knob: "MasterOnWin", rule: "mastership only after a majority acknowledged", want: []string{"two masters at once"},
+		catch: sweepCatcher(election.ProfileFast, 5, 80)},
+	{knob: "LeaseFromAck", rule: "the lease counts from the round's send time", want: []string{"two masters at once"},
 		catch: sweepCatcher(election.ProfileFast, 5, 20)},
-	{knob: "NoStaleFilter", rule: "a stale heartbeat keeps no follower loyal", want: "no master within",
+	{knob: "NoStaleFilter", rule: "a stale heartbeat keeps no follower loyal", want: []string{"no master within"},
 		catch: staleHeartbeatsScenario},
-	{knob: "NoDrainWait", rule: "an unconfirmed drain waits out the drivers' lease", want: "two masters at once",
+	{knob: "NoDrainWait", rule: "an unconfirmed drain waits out the drivers' lease", want: []string{"two masters at once"},
 		catch: shortDrainScenario},
 	{knob: "NoStickyTerm", rule: "a sticky follower keeps its term",
 		defensive: "A real (not forced) vote request of a higher term needs a won pre-vote, that is a majority " +
@@ -71,17 +75,19 @@ var mutants = []mutant{
 			"else's lease. The hold-off keeps the start-up rule whole (a node that forgot what it " +
 			"acknowledged takes part in no election for ElectionMin), and a node in it says it is not a " +
 			"hand-over target."},
-	{knob: "NoMasterDefence", rule: "a master defends its lease", want: "deposed",
+	{knob: "NoMasterDefence", rule: "a master defends its lease", want: []string{"deposed"},
 		catch: lostHeartbeatsScenario},
-	{knob: "MasterWhileDraining", rule: "no mastership while draining", want: "two masters at once",
-		catch: sweepCatcher(election.ProfileDefault, 5, 20)},
-	{knob: "NoSelfLoyalty", rule: "a deposed master stays loyal to itself", want: "two masters at once",
-		catch: seedCatcher(election.ProfileFast, 5, 82, 105*time.Second)},
-	{knob: "NoRestartHoldoff", rule: "no vote in the start-up hold-off", want: "two masters at once",
+	{knob: "MasterWhileDraining", rule: "no mastership while draining", want: []string{"waited out the demote timeout"},
+		catch: handOverScenario},
+	{knob: "NoSelfLoyalty", rule: "a deposed master stays loyal to itself", want: []string{"two masters at once"},
+		catch: sweepCatcher(election.ProfileFast, 5, 300)},
+	{knob: "NoRestartHoldoff", rule: "no vote in the start-up hold-off", want: []string{"two masters at once"},
 		catch: restartHoldoffScenario},
-	{knob: "NoStickiness", rule: "stickiness", want: "two masters at once",
+	{knob: "NoStickiness", rule: "stickiness", want: []string{"two masters at once"},
 		catch: sweepCatcher(election.ProfileFast, 5, 30)},
-	{knob: "NoDriftMargin", rule: "the drift margin", want: "two masters at once",
+	{knob: "NoDriftMargin", rule: "the drift margin", want: []string{"two masters at once"},
+		catch: sweepCatcher(election.ProfileDefault, 5, 50)},
+	{knob: "NoStopBudget", rule: "a new master's drivers act only once the stop budget has passed", want: []string{"two masters at once"},
 		catch: sweepCatcher(election.ProfileDefault, 5, 50)},
 }
 
@@ -91,6 +97,12 @@ var mutants = []mutant{
 // matter. The same catcher with the rule in place must find nothing, and a
 // scripted schedule must show that it reached the situation it is about.
 func TestMutantsCaught(t *testing.T) {
+	if raceEnabled {
+		// The simulator is deterministic and single-threaded: the race
+		// detector finds nothing here that the sweep under it does not,
+		// and makes the catchers' sweeps ten times slower.
+		t.Skip("skipped under the race detector: make test runs it without, after the race run (make sweep)")
+	}
 	covered := map[string]bool{}
 	for _, m := range mutants {
 		covered[m.knob] = true
@@ -112,8 +124,8 @@ func TestMutantsCaught(t *testing.T) {
 			if len(v) == 0 {
 				t.Fatalf("%s removed (Unsafe.%s): nothing caught in %s", m.rule, m.knob, effort)
 			}
-			if !strings.Contains(v[0].What, m.want) {
-				t.Fatalf("%s removed (Unsafe.%s): caught %q in %s, want a violation containing %q", m.rule, m.knob, v[0], effort, m.want)
+			if !slices.ContainsFunc(m.want, func(w string) bool { return strings.Contains(v[0].What, w) }) {
+				t.Fatalf("%s removed (Unsafe.%s): caught %q in %s, want a violation containing one of %q", m.rule, m.knob, v[0], effort, m.want)
 			}
 			t.Logf("%s removed: caught in %s: %s", m.rule, effort, v[0])
 		})
@@ -155,24 +167,6 @@ func sweepCatcher(profile string, nodes, max int) func(*testing.T, election.Unsa
 	}
 }
 
-// seedCatcher replays one seed of the sweep.
-func seedCatcher(profile string, nodes int, seed uint64, d time.Duration) func(*testing.T, election.Unsafe) ([]Violation, string) {
-	return func(t *testing.T, unsafe election.Unsafe) ([]Violation, string) {
-		r, err := Run(RunConfig{Nodes: nodes, Seed: seed, Duration: d, Faults: true, Mix: DefaultMix(), Profile: profile, Unsafe: unsafe, Linearizability: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		effort := fmt.Sprintf("seed %d (%s, %d nodes, %v)", seed, profile, nodes, d)
-		if v := r.Sim().Violations(); len(v) > 0 {
-			return v, effort
-		}
-		if !r.OK() {
-			return []Violation{{What: r.Violations[0]}}, effort
-		}
-		return nil, effort
-	}
-}
-
 // TestMutantScenariosSafe runs each scripted schedule with every rule in
 // place: it must break nothing, so what it catches without a rule is that
 // rule's doing. (Each scenario also fails the test if it did not reach the
@@ -186,6 +180,7 @@ func TestMutantScenariosSafe(t *testing.T) {
 		{"short drain", shortDrainScenario},
 		{"lost heartbeats", lostHeartbeatsScenario},
 		{"restart hold-off", restartHoldoffScenario},
+		{"hand-overs", handOverScenario},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if v, _ := c.run(t, election.Unsafe{}); len(v) > 0 {
@@ -326,6 +321,48 @@ func lostHeartbeatsScenario(t *testing.T, unsafe election.Unsafe) ([]Violation, 
 		t.Fatalf("%s still follows %s: losing its heartbeats did not make it campaign", s.ID(deaf), s.ID(m))
 	}
 	return nil, effort
+}
+
+// handOverScenario: why a draining master is master for no one but the
+// cluster. It keeps the cluster's lease while its drivers stop, but tells
+// them at once, as a demote, so that they confirm and the hand-over goes
+// on within milliseconds. Still reported master to its drivers, they are
+// never told to stop, never confirm, and every hand-over waits out the
+// whole demote timeout. (Safety does not rest on this rule: TimeoutNow
+// waits for the drivers' lease, which follows the renewed lease, when the
+// drain ends unconfirmed. Without both rules, shortDrainScenario overlaps.)
+func handOverScenario(t *testing.T, unsafe election.Unsafe) ([]Violation, string) {
+	t.Helper()
+	timing := defaultTiming()
+	s, err := New(Options{Nodes: 3, Seed: 24, Timing: timing, Unsafe: unsafe, Linearizability: true,
+		Net: NetParams{Delay: time.Millisecond, Jitter: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const handOvers = 5
+	fast := 0
+	var took []time.Duration
+	for range handOvers {
+		m := runUntilMaster(t, s, 5*time.Second)
+		s.RunFor(timing.ElectionMin)
+		start := s.Now()
+		if err := s.Transfer(m, ""); err != nil {
+			t.Fatalf("hand-over: %v", err)
+		}
+		for s.Core(m) != nil && s.Core(m).Draining() && !s.stopped {
+			s.RunFor(time.Millisecond)
+		}
+		took = append(took, s.Now()-start)
+		if s.Now()-start < s.opts.DemoteTimeout {
+			fast++
+		}
+		s.RunFor(time.Second)
+	}
+	effort := fmt.Sprintf("a scripted schedule (%d hand-overs, drains %v)", handOvers, took)
+	if v := s.Violations(); len(v) > 0 || fast > 0 {
+		return v, effort
+	}
+	return []Violation{{At: s.Now(), What: fmt.Sprintf("every one of %d hand-overs waited out the demote timeout (%v): drains of %v", handOvers, s.opts.DemoteTimeout, took)}}, effort
 }
 
 // restartHoldoffScenario: why a node votes for no one for ElectionMin
