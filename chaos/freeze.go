@@ -26,6 +26,8 @@ type freezer struct {
 	dir string
 	// frozen lists the nodes frozen now, by id.
 	frozen map[string]bool
+	// fds are the nodes' cgroups, open for clone3, by id.
+	fds map[string]*os.File
 }
 
 // cgroup2Magic is CGROUP2_SUPER_MAGIC, the file system type of a cgroup v2
@@ -47,7 +49,7 @@ func cgroup2Root() string {
 // newFreezer makes the run's cgroup, named after this process so that two
 // runs never share one, or falls back to signals.
 func newFreezer() *freezer {
-	f := &freezer{frozen: map[string]bool{}}
+	f := &freezer{frozen: map[string]bool{}, fds: map[string]*os.File{}}
 	root := cgroup2Root()
 	if root == "" || os.Geteuid() != 0 {
 		return f
@@ -72,20 +74,27 @@ func (f *freezer) describe() string {
 	return "whole-node freezes: SIGSTOP of each process group of the node"
 }
 
-// join puts a process just started for node n in n's cgroup; its children
-// will be born there. Without cgroups there is nothing to do.
-func (f *freezer) join(n *node, pid int) error {
+// cgroup returns node n's cgroup, open, for a process of n to start in
+// (see startProc), or -1 when freezing by signals. A process started there
+// is in it from its first instruction, so whatever cgroup it makes for its
+// own children (clustd driver exec does) is inside, and frozen with it.
+func (f *freezer) cgroup(n *node) (int, error) {
 	if f.dir == "" {
-		return nil
+		return -1, nil
+	}
+	if d, ok := f.fds[n.id]; ok {
+		return int(d.Fd()), nil
 	}
 	dir := filepath.Join(f.dir, n.id)
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("cgroup for %s: %w", n.id, err)
+		return -1, fmt.Errorf("cgroup for %s: %w", n.id, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
-		return fmt.Errorf("moving %s's process %d into %s: %w", n.id, pid, dir, err)
+	d, err := os.Open(dir)
+	if err != nil {
+		return -1, fmt.Errorf("cgroup for %s: %w", n.id, err)
 	}
-	return nil
+	f.fds[n.id] = d
+	return int(d.Fd()), nil
 }
 
 // set freezes node n (on) or thaws it. A freeze returns once every process
@@ -132,6 +141,9 @@ func (f *freezer) remove(nodes []*node) {
 	if f.dir == "" {
 		return
 	}
+	for _, d := range f.fds {
+		d.Close()
+	}
 	for _, n := range nodes {
 		dir := filepath.Join(f.dir, n.id)
 		if os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0o644) == nil {
@@ -141,9 +153,21 @@ func (f *freezer) remove(nodes []*node) {
 				}
 			}
 		}
-		os.Remove(dir)
+		rmCgroup(dir)
 	}
 	os.Remove(f.dir)
+}
+
+// rmCgroup removes an empty cgroup and the ones below it (clustd driver
+// exec makes its commands' there), deepest first.
+func rmCgroup(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			rmCgroup(filepath.Join(dir, e.Name()))
+		}
+	}
+	os.Remove(dir)
 }
 
 // signalNode stops (or continues) the process group of each of n's

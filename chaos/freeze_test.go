@@ -36,11 +36,12 @@ func testFreeze(t *testing.T, f *freezer) {
 		}
 	})
 	start := func(script string) *proc {
-		p, err := startProc(exec.Command("sh", "-c", script), filepath.Join(dir, "log"), "test")
+		fd, err := f.cgroup(n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.join(n, p.pid()); err != nil {
+		p, err := startProc(exec.Command("sh", "-c", script), filepath.Join(dir, "log"), "test", fd)
+		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(p.kill)

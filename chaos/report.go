@@ -12,8 +12,8 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/clustd/clustd/internal/percentile"
 	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/internal/percentile"
 	"github.com/clustd/clustd/node/config"
 	"github.com/clustd/clustd/node/journal"
 )

@@ -53,7 +53,7 @@ type Daemon struct {
 	httpLn net.Listener
 	hub    *hub
 	seed   *seeddrv.Server // nil unless http.seed_drivers
-	rec    *recorder // the event journal (events.go)
+	rec    *recorder       // the event journal (events.go)
 
 	// mu guards the core and everything below it.
 	mu        sync.Mutex
