@@ -1,8 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/clustd/clustd/node"
