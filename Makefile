@@ -43,9 +43,10 @@ $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 ## sweep: 500 seeds, 5 nodes, default fault mix, default profile for 3 simulated
-## minutes and fast for 1 (SIM_SEEDS overrides the count).
+## minutes and fast for 1 (SIM_SEEDS overrides the count); then every safety
+## rule removed in turn, each of which must be caught (docs/safety-rules.md).
 sweep:
-	SIM_SEEDS=$${SIM_SEEDS:-500} $(GO) test -count=1 -run 'TestSeedSweep' ./sim
+	SIM_SEEDS=$${SIM_SEEDS:-500} $(GO) test -count=1 -run 'TestSeedSweep|TestMutantsCaught' ./sim
 
 ## sim-soak: a far larger sweep, longer runs, both profiles.
 sim-soak:

@@ -144,6 +144,19 @@ func WriteTable(w io.Writer, r *Results) {
 		}
 		tw.Flush()
 	}
+	for _, in := range r.DriverIdle {
+		stable := ""
+		if !in.Stable {
+			stable = " — NOT STABLE: the master changed during the window"
+		}
+		fmt.Fprintf(w, "\nIdle drivers (clustd driver shell, a process per daemon), %d nodes, %s profile, over %.0f s%s\n", in.Nodes, in.Profile, in.WindowS, stable)
+		tw := table(w)
+		fmt.Fprintln(tw, "node\tmaster\tCPU % of a core\tctx switches/s\tRSS MB\t")
+		for _, d := range in.Drivers {
+			fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.1f\t%.1f\t\n", d.Node, yesNo(d.Master), d.CPUPct, d.CtxSwitchesPS, d.RSSMB)
+		}
+		tw.Flush()
+	}
 	for _, in := range r.Idle {
 		drivers := "a driver per daemon"
 		if !in.Drivers {

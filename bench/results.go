@@ -17,9 +17,12 @@ type Results struct {
 	Failover []FailoverResult `json:"failover"`
 	Transfer []TransferResult `json:"transfer"`
 	Idle     []IdleResult     `json:"idle"`
-	Sim      *SimResult       `json:"sim"`
-	Micro    []MicroResult    `json:"micro"`
-	Targets  []Target         `json:"targets"`
+	// DriverIdle is what a driver process costs on an idle master and
+	// on a follower.
+	DriverIdle []DriverIdleResult `json:"driver_idle"`
+	Sim        *SimResult         `json:"sim"`
+	Micro      []MicroResult      `json:"micro"`
+	Targets    []Target           `json:"targets"`
 	// Experiment lists what this run changed from a standard one (daemon
 	// environment, timing overrides, an -overlay build); empty for a
 	// standard run, whose figures are the ones to compare with the targets.

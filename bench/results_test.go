@@ -41,6 +41,10 @@ func sampleResults() *Results {
 			MaxRSSMB:      17,
 			LinkBytesPerS: map[string]float64{"master_to_follower": 1100},
 		}},
+		DriverIdle: []DriverIdleResult{{
+			Nodes: 3, Profile: "default", Timing: timing, WindowS: 60, Stable: true, MasterCPUPct: 0.05, MaxFollowerCPUPct: 0.03,
+			Drivers: []DriverIdle{{Node: "n1", Master: true, CPUPct: 0.05, CtxSwitchesPS: 9, RSSMB: 12}},
+		}},
 		Sim:        &SimResult{Nodes: 5, Profile: "default", Faults: true, SimulatedS: 3600, Seeds: []uint64{1}, WallS: []float64{0.5}, CPUS: []float64{0.6}, MedianWallS: 0.5, SimPerWallS: 7200, SimPerCPUS: 6000},
 		Micro:      []MicroResult{{Package: "github.com/clustd/clustd/election", Name: "BenchmarkStepHeartbeat", Runs: 5, NsPerOp: 290, AllocsPerOp: 0}},
 		Errors:     []string{},
@@ -61,7 +65,7 @@ func TestJSONShape(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
 		t.Fatalf("output is not one JSON object: %v\n%s", err, buf.String())
 	}
-	wantKeys(t, "top level", doc, "machine", "quick", "failover", "transfer", "idle", "sim", "micro", "targets", "errors", "experiment")
+	wantKeys(t, "top level", doc, "machine", "quick", "failover", "transfer", "idle", "driver_idle", "sim", "micro", "targets", "errors", "experiment")
 	wantKeys(t, "machine", obj(t, doc["machine"]), "cores", "cpu_model", "kernel", "go_version", "date",
 		"load_start", "load_end", "busy_pct", "steal_pct", "cpu_pressure_pct", "commit", "wall_s")
 
@@ -89,6 +93,11 @@ func TestJSONShape(t *testing.T) {
 	wantKeys(t, "idle.daemons[0]", obj(t, first(t, in["daemons"])), "node", "role", "cpu_pct", "rss_mb", "peak_rss_mb", "anon_mb", "file_mb", "pss_mb",
 		"threads", "ctx_switches_per_s", "rchar_per_s", "wchar_per_s", "gcs_per_s", "goroutines")
 	wantKeys(t, "idle.links[0]", obj(t, first(t, in["links"])), "from", "to", "kind", "bytes_per_s", "segments_per_s", "messages_per_s")
+
+	di := obj(t, first(t, doc["driver_idle"]))
+	wantKeys(t, "driver_idle", di, "nodes", "profile", "timing", "window_s", "stable", "master_cpu_pct", "max_follower_cpu_pct",
+		"master_ctx_switches_per_s", "max_follower_ctx_switches_per_s", "drivers")
+	wantKeys(t, "driver_idle.drivers[0]", obj(t, first(t, di["drivers"])), "node", "master", "cpu_pct", "ctx_switches_per_s", "rss_mb")
 
 	wantKeys(t, "sim", obj(t, doc["sim"]), "nodes", "profile", "faults", "simulated_s", "seeds", "wall_s", "cpu_s",
 		"median_wall_s", "sim_s_per_wall_s", "sim_s_per_cpu_s", "violations")

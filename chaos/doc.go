@@ -28,8 +28,12 @@
 // weather for the run: kill -9 and restart, SIGSTOP/SIGCONT for longer
 // than the lease, SIGTERM and restart, isolating a node, splitting the
 // cluster, cutting the master from some followers only, one-way loss,
-// latency with jitter and loss, planned transfers and maintenance. Faults
-// aimed at "the master" find it when they are applied. After each fault is
+// latency with jitter and loss, planned transfers and maintenance; and,
+// when asked for (--faults freeze), freezing a whole node, daemon and
+// drivers and their children together, for longer than the lease (a
+// cgroup v2 freeze as root, SIGSTOP of each process group otherwise; see
+// DefaultKinds for why it is not in the default mix). Faults aimed at
+// "the master" find it when they are applied. After each fault is
 // healed the run waits for a master, then leaves the cluster alone for a
 // moment; so the seed fixes what happens, and recovery speed fixes when.
 //

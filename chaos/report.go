@@ -261,7 +261,11 @@ func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, err
 		rep.Linearizable = "NOT linearizable (visualisation: " + html + ")"
 		rep.Violations = append(rep.Violations, "linearizability: porcupine finds the leadership history not linearizable; see "+html)
 	default:
-		rep.Linearizable = "unknown (porcupine timed out)"
+		// Unchecked is not passed: the run fails, and so keeps its folder
+		// with the nodes' history.jsonl, and what porcupine got through in
+		// history.html.
+		rep.Linearizable = "unknown (porcupine timed out; visualisation: " + html + ")"
+		rep.Violations = append(rep.Violations, "linearizability: porcupine timed out (Unknown), so the leadership history was not checked; see "+html)
 	}
 	rep.Causes, rep.FailoverRecords = failoverCauses(c)
 	if err := r.writeFiles(rep, h); err != nil {

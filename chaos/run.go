@@ -202,8 +202,9 @@ func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 	r.logf("%s", nw.describe())
 
 	c := &cluster{net: nw, dir: r.dir, clustd: clustdBin, recorder: recorderBin,
-		execFile: filepath.Join(r.dir, "exec.jsonl"), noExec: r.cfg.NoExec, drain: probeDrain(r.cfg.Seed, r.timing)}
+		execFile: filepath.Join(r.dir, "exec.jsonl"), noExec: r.cfg.NoExec, drain: probeDrain(r.cfg.Seed, r.timing), freeze: newFreezer()}
 	r.logf("exec probe drains for %v after its stop signal", c.drain)
+	r.logf("%s", c.freeze.describe())
 	r.c = c
 	for i, id := range ids {
 		n := &node{idx: i, id: id, dir: filepath.Join(r.dir, id)}
@@ -215,7 +216,11 @@ func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 	if err := c.writeConfigs(ctx, r.cfg.Profile); err != nil {
 		return nil, err
 	}
+	// Deferred calls run last first: thaw, kill, then remove the cgroups,
+	// which must be empty by then.
+	defer c.freeze.remove(c.nodes)
 	defer c.killAll()
+	defer c.freeze.thaw(c.nodes)
 	r.track = newTracker(c.nodes)
 
 	sched := NewSchedule(r.cfg.Seed, r.cfg.Nodes, r.timing, r.cfg.Kinds)
@@ -374,6 +379,9 @@ func (r *runner) inject(ctx context.Context, f Fault, weather LinkParams) error 
 	case KindPause:
 		applyErr = target.daemon.signal(syscall.SIGSTOP)
 		heal = func() error { return target.daemon.signal(syscall.SIGCONT) }
+	case KindFreeze:
+		applyErr = c.freeze.set(target, true)
+		heal = func() error { return c.freeze.set(target, false) }
 	case KindIsolate:
 		applyErr = c.net.isolate(rec.Target)
 	case KindSplit, KindPartial:

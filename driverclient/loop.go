@@ -83,6 +83,8 @@ type machine struct {
 
 	lease   timer
 	leaseAt time.Duration
+	// ackedOn is the connection of the last state acknowledged.
+	ackedOn *conn
 	// stop watches the stop deadline while a demote runs: a planned
 	// hand-over renews it, and if the daemon goes silent it passes and
 	// the demote is cut short.
@@ -148,15 +150,20 @@ func (m *machine) onState(in inState) {
 		}
 		// A renewal of a state Trigger has not finished with is
 		// acknowledged when it finishes, so that an acknowledgement never
-		// overtakes an earlier one.
-		var gen uint64
+		// overtakes an earlier one (a planned hand-over waits for it). A
+		// renewal with nothing in flight asks nothing of the driver and
+		// is not acknowledged: on a master that is every renewal, several
+		// a second, and the daemon has no use for the answer.
 		switch {
 		case m.pending:
-			gen = m.pendingGen
+			m.ack(in, m.pendingGen, nil)
 		case m.run != nil:
-			gen = m.run.gen
+			m.ack(in, m.run.gen, nil)
+		case len(m.acks) > 0 || in.cn != m.ackedOn:
+			// Behind other acknowledgements, or the first state on a
+			// new connection: the daemon there hears this driver's state.
+			m.ack(in, 0, nil)
 		}
-		m.ack(in, gen, nil)
 	default:
 		m.want, m.haveWant = st, true
 		m.setPending()
@@ -183,6 +190,7 @@ func (m *machine) setPending() {
 }
 
 func (m *machine) ack(in inState, gen uint64, err error) {
+	m.ackedOn = in.cn
 	m.acks = append(m.acks, ackItem{cn: in.cn, seq: in.seq, gen: gen, err: err})
 	m.flush()
 }
@@ -270,7 +278,10 @@ func (m *machine) cancelPromote(why string) {
 // master, and stopped otherwise.
 func (m *machine) armLease() {
 	on := m.haveWant && m.want.IsMaster
-	if m.lease != nil && (!on || m.leaseAt != m.want.LeaseDeadline) {
+	// A renewal only moves the deadline later: the timer set for the old
+	// one fires, finds the lease extended and is set again, so a renewal
+	// costs no timer system call of its own.
+	if m.lease != nil && (!on || m.leaseAt > m.want.LeaseDeadline) {
 		m.lease.Stop()
 		m.lease = nil
 	}

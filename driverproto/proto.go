@@ -13,8 +13,11 @@
 //     "clustd driver welcome v1" ‖ driver nonce ‖ daemon nonce ‖ id), so the
 //     driver knows it talks to the real daemon; or error {error} and close.
 //  4. daemon → driver: state, at once, on every change and as lease
-//     renewals while master; the driver answers each with ack {seq, ok,
-//     error}.
+//     renewals while master; the driver answers with ack {seq, ok, error}
+//     every state that changes its role, term or master, the first state
+//     on a connection, and any state that arrives while an earlier one
+//     waits for its ack (acks go in order). A renewal with nothing in
+//     flight needs no answer.
 //  5. driver → daemon, any time: health {ok, reason}.
 //  6. daemon → driver, if it asked for them: event.
 //

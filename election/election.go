@@ -59,6 +59,9 @@ type HardState struct {
 
 // Unsafe removes safety rules. It exists so that tests can prove the
 // simulator's checkers notice when a rule is missing; nothing else sets it.
+//
+// Each field removes one rule; docs/safety-rules.md lists the test that
+// catches each, and sim's TestMutantsCaught demands that it does.
 type Unsafe struct {
 	// NoRestartHoldoff lets a node vote as soon as it starts.
 	NoRestartHoldoff bool
@@ -70,6 +73,44 @@ type Unsafe struct {
 	// NoStopBudget lets a new master's drivers act as soon as it becomes
 	// master, while the old master's drivers may still be stopping.
 	NoStopBudget bool
+	// VoteTwice lets a node grant its vote to any candidate of its term,
+	// not only to the one it voted for.
+	VoteTwice bool
+	// VoteMinority declares a campaign won one vote short of a majority.
+	VoteMinority bool
+	// LeaseMinority extends the lease on one acknowledgement short of a
+	// majority.
+	LeaseMinority bool
+	// MasterOnWin makes a winner master when it wins the vote, without
+	// waiting for a majority to acknowledge its first round.
+	MasterOnWin bool
+	// LeaseFromAck counts the lease from when the acknowledgement arrived
+	// instead of from when the acknowledged round was sent.
+	LeaseFromAck bool
+	// NoStaleFilter lets a follower take a delayed or duplicated heartbeat,
+	// older than one it already had, as news of a live master.
+	NoStaleFilter bool
+	// NoDrainWait sends TimeoutNow as soon as an unconfirmed drain times
+	// out, without waiting for the lease the drivers were last given.
+	NoDrainWait bool
+	// NoStickyTerm lets a follower that refuses a vote for stickiness raise
+	// its term to the candidate's all the same.
+	NoStickyTerm bool
+	// NoLeaseMargin drops the small margin that makes the lease end
+	// strictly before the voters' stickiness.
+	NoLeaseMargin bool
+	// NoTimeoutNowHoldoff lets a node in its start-up hold-off campaign
+	// when told to by TimeoutNow.
+	NoTimeoutNowHoldoff bool
+	// NoMasterDefence lets a master grant (pre-)votes, and raise its term
+	// for a candidate, while it holds its lease.
+	NoMasterDefence bool
+	// MasterWhileDraining keeps a draining master master, for the lease
+	// check and for its drivers, until the drain is over.
+	MasterWhileDraining bool
+	// NoSelfLoyalty lets a master that steps down while its lease runs
+	// vote at once.
+	NoSelfLoyalty bool
 }
 
 // Config sets up one election core.
@@ -346,7 +387,7 @@ func New(cfg Config, hs HardState, now time.Duration) (*Node, error) {
 		index:       index,
 		quorum:      len(members)/2 + 1,
 		timing:      cfg.Timing,
-		leaseDur:    cfg.Timing.leaseDuration(cfg.Unsafe.NoDriftMargin),
+		leaseDur:    cfg.Timing.leaseDuration(cfg.Unsafe.NoDriftMargin, cfg.Unsafe.NoLeaseMargin),
 		rnd:         cfg.Rand,
 		unsafe:      cfg.Unsafe,
 		preempt:     cfg.Preempt,
@@ -401,7 +442,7 @@ func (n *Node) Healthy() bool { return !n.unhealthy }
 // now. It answers without changing the core, so a checker may call it at any
 // instant.
 func (n *Node) IsMaster(now time.Duration) bool {
-	return n.role == Master && n.leaseHeld && n.draining == nil && now < n.leaseUntil
+	return n.role == Master && n.leaseHeld && (n.draining == nil || n.unsafe.MasterWhileDraining) && now < n.leaseUntil
 }
 
 // Draining reports whether a hand-over waits for the drivers to confirm
@@ -625,7 +666,7 @@ func (n *Node) step(from int, m Message) {
 		n.handleVoteRequest(from, m, true)
 		return
 	case MsgVote:
-		if m.Term > n.hs.Term && n.refuseVote(m) != 0 {
+		if m.Term > n.hs.Term && n.refuseVote(m) != 0 && !n.unsafe.NoStickyTerm {
 			// A sticky follower does not even raise its term for a
 			// disruptive candidate (Raft thesis §9.6).
 			n.reply(m, MsgVoteResp, true, n.refuseVote(m))
@@ -680,7 +721,7 @@ func (n *Node) step(from int, m Message) {
 		}
 	case MsgTimeoutNow:
 		// A node in its start-up hold-off may not even vote for itself.
-		holdoff := !n.unsafe.NoRestartHoldoff && n.now < n.startedAt+n.timing.ElectionMin
+		holdoff := !n.unsafe.NoTimeoutNowHoldoff && n.now < n.startedAt+n.timing.ElectionMin
 		if n.role != Master && n.Eligible() && !holdoff {
 			n.lead = ""
 			n.campaign(true)
@@ -699,7 +740,7 @@ func (n *Node) refuseVote(m Message) time.Duration {
 		wait = max(wait, n.startedAt+n.timing.ElectionMin-n.now)
 	}
 	if !m.Force && !n.unsafe.NoStickiness {
-		if n.role == Master {
+		if n.role == Master && !n.unsafe.NoMasterDefence {
 			// A live master defends its own lease.
 			wait = max(wait, n.timing.ElectionMin)
 		} else if n.heard {
@@ -739,7 +780,7 @@ func (n *Node) handleVoteRequest(from int, m Message, pre bool) {
 		return
 	}
 	// m.Term == n.hs.Term here: step raised our term if it was lower.
-	canVote := n.hs.Vote == m.From || (n.hs.Vote == "" && n.lead == "")
+	canVote := n.hs.Vote == m.From || (n.hs.Vote == "" && n.lead == "") || n.unsafe.VoteTwice
 	if !canVote {
 		n.reply(m, respType, true, 0)
 		return
@@ -769,7 +810,7 @@ func (n *Node) handleHeartbeat(m Message) {
 		n.becomeFollower(n.hs.Term, m.From, ReasonHeartbeat)
 		n.leadSent = -1
 	}
-	if m.Sent <= n.leadSent {
+	if m.Sent <= n.leadSent && !n.unsafe.NoStaleFilter {
 		return
 	}
 	n.leadSent = m.Sent
@@ -779,7 +820,7 @@ func (n *Node) handleHeartbeat(m Message) {
 	n.electionAt = n.now + n.rankedTimeout()
 	// A node in its start-up hold-off cannot take over yet (it ignores
 	// TimeoutNow): it must not be chosen as a hand-over target.
-	eligible := n.Eligible() && (n.unsafe.NoRestartHoldoff || n.now >= n.startedAt+n.timing.ElectionMin)
+	eligible := n.Eligible() && (n.unsafe.NoTimeoutNowHoldoff || n.now >= n.startedAt+n.timing.ElectionMin)
 	n.send(Message{Type: MsgHeartbeatResp, To: m.From, Term: n.hs.Term, Sent: m.Sent, Eligible: eligible})
 }
 
@@ -809,11 +850,18 @@ func (n *Node) updateLease() {
 			rounds = append(rounds, a)
 		}
 	}
-	if len(rounds) < n.quorum {
+	need := n.quorum
+	if n.unsafe.LeaseMinority && need > 1 {
+		need--
+	}
+	if len(rounds) < need {
 		return
 	}
 	slices.Sort(rounds)
-	round := rounds[len(rounds)-n.quorum]
+	round := rounds[len(rounds)-need]
+	if n.unsafe.LeaseFromAck {
+		round = n.now
+	}
 	until := round + n.leaseDur
 	if until <= n.leaseUntil || until <= n.now {
 		return
@@ -945,7 +993,7 @@ func (n *Node) voteResult() voteResult {
 		}
 	}
 	switch {
-	case granted >= n.quorum:
+	case granted >= n.quorum, n.unsafe.VoteMinority && granted >= n.quorum-1 && granted > 0:
 		return voteWon
 	case rejected > len(n.members)-n.quorum:
 		return voteLost
@@ -971,6 +1019,16 @@ func (n *Node) becomeMaster() {
 	// worthless: step down and let another election run.
 	n.electionAt = n.now + n.timing.ElectionMin
 	n.heartbeat()
+	if n.unsafe.MasterOnWin && !n.leaseHeld {
+		n.leaseHeld = true
+		n.leaseUntil = n.now + n.leaseDur
+		n.masterSince = n.now
+		n.actFrom = n.now + n.timing.StopBudget
+		if n.unsafe.NoStopBudget {
+			n.actFrom = n.now
+		}
+		n.reason = ReasonLeaseAcquired
+	}
 }
 
 func (n *Node) becomeFollower(term uint64, lead string, reason string) {
@@ -985,7 +1043,7 @@ func (n *Node) becomeFollower(term uint64, lead string, reason string) {
 	}
 	if n.role == Master {
 		n.lastMaster = n.id
-		if n.leaseUntil > n.now {
+		if n.leaseUntil > n.now && !n.unsafe.NoSelfLoyalty {
 			// The lease counted this node's own acknowledgement, and
 			// its drivers may act on it until it runs out: whatever
 			// made it step down (a higher term in any message), it
@@ -1052,7 +1110,7 @@ func (n *Node) finishDrain(confirmed bool) {
 	n.demote(t.reason)
 	t.sendAt = n.now
 	t.confirmed = confirmed
-	if !confirmed {
+	if !confirmed && !n.unsafe.NoDrainWait {
 		t.sendAt = max(n.now, t.driverLease)
 	}
 	n.pending = t
@@ -1147,7 +1205,7 @@ func (n *Node) publish() {
 	case Master:
 		s.Master = n.id
 		switch {
-		case n.draining != nil:
+		case n.draining != nil && !n.unsafe.MasterWhileDraining:
 			// Still master for the cluster, no longer for the drivers.
 			s.Role = Follower
 			s.Master = ""

@@ -41,7 +41,7 @@ import (
 type Daemon struct {
 	cfg     *config.Config
 	log     *slog.Logger
-	store   *store.Store
+	store   stateStore
 	core    *election.Node
 	peers   map[string]*peer
 	order   []*peer
@@ -85,6 +85,14 @@ type Daemon struct {
 	Notify *sdnotify.Notifier
 	// maint is the maintenance window (maintenance.go).
 	maint maintenance
+}
+
+// stateStore keeps the term and vote: *store.Store, or in tests one that
+// fails or blocks, to show that nothing depending on a vote leaves before
+// the vote is durable.
+type stateStore interface {
+	Save(store.HardState) error
+	Close() error
 }
 
 // LimitProcs makes the Go runtime run Go code on one CPU at a time, unless
