@@ -146,9 +146,14 @@ func TestPeerFloodUnderDescriptorLimit(t *testing.T) {
 		other = c.others(f, m2)[0]
 	}
 	c.kill(other)
+	// Until f notices, it may still count the killed node as reachable.
+	c.waitFor(10*time.Second, fmt.Sprintf("%s to see %s gone", c.ids[f], c.ids[other]), func() bool {
+		return !c.reachable(f, c.ids[other])
+	})
 	restarted := time.Now()
 	c.startLimited(other, 1024)
-	d, ok := poll(10*time.Second, func() bool { return c.reachable(f, c.ids[other]) })
+	// The restarted node dials the port that was flooded, and f dials it.
+	d, ok := poll(10*time.Second, func() bool { return c.reachable(other, c.ids[f]) && c.reachable(f, c.ids[other]) })
 	if !ok {
 		t.Fatalf("after the flood, restarted %s never reached %s", c.ids[other], c.ids[f])
 	}
