@@ -13,6 +13,10 @@ type timer interface {
 	C() <-chan time.Time
 	// Stop prevents the timer from firing, if it has not yet.
 	Stop()
+	// Reset makes a timer that has not fired fire once d has passed from
+	// now instead; it reports false, changing nothing, if the timer has
+	// fired or was stopped.
+	Reset(d time.Duration) bool
 }
 
 // newRealTimer makes a lease timer on CLOCK_BOOTTIME itself, falling back
@@ -32,3 +36,10 @@ type goTimer struct{ t *time.Timer }
 
 func (g goTimer) C() <-chan time.Time { return g.t.C }
 func (g goTimer) Stop()               { g.t.Stop() }
+func (g goTimer) Reset(d time.Duration) bool {
+	if !g.t.Stop() {
+		return false
+	}
+	g.t.Reset(d)
+	return true
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -263,10 +264,34 @@ type fakeClock struct {
 }
 
 type fakeTimer struct {
+	clock   *fakeClock
 	at      time.Duration
 	c       chan time.Time
 	stopped chan struct{}
 	once    sync.Once
+}
+
+// Reset moves a timer still waiting on the clock.
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	f := t.clock
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-t.stopped:
+		return false
+	default:
+	}
+	for _, w := range f.timers {
+		if w == t {
+			t.at = f.now + d
+			if d <= 0 {
+				f.timers = slices.DeleteFunc(f.timers, func(x *fakeTimer) bool { return x == t })
+				go t.fire()
+			}
+			return true
+		}
+	}
+	return false
 }
 
 func (t *fakeTimer) C() <-chan time.Time { return t.c }
@@ -281,7 +306,7 @@ func (f *fakeClock) Now() time.Duration {
 func (f *fakeClock) NewTimer(d time.Duration) timer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t := &fakeTimer{at: f.now + d, c: make(chan time.Time), stopped: make(chan struct{})}
+	t := &fakeTimer{clock: f, at: f.now + d, c: make(chan time.Time), stopped: make(chan struct{})}
 	if d <= 0 {
 		go t.fire()
 	} else {

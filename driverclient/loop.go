@@ -278,12 +278,19 @@ func (m *machine) cancelPromote(why string) {
 // master, and stopped otherwise.
 func (m *machine) armLease() {
 	on := m.haveWant && m.want.IsMaster
-	// A renewal only moves the deadline later: the timer set for the old
-	// one fires, finds the lease extended and is set again, so a renewal
-	// costs no timer system call of its own.
-	if m.lease != nil && (!on || m.leaseAt > m.want.LeaseDeadline) {
+	if m.lease != nil && !on {
 		m.lease.Stop()
 		m.lease = nil
+	}
+	// A renewal moves the deadline of the timer already set: one system
+	// call, where a new timer took five and a wake-up of its reader.
+	if m.lease != nil && m.leaseAt != m.want.LeaseDeadline {
+		if m.lease.Reset(m.want.LeaseDeadline - m.c.opts.Clock()) {
+			m.leaseAt = m.want.LeaseDeadline
+		} else {
+			m.lease.Stop()
+			m.lease = nil
+		}
 	}
 	if on && m.lease == nil {
 		m.leaseAt = m.want.LeaseDeadline

@@ -51,3 +51,26 @@ func (t *Timer) C() <-chan time.Time { return t.c }
 // fires at most once, and not after Stop unless it already had. Calling it
 // again is harmless.
 func (t *Timer) Stop() { t.f.Close() }
+
+// Reset makes a timer that has not fired fire once d has passed from now
+// instead, with one system call; it reports false, changing nothing, if
+// the timer has fired or was stopped. A timer that fires while it is being
+// reset may still deliver its value: the caller must check the time when
+// it does.
+func (t *Timer) Reset(d time.Duration) bool {
+	select {
+	case <-t.done:
+		return false
+	default:
+	}
+	rc, err := t.f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(max(d, 1)))}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.TimerfdSettime(int(fd), 0, &spec, nil) }); err != nil {
+		return false
+	}
+	return serr == nil
+}

@@ -43,3 +43,28 @@ func TestBootTimerStop(t *testing.T) {
 	}
 	bt.Stop() // twice is harmless
 }
+
+// Reset moves a waiting timer's deadline, and refuses once it has fired.
+func TestBootTimerReset(t *testing.T) {
+	tm, err := NewTimer(time.Hour)
+	if err != nil {
+		t.Skipf("no timerfd here: %v", err)
+	}
+	defer tm.Stop()
+	start := Now()
+	if !tm.Reset(20 * time.Millisecond) {
+		t.Fatal("Reset of a waiting timer reported false")
+	}
+	select {
+	case <-tm.C():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the timer reset from an hour to 20 ms did not fire")
+	}
+	if got := Now() - start; got < 20*time.Millisecond {
+		t.Errorf("fired %v after the reset, before the 20 ms", got)
+	}
+	<-tm.done
+	if tm.Reset(time.Millisecond) {
+		t.Error("Reset of a timer that has fired reported true")
+	}
+}
