@@ -47,6 +47,8 @@ func driverCommand() *cli.Command {
 			driverExecCommand(),
 			driverShellCommand(),
 			driverWebhookCommand(),
+			driverVIPCommand(),
+			driverCheckCommand(),
 		},
 		HideHelpCommand: true,
 	}
