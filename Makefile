@@ -5,7 +5,7 @@ STATICCHECK := $(BIN)/staticcheck
 # Pinned so that a new machine checks the code exactly as CI does.
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build test vet staticcheck sweep sim-soak bench bench-quick fuzz clean chaos
+.PHONY: all build test vet staticcheck sweep sim-soak bench bench-quick fuzz clean chaos vip-test bench-vip
 
 all: build
 
@@ -71,3 +71,10 @@ chaos:
 	$(GO) run ./chaos/cmd/chaos $(CHAOS_FLAGS) --nodes 3
 	$(GO) run ./chaos/cmd/chaos $(CHAOS_FLAGS) --nodes 5
 	$(GO) run ./chaos/cmd/chaos $(CHAOS_FLAGS) --nodes 3 --unsafe --duration 30s
+
+## vip-test: the floating-address rig (root): three nodes and a client in network
+## namespaces on one bridge, real clustd run + clustd driver vip, faults on the
+## master (transfer, kill -9, SIGSTOP, isolation), a required --http check, and a
+## leftover address. About 15 s; skips loudly without root.
+vip-test:
+	VIPNET=1 $(GO) test -count=1 -v ./vipnet/
