@@ -160,8 +160,10 @@ func (r *Rig) undo(f Fault, old int) error {
 	return r.waitStandby(old, 60*time.Second)
 }
 
-func (r *Rig) linkDown(n *node) error { return run("ip", "-n", r.hub, "link", "set", n.hubSide, "down") }
-func (r *Rig) linkUp(n *node) error   { return run("ip", "-n", r.hub, "link", "set", n.hubSide, "up") }
+func (r *Rig) linkDown(n *node) error {
+	return run("ip", "-n", r.hub, "link", "set", n.hubSide, "down")
+}
+func (r *Rig) linkUp(n *node) error { return run("ip", "-n", r.hub, "link", "set", n.hubSide, "up") }
 
 // restartNode starts a killed node again with its link down until its
 // address mover has removed the leftover address.
