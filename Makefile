@@ -78,3 +78,10 @@ chaos:
 ## leftover address. About 15 s; skips loudly without root.
 vip-test:
 	VIPNET=1 $(GO) test -count=1 -v ./vipnet/
+
+## bench-vip: client-observed failover of a floating address on the vipnet rig
+## (root, keepalived installed): clustd in both profiles, keepalived with 0.1 s
+## and 1 s adverts, kill -9 / SIGSTOP / isolation / transfer, VIP_TRIALS each
+## (default 20). Writes vipnet/results.json. About 25 minutes.
+bench-vip:
+	$(GO) run ./vipnet/cmd/vip-bench -trials $${VIP_TRIALS:-20} -out vipnet/results.json

@@ -3,7 +3,9 @@ package vipnet
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -15,7 +17,7 @@ type Fault string
 const (
 	Kill     Fault = "kill"     // kill -9 of every process of the node, and its link cut
 	Stop     Fault = "sigstop"  // SIGSTOP of the master's daemon
-	Isolate  Fault = "isolate"  // the master's link cut
+	Isolate  Fault = "isolate"  // the master cut off the bridge, its link still up
 	Transfer Fault = "transfer" // clustd transfer (keepalived: none)
 )
 
@@ -67,17 +69,15 @@ func (r *Rig) Apply(f Fault) (Result, error) {
 			return Result{}, err
 		}
 		for _, c := range []*exec.Cmd{o.daemon, o.vip, o.resp, o.check} {
-			if c != nil && c.Process != nil {
-				c.Process.Kill()
-			}
+			signalGroup(c, syscall.SIGKILL)
 		}
 		r.watch.setIgnore(old, true)
 	case Stop:
-		if err := o.daemon.Process.Signal(syscall.SIGSTOP); err != nil {
+		if err := signalGroup(o.daemon, syscall.SIGSTOP); err != nil {
 			return Result{}, err
 		}
 	case Isolate:
-		if err := r.linkDown(o); err != nil {
+		if err := r.partition(o); err != nil {
 			return Result{}, err
 		}
 	case Transfer:
@@ -98,10 +98,21 @@ func (r *Rig) Apply(f Fault) (Result, error) {
 	// Watch a little longer for late answers from the old master.
 	time.Sleep(500 * time.Millisecond)
 	res := r.measure(f, old, nu, t0)
-	if err := r.undo(f, old); err != nil {
-		return res, err
+	err = r.undo(f, old)
+	// Overlaps count until the old master is back as a standby: a
+	// returning master that still holds the address is the failure that
+	// matters most.
+	res.Overlaps = len(r.watch.overlapsSince(t0))
+	return res, err
+}
+
+// signalGroup signals c's process group: keepalived's VRRP process is a
+// child of the one started.
+func signalGroup(c *exec.Cmd, sig syscall.Signal) error {
+	if c == nil || c.Process == nil {
+		return nil
 	}
-	return res, nil
+	return syscall.Kill(-c.Process.Pid, sig)
 }
 
 func (r *Rig) measure(f Fault, old, nu int, t0 time.Time) Result {
@@ -133,7 +144,6 @@ func (r *Rig) measure(f Fault, old, nu int, t0 time.Time) Result {
 			res.Neigh = max(0, m.Sub(p))
 		}
 	}
-	res.Overlaps = len(r.watch.overlapsSince(t0))
 	return res
 }
 
@@ -149,11 +159,11 @@ func (r *Rig) undo(f Fault, old int) error {
 			return err
 		}
 	case Stop:
-		if err := o.daemon.Process.Signal(syscall.SIGCONT); err != nil {
+		if err := signalGroup(o.daemon, syscall.SIGCONT); err != nil {
 			return err
 		}
 	case Isolate:
-		if err := r.linkUp(o); err != nil {
+		if err := r.rejoin(o); err != nil {
 			return err
 		}
 	}
@@ -165,6 +175,18 @@ func (r *Rig) linkDown(n *node) error {
 }
 func (r *Rig) linkUp(n *node) error { return run("ip", "-n", r.hub, "link", "set", n.hubSide, "up") }
 
+// partition takes n's port off the bridge: n is cut off from everyone,
+// but its link keeps carrier, as when a switch between machines fails.
+// (Taking the link down instead would tell keepalived, which drops its
+// addresses when its interface goes down, and hide the case that matters.)
+func (r *Rig) partition(n *node) error {
+	return run("ip", "-n", r.hub, "link", "set", n.hubSide, "nomaster")
+}
+
+func (r *Rig) rejoin(n *node) error {
+	return run("ip", "-n", r.hub, "link", "set", n.hubSide, "master", "br0")
+}
+
 // restartNode starts a killed node again with its link down until its
 // address mover has removed the leftover address.
 func (r *Rig) restartNode(n *node) error {
@@ -172,6 +194,11 @@ func (r *Rig) restartNode(n *node) error {
 		// A killed keepalived leaves its address too; the machine coming
 		// back from the dead has none.
 		run("ip", "-n", n.ns, "addr", "del", VIP+"/24", "dev", ifName)
+		// Nor the pid files of /run: with them keepalived would refuse
+		// to start, taking them for a copy still running.
+		for _, ext := range []string{".kpid", ".vpid", ".cpid"} {
+			os.Remove(filepath.Join(r.cfg.Dir, n.id+ext))
+		}
 		if err := r.startNode(n); err != nil {
 			return err
 		}

@@ -345,11 +345,23 @@ func (r *Rig) Master() int {
 }
 
 // WaitMaster waits until a node other than not holds the address and
-// answers the client's probes.
+// answers the client's probes; with not < 0, until exactly one node holds
+// it and answers.
 func (r *Rig) WaitMaster(not int, timeout time.Duration) (int, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if m := r.Master(); m >= 0 && m != not {
+		// After a fault the old master may still hold the address too
+		// (keepalived's stopped or isolated master does); the new one is
+		// whichever other holder the client hears from. With no fault,
+		// exactly one holder.
+		h := r.watch.holders()
+		if not < 0 && len(h) != 1 {
+			h = nil
+		}
+		for _, m := range h {
+			if m == not {
+				continue
+			}
 			if a, ok := r.client.last(); ok && a.Node == r.nodes[m].id && time.Since(a.Got) < 100*time.Millisecond {
 				return m, nil
 			}
