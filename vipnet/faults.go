@@ -23,7 +23,9 @@ const (
 
 // Result is what the client and the watchers saw of one fault.
 type Result struct {
-	Fault    Fault
+	Fault Fault
+	// At is when the fault was applied.
+	At       time.Time
 	From, To string
 	// Outage is from the last answer of the old master to the first of
 	// the new, as the client received them.
@@ -116,7 +118,7 @@ func signalGroup(c *exec.Cmd, sig syscall.Signal) error {
 }
 
 func (r *Rig) measure(f Fault, old, nu int, t0 time.Time) Result {
-	res := Result{Fault: f, From: r.nodes[old].id, To: r.nodes[nu].id, Neigh: -1}
+	res := Result{Fault: f, At: t0, From: r.nodes[old].id, To: r.nodes[nu].id, Neigh: -1}
 	// From a little before the fault, to have the old master's last
 	// answer.
 	ans := r.client.since(t0.Add(-time.Second))
@@ -204,8 +206,7 @@ func (r *Rig) restartNode(n *node) error {
 		}
 	} else {
 		var err error
-		if n.vip, err = r.start(n, "vip", r.cfg.Clustd, "driver", "vip", "--config", n.config,
-			"--address", VIP+"/24", "--interface", ifName, "--refresh", "1s", "--log-level", "debug"); err != nil {
+		if n.vip, err = r.start(n, "vip", r.cfg.Clustd, r.vipArgs(n)...); err != nil {
 			return err
 		}
 		if err := r.waitGone(n, 20*time.Second); err != nil {

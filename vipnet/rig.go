@@ -23,8 +23,11 @@ const (
 	subnet     = "10.78.0."
 	VIP        = subnet + "100"
 	clientAddr = subnet + "200"
-	ifName     = "eth0"
-	peerPort   = 7946
+	// VIP6 is the IPv6 floating address when Config.IPv6 is set.
+	VIP6        = "fd78::100"
+	clientAddr6 = "fd78::200"
+	ifName      = "eth0"
+	peerPort    = 7946
 )
 
 // Kind says what moves the address.
@@ -54,6 +57,9 @@ type Config struct {
 	// node against it, with CheckArgs.
 	CheckURL  string
 	CheckArgs []string
+	// IPv6 gives the driver VIP6 too, and the client an address in its
+	// prefix.
+	IPv6 bool
 }
 
 // node is one node namespace and what runs in it.
@@ -148,6 +154,9 @@ func (r *Rig) build() error {
 		add(n.ns, n.hubSide, nodeAddr(i))
 	}
 	add(r.cl, "vcl", clientAddr)
+	if r.cfg.IPv6 {
+		cmds = append(cmds, []string{"-n", r.cl, "addr", "add", clientAddr6 + "/64", "dev", ifName, "nodad"})
+	}
 	for _, c := range cmds {
 		if err := run("ip", c...); err != nil {
 			return err
@@ -284,8 +293,7 @@ func (r *Rig) startNode(n *node) error {
 			"--checkers_pid", filepath.Join(r.cfg.Dir, n.id+".cpid"), "--vrrp")
 		return err
 	}
-	n.vip, err = r.start(n, "vip", r.cfg.Clustd, "driver", "vip", "--config", n.config,
-		"--address", VIP+"/24", "--interface", ifName, "--refresh", "1s", "--log-level", "debug")
+	n.vip, err = r.start(n, "vip", r.cfg.Clustd, r.vipArgs(n)...)
 	if err != nil {
 		return err
 	}
@@ -422,4 +430,13 @@ func (r *Rig) status(i int) (map[string]any, error) {
 	}
 	var m map[string]any
 	return m, json.Unmarshal(out, &m)
+}
+
+// vipArgs is the command line of node n's clustd driver vip.
+func (r *Rig) vipArgs(n *node) []string {
+	args := []string{"driver", "vip", "--config", n.config, "--address", VIP + "/24", "--interface", ifName, "--refresh", "1s", "--log-level", "debug"}
+	if r.cfg.IPv6 {
+		args = append(args, "--address", VIP6+"/64")
+	}
+	return args
 }

@@ -8,9 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 )
 
 var clustdBin string
@@ -257,4 +260,126 @@ func waitCond(timeout time.Duration, f func() bool) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return false
+}
+
+// TestIPv6NeighbourFollows checks the unsolicited neighbour advertisements:
+// a client talking to the IPv6 address has a neighbour entry for it, and
+// after a transfer that entry must name the new master's MAC at once,
+// not after the seconds of unreachability detection it would take alone.
+func TestIPv6NeighbourFollows(t *testing.T) {
+	needRig(t)
+	dir := t.TempDir()
+	r, err := New(Config{Clustd: clustdBin, Profile: "fast", Dir: dir, IPv6: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m, err := r.WaitMaster(-1, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conn net.PacketConn
+	if err := inNetns(r.cl, func() error {
+		var err error
+		conn, err = net.ListenPacket("udp6", "[::]:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	dst := &net.UDPAddr{IP: net.ParseIP(VIP6), Port: ProbePort}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			conn.WriteTo([]byte("12345678"), dst)
+			select {
+			case <-stop:
+				return
+			case <-time.After(ProbeEvery):
+			}
+		}
+	}()
+	// A handle of our own: a netlink handle is not safe for concurrent
+	// use, and the rig's watcher polls with its own.
+	h, err := handleAt(r.cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	mac6 := func() string {
+		ns, err := h.NeighList(r.watch.clLink, netlink.FAMILY_V6)
+		if err != nil {
+			return ""
+		}
+		for _, e := range ns {
+			if e.IP.Equal(net.ParseIP(VIP6)) && e.State&(netlink.NUD_REACHABLE|netlink.NUD_STALE|netlink.NUD_DELAY|netlink.NUD_PROBE) != 0 {
+				return e.HardwareAddr.String()
+			}
+		}
+		return ""
+	}
+	if !waitCond(10*time.Second, func() bool { return mac6() == r.nodes[m].mac }) {
+		t.Fatalf("the client never resolved %s to the master %s's MAC (has %q)", VIP6, r.ID(m), mac6())
+	}
+	// Watch the entry from before the transfer.
+	type change struct {
+		at  time.Time
+		mac string
+	}
+	var mu sync.Mutex
+	var changes []change
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		last := ""
+		for {
+			if v := mac6(); v != last {
+				last = v
+				mu.Lock()
+				changes = append(changes, change{time.Now(), v})
+				mu.Unlock()
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(pollEvery):
+			}
+		}
+	}()
+	res, err := r.Apply(Transfer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nu := -1
+	for i, n := range r.nodes {
+		if n.id == res.To {
+			nu = i
+		}
+	}
+	promote := res.At.Add(res.Promote)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		var at time.Time
+		for _, c := range changes {
+			if c.mac == r.nodes[nu].mac {
+				at = c.at
+			}
+		}
+		mu.Unlock()
+		if !at.IsZero() {
+			d := at.Sub(promote)
+			t.Logf("IPv6: the client's entry for %s named the new master %s %v after the promote", VIP6, res.To, d)
+			if d > neighBound {
+				log, _ := os.ReadFile(filepath.Join(dir, res.To+".vip.log"))
+				t.Errorf("IPv6 neighbour entry followed %v after the promote; want within %v; %s's driver log:\n%s", d, neighBound, res.To, log)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the client's entry for %s never named the new master %s: %q", VIP6, res.To, mac6())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -444,9 +444,15 @@ var allNodes = netip.MustParseAddr("ff02::1")
 // unsolicitedNA advertises each address to all nodes with the override
 // flag, so that receivers replace the MAC they had for it.
 func unsolicitedNA(ifi *net.Interface, addrs []netip.Addr) error {
-	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
+	// Sent from the floating address itself: it was added without DAD and
+	// is usable at once, where the link-local address may still be
+	// tentative on an interface that just came up.
+	c, _, err := ndp.Listen(ifi, ndp.Addr(addrs[0].String()))
 	if err != nil {
-		return fmt.Errorf("neighbour advertisement on %s: %w", ifi.Name, explain(err))
+		var lerr error
+		if c, _, lerr = ndp.Listen(ifi, ndp.LinkLocal); lerr != nil {
+			return fmt.Errorf("neighbour advertisement on %s: %w", ifi.Name, explain(err))
+		}
 	}
 	defer c.Close()
 	var errs []error
