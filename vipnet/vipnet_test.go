@@ -383,3 +383,33 @@ func TestIPv6NeighbourFollows(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestMissingCapabilityIsNamed runs clustd driver vip without
+// CAP_NET_ADMIN, then without CAP_NET_RAW: each time it must refuse to
+// start and name what is missing.
+func TestMissingCapabilityIsNamed(t *testing.T) {
+	needRig(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("SKIPPED: setpriv is not installed (apt-get install util-linux)")
+	}
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte(strings.Repeat("s", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ drop, want, not string }{
+		{"-net_admin", "CAP_NET_ADMIN", "CAP_NET_RAW"},
+		{"-net_raw", "CAP_NET_RAW", "CAP_NET_ADMIN"},
+	} {
+		cmd := exec.Command(setpriv, "--bounding-set", c.drop, "--inh-caps", "-all", "--",
+			clustdBin, "driver", "vip", "--secret-file", secret, "--addr", "127.0.0.1:1", "--address", "10.78.0.100/24", "--interface", "lo")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("without %s: the driver started:\n%s", c.want, out)
+			continue
+		}
+		if !strings.Contains(string(out), "missing "+c.want) || strings.Contains(string(out), "missing "+c.not) {
+			t.Errorf("without %s: %s; want it to name %s only", c.want, out, c.want)
+		}
+	}
+}

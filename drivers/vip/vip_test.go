@@ -1,9 +1,14 @@
 package vip
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseAddress(t *testing.T) {
@@ -76,5 +81,48 @@ func TestCapsNamesWhatIsMissing(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "CAP_NET_") {
 		t.Fatalf("without the capabilities: %v; want an error naming them", err)
+	}
+}
+
+func TestHandlerShowsStatusAndMetrics(t *testing.T) {
+	d, err := New(Options{Interface: "clustd-no-such", Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.100/24")}, SkipCapCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.setStatus(func(st *Status) {
+		st.Held, st.Master, st.Term = []string{"10.0.0.100/24"}, true, 7
+		st.LastAnnounce, st.LastAnnounceTerm, st.Announcements = time.Unix(1700000000, 0), 7, 3
+	})
+	srv := httptest.NewServer(d.Handler())
+	defer srv.Close()
+	get := func(path string) string {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	var st Status
+	if err := json.Unmarshal([]byte(get("/status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Held) != 1 || st.Held[0] != "10.0.0.100/24" || st.LastAnnounceTerm != 7 || st.LastAnnounce.Unix() != 1700000000 {
+		t.Errorf("/status = %+v", st)
+	}
+	m := get("/metrics")
+	for _, want := range []string{
+		`clustd_vip_address_held{address="10.0.0.100/24",interface="clustd-no-such"} 1`,
+		"clustd_vip_last_announce_timestamp_seconds 1.7e+09",
+		"clustd_vip_announcements_total 3",
+		"clustd_vip_master 1",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, m)
+		}
 	}
 }
