@@ -76,6 +76,10 @@ const (
 	EventMemberLost = "member_lost"
 	EventMemberBack = "member_back"
 	EventHealth     = "health"
+	// EventMaintenance is sent when maintenance is turned on or off
+	// (Detail "on" or "off"), even if it already was: turning it off is
+	// also how an operator clears a check driver's flap damping.
+	EventMaintenance = "maintenance"
 )
 
 // Message is every message of the protocol; Type says which fields matter.

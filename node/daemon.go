@@ -555,10 +555,18 @@ func (d *Daemon) Transfer(ctx context.Context, target string) error {
 
 // SetMaintenance turns maintenance mode on or off; a master hands over.
 func (d *Daemon) SetMaintenance(ctx context.Context, on bool) error {
-	return d.do(ctx, func(now time.Duration) {
+	err := d.do(ctx, func(now time.Duration) {
 		d.core.SetMaintenance(now, on)
 		d.log.Info("maintenance", "on", on)
 	})
+	if err == nil {
+		detail := "off"
+		if on {
+			detail = "on"
+		}
+		d.hub.event(driverproto.EventMaintenance, detail)
+	}
+	return err
 }
 
 // localOnly refuses requests whose Host is a name other than localhost.

@@ -413,3 +413,68 @@ func TestMissingCapabilityIsNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestFlapDampingAndMaintenanceOff makes a node lose the master role to
+// its own check twice: it must stay ineligible although the check passes
+// again, until `clustd maintenance off` clears the damping.
+func TestFlapDampingAndMaintenanceOff(t *testing.T) {
+	needRig(t)
+	dir := t.TempDir()
+	var failing [3]atomic.Bool
+	const interval = 100 * time.Millisecond
+	r, err := newWithChecks(t, dir, &failing, []string{"--interval", interval.String(), "--timeout", "80ms",
+		"--fall", "2", "--rise", "2", "--flap-window", "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	a, err := r.WaitMaster(-1, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eligible := func(i int) bool {
+		st, err := r.status(i)
+		return err == nil && st["eligible"] == true
+	}
+	admin := func(on int, args ...string) {
+		t.Helper()
+		n := r.nodes[on]
+		full := append([]string{"netns", "exec", n.ns, r.cfg.Clustd}, args...)
+		full = append(full[:5], append([]string{"--config", n.config}, full[5:]...)...)
+		if out, err := exec.Command("ip", full...).CombinedOutput(); err != nil {
+			t.Fatalf("clustd %v: %v: %s", args, err, out)
+		}
+	}
+	for loss := 1; loss <= 2; loss++ {
+		failing[a].Store(true)
+		b, err := r.WaitMaster(a, 30*time.Second)
+		if err != nil {
+			t.Fatalf("loss %d: %v", loss, err)
+		}
+		failing[a].Store(false)
+		if loss == 2 {
+			break
+		}
+		if !waitCond(10*time.Second, func() bool { return eligible(a) }) {
+			t.Fatalf("after one loss, %s not eligible again once its check passed", r.ID(a))
+		}
+		admin(b, "transfer", "--to", r.ID(a))
+		if _, err := r.WaitMaster(b, 30*time.Second); err != nil || r.Master() != a {
+			t.Fatalf("transfer back to %s: master %d, %v", r.ID(a), r.Master(), err)
+		}
+	}
+	// The check passes again: rise x interval, and a generous margin more,
+	// and the node must still be out.
+	time.Sleep(2*interval + 2*time.Second)
+	if eligible(a) {
+		t.Fatalf("%s eligible again after losing the master role to its check twice within the flap window", r.ID(a))
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, r.ID(a)+".check.log"))
+	if !strings.Contains(string(log), "flap damping") {
+		t.Errorf("the check's log does not say why the node stays out:\n%s", log)
+	}
+	admin(a, "maintenance", "off")
+	if !waitCond(10*time.Second, func() bool { return eligible(a) }) {
+		t.Fatalf("%s still ineligible 10s after clustd maintenance off", r.ID(a))
+	}
+}

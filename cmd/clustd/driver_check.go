@@ -30,7 +30,7 @@ func driverCheckCommand() *cli.Command {
 			"other drivers stop first, no overlap), and the node is a candidate again once the\n" +
 			"check passes. A node that loses the master role to its own failing check twice\n" +
 			"within --flap-window stays ineligible until that window has passed since the second\n" +
-			"loss (0 turns this off); the log says so. Without --required the result is only\n" +
+			"loss (0 turns this off), or until clustd maintenance off; the log says so. Without --required the result is only\n" +
 			"reported (logs, events).\n\n" +
 			"--name names the check: the daemon's logs and status show it, and a node\n" +
 			"configuration that requires a driver names it so.\n\n" +
@@ -123,7 +123,8 @@ func runDriverCheck(c *cli.Context) error {
 		return err
 	}
 	var client *driverclient.Client
-	d, err := check.New(check.Options{
+	var d *check.Driver
+	d, err = check.New(check.Options{
 		Name:       c.String("name"),
 		Probe:      probe,
 		Interval:   c.Duration("interval"),
@@ -139,6 +140,9 @@ func runDriverCheck(c *cli.Context) error {
 	if err != nil {
 		return driverUsageError(c, err.Error())
 	}
+	// The event stream carries `clustd maintenance off`, which ends flap
+	// damping.
+	opts.OnEvent = d.Event
 	if client, err = driverclient.New(opts, d); err != nil {
 		return driverUsageError(c, err.Error())
 	}

@@ -9,7 +9,8 @@
 //
 // Flap damping: a node that loses the master role to its own failing check
 // twice within FlapWindow stays ineligible until FlapWindow has passed
-// since the second loss, whatever the check says meanwhile, so that a
+// since the second loss, or until `clustd maintenance off` (an
+// EventMaintenance passed to Event), whatever the check says meanwhile, so that a
 // service that fails only under load does not bounce the master between
 // machines.
 package check
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/driverclient"
+	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/drivers/common"
 )
 
@@ -239,6 +241,25 @@ func (d *Driver) report(now time.Time) {
 			d.losses = nil
 		}
 		d.health.Set(true, "")
+	}
+}
+
+// Event takes the daemon's event stream (driverclient.Options.OnEvent):
+// `clustd maintenance off` ends flap damping, since the operator has
+// looked at the node.
+func (d *Driver) Event(ev driverproto.Event) {
+	if ev.Kind != driverproto.EventMaintenance || ev.Detail != "off" {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dampedUntil.IsZero() {
+		return
+	}
+	d.log.Info("flap damping cleared: clustd maintenance off", "was_until", d.dampedUntil.Format(time.RFC3339))
+	d.dampedUntil, d.losses = time.Time{}, nil
+	if d.known {
+		d.report(d.opts.Now())
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/clustd/clustd/driverproto"
 )
 
 // reports records what a Driver reports.
@@ -252,5 +254,29 @@ func TestProbes(t *testing.T) {
 		t.Logf("SKIPPED the ping probe: neither a datagram nor a raw ICMP socket is allowed here: %v", err)
 	case err != nil:
 		t.Errorf("Ping 127.0.0.1: %v", err)
+	}
+}
+
+func TestMaintenanceOffEndsDamping(t *testing.T) {
+	now := time.Unix(1000, 0)
+	d, r := newTest(t, 1, 1, 10*time.Minute, &now)
+	for range 2 {
+		d.Trigger(context.Background(), masterState(true))
+		d.Record(nil)
+		d.Record(errDown)
+		d.Trigger(context.Background(), masterState(false))
+		now = now.Add(time.Minute)
+	}
+	d.Record(nil)
+	if ok, why, _ := r.last(); ok || !strings.Contains(why, "flapping") {
+		t.Fatalf("after two losses: ok=%v %q, want damped", ok, why)
+	}
+	d.Event(driverproto.Event{Kind: driverproto.EventMaintenance, Detail: "on"})
+	if ok, _, _ := r.last(); ok {
+		t.Fatal("maintenance on ended the damping")
+	}
+	d.Event(driverproto.Event{Kind: driverproto.EventMaintenance, Detail: "off"})
+	if ok, why, _ := r.last(); !ok {
+		t.Fatalf("maintenance off did not end the damping: %q", why)
 	}
 }
