@@ -34,11 +34,9 @@ func MaybeResponder() {
 		return
 	}
 	name, addr, _ := strings.Cut(v, ",")
-	if err := respond(name, addr); err != nil {
-		fmt.Fprintln(os.Stderr, "responder:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	err := respond(name, addr)
+	fmt.Fprintln(os.Stderr, "responder:", err)
+	os.Exit(1)
 }
 
 // respond answers every datagram to addr:ProbePort with name and the
