@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -36,16 +37,70 @@ type Result struct {
 	// Neigh is from the promote to the client's neighbour entry naming the
 	// new master's MAC; -1 if it never did within the observation.
 	Neigh time.Duration
+	// Gap is from the address leaving the old master to its appearing on
+	// the new one, as polled: the margin the lease left. Negative when it
+	// was on both. Unknown (0, GapKnown false) when the old master's
+	// address was not seen to go, as after kill -9, where the dead node's
+	// namespace keeps it.
+	Gap      time.Duration
+	GapKnown bool
 	// Interleaved lists answers from the old master received after the
 	// first answer from the new one.
 	Interleaved int
-	// Overlaps counts polls that saw the address on two nodes at once.
-	Overlaps int
+	// Overlaps counts polls that saw the address on two nodes at once, and
+	// FirstOverlap says when the first was, relative to the fault.
+	Overlaps     int
+	FirstOverlap time.Duration
+	// Evidence, when there were overlaps, is what the address movers
+	// logged about the address from a second before the fault.
+	Evidence []string
 }
 
 func (res Result) String() string {
 	return fmt.Sprintf("%-8s %s->%s outage %7.1f ms, promote at +%7.1f ms, neighbour entry +%5.1f ms after it, interleaved %d, overlaps %d",
-		res.Fault, res.From, res.To, ms(res.Outage), ms(res.Promote), ms(res.Neigh), res.Interleaved, res.Overlaps)
+		res.Fault, res.From, res.To, ms(res.Outage), ms(res.Promote), ms(res.Neigh), res.Interleaved, res.Overlaps) + res.overlapText()
+}
+
+func (res Result) overlapText() string {
+	s := ""
+	if res.GapKnown {
+		s = fmt.Sprintf(", gap %.1f ms", ms(res.Gap))
+	}
+	if res.Overlaps == 0 {
+		return s
+	}
+	s += fmt.Sprintf(" (first overlap at +%.1f ms)", ms(res.FirstOverlap))
+	for _, l := range res.Evidence {
+		s += "\n    " + l
+	}
+	return s
+}
+
+// evidence returns the lines of every node's address-mover log that
+// mention the addresses, from a second before t0.
+func (r *Rig) evidence(t0 time.Time) []string {
+	var out []string
+	from := t0.Add(-time.Second).UTC().Format("2006-01-02T15:04:05.000")
+	for _, n := range r.nodes {
+		name := n.id + ".vip.log"
+		if r.cfg.Kind == Keepalived {
+			name = n.id + ".keepalived.log"
+		}
+		b, err := os.ReadFile(filepath.Join(r.cfg.Dir, name))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			ts, _, _ := strings.Cut(strings.TrimPrefix(l, "time="), " ")
+			if r.cfg.Kind == Clustd && ts < from {
+				continue
+			}
+			if strings.Contains(l, "addresses") || strings.Contains(l, "lease") || strings.Contains(l, "STATE") {
+				out = append(out, n.id+": "+l)
+			}
+		}
+	}
+	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -104,7 +159,12 @@ func (r *Rig) Apply(f Fault) (Result, error) {
 	// Overlaps count until the old master is back as a standby: a
 	// returning master that still holds the address is the failure that
 	// matters most.
-	res.Overlaps = len(r.watch.overlapsSince(t0))
+	ov := r.watch.overlapsSince(t0)
+	res.Overlaps = len(ov)
+	if len(ov) > 0 {
+		res.FirstOverlap = ov[0].At.Sub(t0)
+		res.Evidence = r.evidence(t0)
+	}
 	return res, err
 }
 
@@ -142,6 +202,9 @@ func (r *Rig) measure(f Fault, old, nu int, t0 time.Time) Result {
 	}
 	if p, ok := r.watch.firstHeld(nu, t0); ok {
 		res.Promote = p.Sub(t0)
+		if g, ok := r.watch.firstGone(old, t0); ok && f != Kill {
+			res.Gap, res.GapKnown = p.Sub(g), true
+		}
 		if m, ok := r.watch.macSince(r.nodes[nu].mac, t0); ok {
 			res.Neigh = max(0, m.Sub(p))
 		}

@@ -214,3 +214,16 @@ func (w *watcher) heldNow(i int) bool {
 	defer w.mu.Unlock()
 	return w.held[i]
 }
+
+// firstGone returns when node i was first seen without the address at or
+// after t.
+func (w *watcher) firstGone(i int, t time.Time) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range w.addr {
+		if c.Node == i && c.Value == "" && !c.At.Before(t) {
+			return c.At, true
+		}
+	}
+	return time.Time{}, false
+}

@@ -39,6 +39,9 @@ type summary struct {
 	Overlaps  int     `json:"overlap_polls"`
 	TwoNodes  int     `json:"trials_on_two_nodes"`
 	Interleav int     `json:"interleaved_answers"`
+	GapMin    float64 `json:"gap_min_ms"`
+	GapMed    float64 `json:"gap_median_ms"`
+	Gaps      int     `json:"gaps_known"`
 	Errors    []string
 }
 
@@ -47,6 +50,7 @@ func main() {
 	trials := flag.Int("trials", 10, "trials per fault and setup")
 	out := flag.String("out", "", "write the results as JSON here")
 	only := flag.String("only", "", "run only the setups whose name contains this")
+	faultList := flag.String("faults", "", "only these faults, comma-separated (kill, sigstop, isolate, transfer)")
 	keep := flag.Bool("keep", false, "keep the configurations and logs (their directory is printed)")
 	flag.Parse()
 	if err := vipnet.Available(); err != nil {
@@ -88,12 +92,16 @@ func main() {
 		s.Cfg.Clustd = clustd
 		s.Cfg.Dir = filepath.Join(dir, strings.ReplaceAll(s.Name, " ", "-"))
 		os.MkdirAll(s.Cfg.Dir, 0o755)
-		sums = append(sums, runSetup(s, *trials)...)
+		sums = append(sums, runSetup(s, *trials, *faultList)...)
 	}
 	fmt.Println()
-	fmt.Printf("%-24s %-9s %6s %12s %12s %12s %14s %9s %11s\n", "setup", "fault", "trials", "outage p50", "outage p99", "outage max", "neigh p50/max", "two nodes", "interleaved")
+	fmt.Printf("%-24s %-9s %6s %12s %12s %12s %14s %16s %9s %11s\n", "setup", "fault", "trials", "outage p50", "outage p99", "outage max", "neigh p50/max", "gap min/p50", "two nodes", "interleaved")
 	for _, s := range sums {
-		fmt.Printf("%-24s %-9s %6d %9.1f ms %9.1f ms %9.1f ms %6.1f/%5.1f ms %9d %11d\n", s.Setup, s.Fault, s.Trials, s.OutageMed, s.OutageP99, s.OutageMax, s.NeighMed, s.NeighMax, s.TwoNodes, s.Interleav)
+		gap := "-"
+		if s.Gaps > 0 {
+			gap = fmt.Sprintf("%.1f/%.1f ms", s.GapMin, s.GapMed)
+		}
+		fmt.Printf("%-24s %-9s %6d %9.1f ms %9.1f ms %9.1f ms %6.1f/%5.1f ms %16s %9d %11d\n", s.Setup, s.Fault, s.Trials, s.OutageMed, s.OutageP99, s.OutageMax, s.NeighMed, s.NeighMax, gap, s.TwoNodes, s.Interleav)
 		for _, e := range s.Errors {
 			fmt.Printf("    error: %s\n", e)
 		}
@@ -107,10 +115,13 @@ func main() {
 	}
 }
 
-func runSetup(s setup, trials int) []summary {
+func runSetup(s setup, trials int, only string) []summary {
 	faults := []vipnet.Fault{vipnet.Kill, vipnet.Stop, vipnet.Isolate, vipnet.Transfer}
 	if s.Cfg.Kind == vipnet.Keepalived {
 		faults = faults[:3]
+	}
+	if only != "" {
+		faults = slices.DeleteFunc(faults, func(f vipnet.Fault) bool { return !slices.Contains(strings.Split(only, ","), string(f)) })
 	}
 	results := map[vipnet.Fault][]vipnet.Result{}
 	errs := map[vipnet.Fault][]string{}
@@ -139,8 +150,11 @@ func runSetup(s setup, trials int) []summary {
 	for _, f := range faults {
 		rs := results[f]
 		sm := summary{Setup: s.Name, Fault: f, Trials: len(rs), Errors: errs[f]}
-		var out, nb []float64
+		var out, nb, gaps []float64
 		for _, x := range rs {
+			if x.GapKnown {
+				gaps = append(gaps, ms(x.Gap))
+			}
 			out = append(out, ms(x.Outage))
 			if x.Neigh >= 0 {
 				nb = append(nb, ms(x.Neigh))
@@ -155,6 +169,7 @@ func runSetup(s setup, trials int) []summary {
 		}
 		sm.OutageMed, sm.OutageP99, sm.OutageMax = quantile(out, 0.5), quantile(out, 0.99), quantile(out, 1)
 		sm.NeighMed, sm.NeighMax = quantile(nb, 0.5), quantile(nb, 1)
+		sm.Gaps, sm.GapMin, sm.GapMed = len(gaps), quantile(gaps, 0), quantile(gaps, 0.5)
 		sums = append(sums, sm)
 	}
 	return sums
