@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/election"
-	"github.com/clustd/clustd/node"
+	"github.com/clustd/clustd/internal/boottime"
 	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/config"
 )
@@ -63,7 +63,7 @@ type Cluster struct {
 // Proc is one run of one daemon.
 type Proc struct {
 	Cmd     *exec.Cmd
-	Started time.Duration // node.Monotonic()
+	Started time.Duration // boottime.Now()
 	done    chan struct{}
 	log     *os.File
 }
@@ -228,7 +228,7 @@ func (c *Cluster) Start(i int) error {
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	p := &Proc{Cmd: cmd, done: make(chan struct{}), log: logf}
-	p.Started = node.Monotonic()
+	p.Started = boottime.Now()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("starting node %s: %w", c.IDs[i], err)
@@ -273,14 +273,14 @@ func (c *Cluster) PID(i int) int {
 	return 0
 }
 
-// Kill sends SIGKILL to node i and returns the node.Monotonic() reading
+// Kill sends SIGKILL to node i and returns the boottime.Now() reading
 // taken just before the signal. It waits for the process to be gone.
 func (c *Cluster) Kill(i int) (time.Duration, error) {
 	p := c.Proc(i)
 	if p == nil || !p.Running() {
 		return 0, fmt.Errorf("node %s is not running", c.IDs[i])
 	}
-	at := node.Monotonic()
+	at := boottime.Now()
 	if err := syscall.Kill(p.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		return 0, err
 	}

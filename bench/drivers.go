@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/driverclient"
-	"github.com/clustd/clustd/node"
+	"github.com/clustd/clustd/internal/boottime"
 )
 
-// Trigger is one call of a driver's Trigger, timed with node.Monotonic(),
+// Trigger is one call of a driver's Trigger, timed with boottime.Now(),
 // the clock the daemons run their leases on, which every process on the
 // host shares.
 type Trigger struct {
@@ -67,11 +67,11 @@ func StartDrivers(ctx context.Context, c *Cluster) (*Recorder, error) {
 }
 
 func (r *Recorder) record(id string, s driverclient.State) {
-	t := Trigger{Node: id, IsMaster: s.IsMaster, Term: s.Term, Local: s.Local, Called: node.Monotonic()}
+	t := Trigger{Node: id, IsMaster: s.IsMaster, Term: s.Term, Local: s.Local, Called: boottime.Now()}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// The return time is taken last: after it there is only the return.
-	t.Returned = node.Monotonic()
+	t.Returned = boottime.Now()
 	r.log = append(r.log, t)
 	close(r.changed)
 	r.changed = make(chan struct{})

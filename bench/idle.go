@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/clustd/clustd/node"
+	"github.com/clustd/clustd/internal/boottime"
 )
 
 // IdleConfig describes an idle measurement.
@@ -200,7 +200,7 @@ func linkKind(fromMaster, toMaster bool) string {
 // readAll reads every daemon's /proc counters and the peer sockets, and
 // the time in between.
 func readAll(ctx context.Context, pids, peerPorts []int) ([]ProcSample, []Socket, time.Duration, error) {
-	at := node.Monotonic()
+	at := boottime.Now()
 	ps := make([]ProcSample, len(pids))
 	for i, pid := range pids {
 		p, err := ReadProc(pid)
@@ -218,7 +218,7 @@ func readAll(ctx context.Context, pids, peerPorts []int) ([]ProcSample, []Socket
 
 // scrapeAll reads every daemon's metrics and the time in the middle.
 func scrapeAll(ctx context.Context, c *Cluster) ([][]Metric, time.Duration, error) {
-	start := node.Monotonic()
+	start := boottime.Now()
 	out := make([][]Metric, len(c.IDs))
 	for i := range c.IDs {
 		s, err := c.Metrics(ctx, i)
@@ -227,7 +227,7 @@ func scrapeAll(ctx context.Context, c *Cluster) ([][]Metric, time.Duration, erro
 		}
 		out[i] = s
 	}
-	return out, start + (node.Monotonic()-start)/2, nil
+	return out, start + (boottime.Now()-start)/2, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

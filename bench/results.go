@@ -17,9 +17,12 @@ type Results struct {
 	Failover []FailoverResult `json:"failover"`
 	Transfer []TransferResult `json:"transfer"`
 	Idle     []IdleResult     `json:"idle"`
-	Sim      *SimResult       `json:"sim"`
-	Micro    []MicroResult    `json:"micro"`
-	Targets  []Target         `json:"targets"`
+	// DriverIdle is what a driver process costs on an idle master and
+	// on a follower.
+	DriverIdle []DriverIdleResult `json:"driver_idle"`
+	Sim        *SimResult         `json:"sim"`
+	Micro      []MicroResult      `json:"micro"`
+	Targets    []Target           `json:"targets"`
 	// Experiment lists what this run changed from a standard one (daemon
 	// environment, timing overrides, an -overlay build); empty for a
 	// standard run, whose figures are the ones to compare with the targets.
@@ -63,6 +66,7 @@ type Timing struct {
 	ElectionMaxMS float64 `json:"election_max_ms"`
 	StepMS        float64 `json:"step_ms"`
 	LeaseMS       float64 `json:"lease_ms"`
+	StopBudgetMS  float64 `json:"stop_budget_ms"`
 }
 
 // TimingOf converts t to milliseconds.
@@ -70,6 +74,7 @@ func TimingOf(t election.Timing) Timing {
 	return Timing{
 		HeartbeatMS:   Millis(t.Heartbeat),
 		ElectionMinMS: Millis(t.ElectionMin),
+		StopBudgetMS:  Millis(t.StopBudget),
 		ElectionMaxMS: Millis(t.ElectionMax),
 		StepMS:        Millis(t.Step),
 		LeaseMS:       Millis(t.LeaseDuration()),
@@ -86,7 +91,7 @@ type FailoverResult struct {
 	Trials       int      `json:"trials"`
 	Failures     int      `json:"failures"`
 	FailureNotes []string `json:"failure_notes"`
-	// Failover is from the node.Monotonic() reading just before
+	// Failover is from the boottime.Now() reading just before
 	// kill(SIGKILL) to the new master's driver entering Trigger.
 	Failover Summary `json:"failover_ms"`
 	// Daemon is from the kill to the new master's daemon taking the role
@@ -243,14 +248,14 @@ type MicroResult struct {
 	AllocsPerOp float64 `json:"allocs_per_op"`
 }
 
-// Target is one figure of DESIGN.md's "Numbers to reach" against what was
+// Target is one figure of docs/design.md's "Numbers to reach" against what was
 // measured.
 type Target struct {
 	What     string `json:"what"`
 	Target   string `json:"target"`
 	Measured string `json:"measured"`
 	Met      bool   `json:"met"`
-	// Aim is the tighter figure DESIGN.md aims for, if any, and whether
+	// Aim is the tighter figure docs/design.md aims for, if any, and whether
 	// it was reached.
 	Aim    string `json:"aim,omitempty"`
 	AimMet *bool  `json:"aim_met,omitempty"`

@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/clustd/clustd/node"
+	"github.com/clustd/clustd/internal/boottime"
 )
 
 // Limits of one trial.
@@ -175,7 +175,7 @@ func (s *scenario) transfer(ctx context.Context) (gap, total time.Duration, note
 	reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	s.at = time.Now()
 	psi := StartPressure()
-	sent := node.Monotonic()
+	sent := boottime.Now()
 	err = s.c.Admin(m).Transfer(reqCtx, "")
 	cancel()
 	if err != nil {
@@ -218,7 +218,7 @@ func (s *scenario) failover(ctx context.Context) (d, margin, daemon time.Duratio
 	// trial starts from a cluster whose members can all vote.
 	for i := range s.c.IDs {
 		if p := s.c.Proc(i); p != nil {
-			if wait := p.Started + 2*s.c.Timing.ElectionMax - node.Monotonic(); wait > 0 {
+			if wait := p.Started + 2*s.c.Timing.ElectionMax - boottime.Now(); wait > 0 {
 				select {
 				case <-ctx.Done():
 					return 0, 0, 0, "", ctx.Err()
@@ -287,7 +287,7 @@ func (s *scenario) failover(ctx context.Context) (d, margin, daemon time.Duratio
 func (s *scenario) becameMaster(ctx context.Context, p Trigger) time.Duration {
 	i := s.c.Index(p.Node)
 	st, err := s.c.Status(ctx, i)
-	at := node.Monotonic()
+	at := boottime.Now()
 	if err != nil || st.Role != "master" || st.Term != p.Term {
 		return 0
 	}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/clustd/clustd/internal/percentile"
 )
 
 // Summary describes a sample of durations in milliseconds. The percentiles
@@ -21,16 +23,14 @@ type Summary struct {
 }
 
 // Percentile returns the p-th percentile (0 < p ≤ 100) of sorted values by
-// the nearest-rank method, or NaN when there are none. The values must be
-// in ascending order.
+// the nearest-rank method (package percentile), or NaN when there are none.
+// The values must be in ascending order.
 func Percentile(sorted []float64, p float64) float64 {
-	n := len(sorted)
-	if n == 0 || !(p > 0 && p <= 100) {
+	v, ok := percentile.NearestRank(sorted, p)
+	if !ok {
 		return math.NaN()
 	}
-	rank := int(math.Ceil(p / 100 * float64(n)))
-	rank = min(max(rank, 1), n)
-	return sorted[rank-1]
+	return v
 }
 
 // Median returns the median of values by nearest rank (the lower middle

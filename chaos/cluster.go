@@ -24,8 +24,10 @@ type proc struct {
 
 // startProc starts cmd with its output appended to logPath, after a line
 // saying what starts and when, so that a log of several runs reads in
-// order.
-func startProc(cmd *exec.Cmd, logPath, what string) (*proc, error) {
+// order. A cgroupFD of 0 or more is the cgroup v2 directory the process
+// starts in (clone3 puts it there before it runs anything); -1 leaves it in
+// this process's cgroup.
+func startProc(cmd *exec.Cmd, logPath, what string, cgroupFD int) (*proc, error) {
 	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -36,6 +38,9 @@ func startProc(cmd *exec.Cmd, logPath, what string) (*proc, error) {
 	// the nodes before the run has stopped them in order; the death signal
 	// keeps them from outliving a run that was itself killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if cgroupFD >= 0 {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cgroupFD
+	}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, err
@@ -123,6 +128,9 @@ type cluster struct {
 	execFile string
 	nodes    []*node
 	noExec   bool
+	// drain is how long the exec probe goes on after its stop signal.
+	drain  time.Duration
+	freeze *freezer
 }
 
 // writeConfigs writes every node's configuration with clustd init: members
@@ -160,7 +168,11 @@ func (c *cluster) writeConfigs(ctx context.Context, profile string) error {
 
 func (c *cluster) startDaemon(n *node) error {
 	cmd := c.net.command(context.Background(), n.idx, c.clustd, "run", "--config", n.config, "--log-level", "debug")
-	p, err := startProc(cmd, filepath.Join(n.dir, "clustd.log"), "clustd run")
+	fd, err := c.freeze.cgroup(n)
+	if err != nil {
+		return err
+	}
+	p, err := startProc(cmd, filepath.Join(n.dir, "clustd.log"), "clustd run", fd)
 	if err != nil {
 		return fmt.Errorf("starting %s's daemon: %w", n.id, err)
 	}
@@ -171,7 +183,11 @@ func (c *cluster) startDaemon(n *node) error {
 
 func (c *cluster) startDrivers(n *node) error {
 	cmd := c.net.command(context.Background(), n.idx, c.recorder, "--node", n.id, "--addr", n.http, "--secret-file", c.secret, "--out", n.historyFile())
-	p, err := startProc(cmd, filepath.Join(n.dir, "recorder.log"), "recorder")
+	fd, err := c.freeze.cgroup(n)
+	if err != nil {
+		return err
+	}
+	p, err := startProc(cmd, filepath.Join(n.dir, "recorder.log"), "recorder", fd)
 	if err != nil {
 		return fmt.Errorf("starting %s's recorder: %w", n.id, err)
 	}
@@ -180,8 +196,8 @@ func (c *cluster) startDrivers(n *node) error {
 		return nil
 	}
 	cmd = c.net.command(context.Background(), n.idx, c.clustd, "driver", "exec", "--config", n.config, "--name", "probe",
-		"--stop-timeout", "5s", "--", c.recorder, "probe", "--node", n.id, "--out", c.execFile)
-	if p, err = startProc(cmd, filepath.Join(n.dir, "exec.log"), "clustd driver exec"); err != nil {
+		"--stop-timeout", "5s", "--", c.recorder, "probe", "--node", n.id, "--out", c.execFile, "--drain", c.drain.String())
+	if p, err = startProc(cmd, filepath.Join(n.dir, "exec.log"), "clustd driver exec", fd); err != nil {
 		return fmt.Errorf("starting %s's exec driver: %w", n.id, err)
 	}
 	n.exec = p

@@ -1,5 +1,5 @@
 // Package chaos runs real clustd processes under faults and checks, from
-// what their drivers did, the contract of DESIGN.md: never two masters at
+// what their drivers did, the contract of docs/design.md: never two masters at
 // once, terms only rising, a master soon after every fault heals.
 //
 // # The system under test
@@ -28,8 +28,12 @@
 // weather for the run: kill -9 and restart, SIGSTOP/SIGCONT for longer
 // than the lease, SIGTERM and restart, isolating a node, splitting the
 // cluster, cutting the master from some followers only, one-way loss,
-// latency with jitter and loss, planned transfers and maintenance. Faults
-// aimed at "the master" find it when they are applied. After each fault is
+// latency with jitter and loss, planned transfers and maintenance; and,
+// when asked for (--faults freeze), freezing a whole node, daemon and
+// drivers and their children together, for longer than the lease (a
+// cgroup v2 freeze as root, SIGSTOP of each process group otherwise; see
+// DefaultKinds for why it is not in the default mix). Faults aimed at
+// "the master" find it when they are applied. After each fault is
 // healed the run waits for a master, then leaves the cluster alone for a
 // moment; so the seed fixes what happens, and recovery speed fixes when.
 //
@@ -56,8 +60,9 @@
 //
 // # Proving it can fail
 //
-// Built with -tags chaos_unsafe, clustd runs without stickiness (see
-// node/unsafe_chaos.go). Cutting the master off from one follower then lets
+// Built with -tags chaos_unsafe, clustd runs without stickiness and without
+// the stop budget's promote delay, which would otherwise hide the missing
+// stickiness from drivers that stop at once (see node/unsafe_chaos.go). Cutting the master off from one follower then lets
 // that follower win an election through the others while the master's
 // lease still holds, and the run must report the overlap.
 package chaos

@@ -11,7 +11,7 @@ import (
 	"sort"
 	"time"
 
-	clustdnode "github.com/clustd/clustd/node"
+	"github.com/clustd/clustd/internal/boottime"
 )
 
 // Events of the history files. The recorder driver writes the first five,
@@ -39,6 +39,11 @@ const (
 	// exec driver runs only while master.
 	EvExecStart = "exec_start"
 	EvExecStop  = "exec_stop"
+	// EvExecAlive is written every ExecAliveEvery while the probe drains
+	// after its stop signal: a probe killed while draining (its stop
+	// budget ran out) has no stop record, and its last sign of life bounds
+	// when it ended.
+	EvExecAlive = "exec_alive"
 )
 
 // Record is one line of a history file. Every timestamp is a reading of
@@ -68,7 +73,7 @@ func (r Record) At() time.Duration { return time.Duration(r.MonoNS) }
 // clock clustd's leases and the daemon's events run on (CLOCK_MONOTONIC
 // plus any time the machine was suspended), so the recorded edges compare
 // with lease deadlines and with the daemon's own event times.
-func Now() time.Duration { return clustdnode.Monotonic() }
+func Now() time.Duration { return boottime.Now() }
 
 // AppendRecord writes r as one JSON line with a single write on a file
 // opened with O_APPEND, so that lines from several processes never
@@ -147,6 +152,9 @@ type Tenure struct {
 // mayAct and acting return the two intervals of a tenure.
 func (t Tenure) mayAct() (time.Duration, time.Duration) { return t.Start, t.End }
 func (t Tenure) acting() (time.Duration, time.Duration) { return t.Done, t.DemoteStart }
+
+// ExecAliveEvery is how often a draining probe writes EvExecAlive.
+const ExecAliveEvery = 5 * time.Millisecond
 
 // ExecRun is one run of the probe command under the exec driver.
 type ExecRun struct {
@@ -241,6 +249,7 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 		pid  int
 	}
 	runs := map[key]*ExecRun{}
+	alive := map[key]time.Duration{}
 	var order []key
 	for _, r := range exec {
 		k := key{r.Node, r.PID}
@@ -250,6 +259,8 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 				runs[k] = &ExecRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: -1}
 				order = append(order, k)
 			}
+		case EvExecAlive:
+			alive[k] = max(alive[k], r.At())
 		case EvExecStop:
 			if run, ok := runs[k]; ok {
 				run.End = r.At()
@@ -265,6 +276,11 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 	}
 	for _, k := range order {
 		run := runs[k]
+		if at, ok := alive[k]; ok && run.End < 0 {
+			// Killed while draining: it ended before its next sign of
+			// life was due.
+			run.End, run.Cut = at+ExecAliveEvery, "killed while draining"
+		}
 		if run.End < 0 {
 			run.End, run.Cut = max(end, run.Start), "end of run"
 		}

@@ -220,6 +220,28 @@ func TestBuildHistoryEdgeCases(t *testing.T) {
 	}
 }
 
+// A probe killed while draining has no stop record: its last sign of life
+// bounds its end, one interval later, and an overlap is judged from there.
+func TestExecKilledWhileDraining(t *testing.T) {
+	exec := []Record{
+		{Node: "a", Event: EvExecStart, PID: 7, Term: 3, MonoNS: ms(10)},
+		{Node: "a", Event: EvExecAlive, PID: 7, Term: 3, MonoNS: ms(50)},
+		{Node: "a", Event: EvExecAlive, PID: 7, Term: 3, MonoNS: ms(55)},
+		{Node: "b", Event: EvExecStart, PID: 9, Term: 4, MonoNS: ms(58)},
+		{Node: "c", Event: EvExecStart, PID: 11, Term: 5, MonoNS: ms(80)},
+	}
+	h := BuildHistory([]string{"a", "b", "c"}, nil, exec, time.Duration(ms(100)))
+	a := h.Exec[0]
+	if a.Node != "a" || a.Cut != "killed while draining" || a.End != time.Duration(ms(55))+ExecAliveEvery {
+		t.Fatalf("killed run: %+v", a)
+	}
+	// b started 2 ms before a's end could be ruled out: an overlap of 2 ms.
+	ov := h.ExecOverlaps()
+	if len(ov) == 0 || ov[0].Length() != 2*time.Millisecond {
+		t.Errorf("exec overlaps: %v", ov)
+	}
+}
+
 func TestFiguresOfAHistory(t *testing.T) {
 	h, _ := build(1000, tenure("a", 1, 0, 10, 100, 101), tenure("b", 2, 151, 160, 300, 301), tenure("b", 2, 310, 311, 400, 401))
 	if got := h.MasterChanges(); got != 1 {

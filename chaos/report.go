@@ -11,6 +11,11 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/internal/percentile"
+	"github.com/clustd/clustd/node/config"
+	"github.com/clustd/clustd/node/journal"
 )
 
 // Stats summarises a set of durations.
@@ -30,10 +35,10 @@ func statsOf(samples []time.Duration) Stats {
 	s := slices.Clone(samples)
 	slices.Sort(s)
 	rank := func(p float64) time.Duration {
-		i := int(p*float64(len(s))+0.999999) - 1
-		return s[min(max(i, 0), len(s)-1)]
+		v, _ := percentile.NearestRank(s, p)
+		return v
 	}
-	return Stats{N: len(s), P50: rank(0.50), P99: rank(0.99), Max: s[len(s)-1]}
+	return Stats{N: len(s), P50: rank(50), P99: rank(99), Max: s[len(s)-1]}
 }
 
 func (s Stats) String() string {
@@ -55,6 +60,10 @@ type Report struct {
 	Network     string `json:"network"`
 	NetworkNote string `json:"network_note,omitempty"`
 	Weather     string `json:"weather"`
+	// ProbeDrain is how long the exec probe went on after its stop signal;
+	// StopBudget is the cluster's.
+	ProbeDrain time.Duration `json:"probe_drain_ns"`
+	StopBudget time.Duration `json:"stop_budget_ns"`
 	// Duration is how long faults were injected.
 	Duration time.Duration  `json:"duration_ns"`
 	Faults   map[Kind]int   `json:"faults"`
@@ -62,6 +71,10 @@ type Report struct {
 	Failover Stats          `json:"failover"`
 	ByKind   map[Kind]Stats `json:"failover_by_kind"`
 	HandOver Stats          `json:"hand_over"`
+	// Causes tallies the failover records the nodes' journals hold (the
+	// latest revision of each term), by cause; FailoverRecords counts them.
+	Causes          map[string]int `json:"failover_causes"`
+	FailoverRecords int            `json:"failover_records"`
 	// Promotions counts tenures; MasterChanges those of a node other than
 	// the previous master; Repromotions those repeating node and term.
 	Promotions    int     `json:"promotions"`
@@ -98,6 +111,33 @@ type Report struct {
 	Replay string `json:"replay"`
 }
 
+// failoverCauses reads every node's journal and tallies the failover
+// records by cause, the latest revision of each term. It informs, and
+// checks nothing: the cause is the cluster's best account, not a promise.
+func failoverCauses(c *cluster) (map[string]int, int) {
+	latest := map[uint64]journal.Event{}
+	for _, n := range c.nodes {
+		cfg, err := config.Load(n.config)
+		if err != nil {
+			continue
+		}
+		evs, err := journal.ReadDir(filepath.Join(cfg.DataDir, "journal"), journal.Query{Failovers: true})
+		if err != nil {
+			continue
+		}
+		for _, ev := range evs {
+			if old, ok := latest[ev.Term]; !ok || ev.Rev > old.Rev {
+				latest[ev.Term] = ev
+			}
+		}
+	}
+	causes := map[string]int{}
+	for _, ev := range latest {
+		causes[ev.Cause]++
+	}
+	return causes, len(latest)
+}
+
 // Failed reports whether the run broke any promise.
 func (r *Report) Failed() bool { return len(r.Violations) > 0 }
 
@@ -105,12 +145,14 @@ func (r *Report) Failed() bool { return len(r.Violations) > 0 }
 func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, error) {
 	c := r.c
 	rep := &Report{
-		Seed: r.cfg.Seed, Nodes: r.cfg.Nodes, Profile: r.cfg.Profile, Unsafe: r.cfg.Unsafe,
+		StopBudget: r.timing.StopBudget,
+		Seed:       r.cfg.Seed, Nodes: r.cfg.Nodes, Profile: r.cfg.Profile, Unsafe: r.cfg.Unsafe,
 		Network: nw.describe(), NetworkNote: r.netNote, Duration: faultTime,
 		Faults: map[Kind]int{}, FaultLog: r.faults, ByKind: map[Kind]Stats{},
 		LivenessBound: r.bound, Exec: !r.cfg.NoExec,
 	}
 	rep.Weather = NewSchedule(r.cfg.Seed, r.cfg.Nodes, r.timing, r.cfg.Kinds).Weather.Name
+	rep.ProbeDrain = c.drain
 	rep.Replay = replayCommand(r.cfg)
 
 	ids := make([]string, len(c.nodes))
@@ -219,8 +261,13 @@ func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, err
 		rep.Linearizable = "NOT linearizable (visualisation: " + html + ")"
 		rep.Violations = append(rep.Violations, "linearizability: porcupine finds the leadership history not linearizable; see "+html)
 	default:
-		rep.Linearizable = "unknown (porcupine timed out)"
+		// Unchecked is not passed: the run fails, and so keeps its folder
+		// with the nodes' history.jsonl, and what porcupine got through in
+		// history.html.
+		rep.Linearizable = "unknown (porcupine timed out; visualisation: " + html + ")"
+		rep.Violations = append(rep.Violations, "linearizability: porcupine timed out (Unknown), so the leadership history was not checked; see "+html)
 	}
+	rep.Causes, rep.FailoverRecords = failoverCauses(c)
 	if err := r.writeFiles(rep, h); err != nil {
 		return nil, err
 	}
@@ -308,7 +355,7 @@ func (r *Report) Summary(w io.Writer) {
 	}
 	build := ""
 	if r.Unsafe {
-		build = ", UNSAFE build (-tags chaos_unsafe: no stickiness)"
+		build = ", UNSAFE build (-tags chaos_unsafe: no stickiness, no stop budget)"
 	}
 	p("seed", "%d", r.Seed)
 	p("nodes", "%d, %s timing%s", r.Nodes, r.Profile, build)
@@ -317,6 +364,9 @@ func (r *Report) Summary(w io.Writer) {
 		p("", "%s", r.NetworkNote)
 	}
 	p("weather", "%s", r.Weather)
+	if r.Exec {
+		p("probe drain", "%v after its stop signal (stop budget %v)", r.ProbeDrain, r.StopBudget)
+	}
 	p("duration", "%v of faults", r.Duration.Round(100*time.Millisecond))
 	var kinds []string
 	total := 0
@@ -335,6 +385,13 @@ func (r *Report) Summary(w io.Writer) {
 		}
 	}
 	p("hand-over", "%s  planned: old driver demoted → new driver promoted", r.HandOver)
+	var causes []string
+	for _, k := range driverproto.Causes {
+		if n := r.Causes[k]; n > 0 {
+			causes = append(causes, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	p("records", "%d failover records in the journals: %s", r.FailoverRecords, strings.Join(causes, ", "))
 	p("availability", "%.2f%% of the time a driver acted as master", 100*r.Availability)
 	p("liveness", "%s  heal → a driver acting as master, after each of %d heals (bound %v)", r.Liveness, r.Heals, ms(r.LivenessBound))
 	gap := "the master never changed"

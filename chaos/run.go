@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/election"
+	"github.com/clustd/clustd/sim"
 )
 
 // Config is one chaos run.
@@ -79,8 +81,7 @@ type FaultRecord struct {
 // reconnecting after a restart or a cut (the dial backoff is capped at the
 // election timeout), and one more timeout of slack for a loaded machine.
 func livenessBound(t election.Timing, nodes int) time.Duration {
-	return 2*t.ElectionMax + time.Duration(nodes)*t.Step + t.ElectionMin + // as in sim
-		t.ElectionMin + t.ElectionMax + time.Second
+	return sim.DefaultLivenessBound(t, nodes) + t.ElectionMin + t.ElectionMax + time.Second
 }
 
 // Run runs the cluster under the fault schedule of cfg.Seed and checks what
@@ -201,7 +202,9 @@ func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 	r.logf("%s", nw.describe())
 
 	c := &cluster{net: nw, dir: r.dir, clustd: clustdBin, recorder: recorderBin,
-		execFile: filepath.Join(r.dir, "exec.jsonl"), noExec: r.cfg.NoExec}
+		execFile: filepath.Join(r.dir, "exec.jsonl"), noExec: r.cfg.NoExec, drain: probeDrain(r.cfg.Seed, r.timing), freeze: newFreezer()}
+	r.logf("exec probe drains for %v after its stop signal", c.drain)
+	r.logf("%s", c.freeze.describe())
 	r.c = c
 	for i, id := range ids {
 		n := &node{idx: i, id: id, dir: filepath.Join(r.dir, id)}
@@ -213,7 +216,11 @@ func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 	if err := c.writeConfigs(ctx, r.cfg.Profile); err != nil {
 		return nil, err
 	}
+	// Deferred calls run last first: thaw, kill, then remove the cgroups,
+	// which must be empty by then.
+	defer c.freeze.remove(c.nodes)
 	defer c.killAll()
+	defer c.freeze.thaw(c.nodes)
 	r.track = newTracker(c.nodes)
 
 	sched := NewSchedule(r.cfg.Seed, r.cfg.Nodes, r.timing, r.cfg.Kinds)
@@ -372,6 +379,9 @@ func (r *runner) inject(ctx context.Context, f Fault, weather LinkParams) error 
 	case KindPause:
 		applyErr = target.daemon.signal(syscall.SIGSTOP)
 		heal = func() error { return target.daemon.signal(syscall.SIGCONT) }
+	case KindFreeze:
+		applyErr = c.freeze.set(target, true)
+		heal = func() error { return c.freeze.set(target, false) }
 	case KindIsolate:
 		applyErr = c.net.isolate(rec.Target)
 	case KindSplit, KindPartial:
@@ -516,4 +526,22 @@ func (t *tracker) master() int {
 		}
 	}
 	return -1
+}
+
+// probeDrain draws how long the exec probe goes on after its stop signal,
+// like a service finishing its requests: up to what the stop budget leaves
+// once the drift and the reserves are taken off (a third of the seeds at
+// that bound), from its own stream of the seed so that the fault schedule
+// stays the same. Under the unsafe build too: the overlaps it must find
+// come from the missing rules, not from the probe.
+func probeDrain(seed uint64, t election.Timing) time.Duration {
+	usable := t.StopDeadline(0) - t.DriverReserve()
+	if usable <= 0 {
+		return 0
+	}
+	r := mrand.New(mrand.NewPCG(seed, 0x647261696e))
+	if r.IntN(3) == 0 {
+		return usable
+	}
+	return time.Duration(r.Int64N(int64(usable) + 1)).Round(time.Millisecond)
 }

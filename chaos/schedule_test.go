@@ -39,9 +39,18 @@ func TestScheduleDrawsEveryKindAndOnlyThoseAsked(t *testing.T) {
 	for _, f := range all {
 		seen[f.Kind] = true
 	}
-	for _, k := range AllKinds {
+	for _, k := range DefaultKinds {
 		if !seen[k] {
 			t.Errorf("2000 faults without a %s", k)
+		}
+	}
+	_, every := draw(7, 5, AllKinds, 2000)
+	for _, f := range every {
+		seen[f.Kind] = true
+	}
+	for _, k := range AllKinds {
+		if !seen[k] {
+			t.Errorf("2000 faults of every kind without a %s", k)
 		}
 	}
 	_, some := draw(7, 3, []Kind{KindPartial, KindKill}, 500)
@@ -98,7 +107,7 @@ func TestFaultTargets(t *testing.T) {
 					if f.Size > 0 && f.TransferTo(master) == tgt {
 						t.Fatalf("transfer to itself")
 					}
-				case KindPause:
+				case KindPause, KindFreeze:
 					if f.For <= timing.LeaseDuration() {
 						t.Fatalf("pause of %v is not longer than the lease %v", f.For, timing.LeaseDuration())
 					}

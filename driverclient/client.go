@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/internal/boottime"
 )
 
 // State is what the daemon says this machine is, as Trigger must act on it.
@@ -45,6 +46,10 @@ type State struct {
 	Members []driverproto.Member
 	// Reason says why the state changed, for logs.
 	Reason string
+	// Planned, on a demote, says it is a planned hand-over: the daemon
+	// waits up to Options.DemoteTimeout for it and keeps renewing
+	// StopDeadline meanwhile.
+	Planned bool
 	// Local is true when the library made this state itself (the lease ran
 	// out, or Run is stopping) rather than the daemon.
 	Local bool
@@ -104,7 +109,7 @@ type Options struct {
 	// reconnect together. The defaults are 100ms and 5s.
 	MinBackoff, MaxBackoff time.Duration
 	// Clock reads CLOCK_BOOTTIME, the clock lease deadlines are given in.
-	// The default reads it with clock_gettime; tests replace it.
+	// The default reads it as the daemon does; tests replace it.
 	Clock func() time.Duration
 }
 
@@ -200,7 +205,10 @@ func New(opts Options, d Driver) (*Client, error) {
 		return nil, fmt.Errorf("driverclient: backoff from %v to %v: need 0 < MinBackoff <= MaxBackoff", opts.MinBackoff, opts.MaxBackoff)
 	}
 	if opts.Clock == nil {
-		opts.Clock = monotonic
+		opts.Clock = boottime.Now
+	}
+	if opts.DemoteTimeout < 0 {
+		return nil, fmt.Errorf("driverclient: DemoteTimeout %v: must not be negative", opts.DemoteTimeout)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -225,7 +225,8 @@ func TestCoalescing(t *testing.T) {
 	}
 }
 
-// Renewals are acknowledged at once without a Trigger, and extend the lease.
+// Renewals extend the lease without a Trigger, and with nothing in flight
+// they are not acknowledged: the daemon has no use for the answer.
 func TestRenewalsDoNotTrigger(t *testing.T) {
 	d := newFakeDaemon(t)
 	g := newGate()
@@ -239,12 +240,12 @@ func TestRenewalsDoNotTrigger(t *testing.T) {
 		st := masterState(7, time.Duration(100+seq)*time.Second)
 		st.Members[1].Reachable = seq%2 == 0 // members change: still a renewal
 		dc.state(seq, st)
-		dc.ackOK(seq)
+		h.dealtWith(seq)
 	}
 	// Past the first deadline, short of the last renewal's: still master.
 	h.clock.Advance(4 * time.Second)
 	dc.state(6, masterState(7, 110*time.Second))
-	dc.ackOK(6)
+	h.dealtWith(6)
 	if n := g.returned.Load(); n != 1 {
 		t.Fatalf("%d Trigger calls, want 1", n)
 	}
@@ -255,6 +256,11 @@ func TestRenewalsDoNotTrigger(t *testing.T) {
 		t.Fatalf("got %+v, want a local demote", demote.st)
 	}
 	demote.finish(nil)
+	// The next acknowledgement the daemon sees is that of its next
+	// change, not of a renewal.
+	dc.state(7, followerState(8, "n2"))
+	g.next(t).finish(nil)
+	dc.ackOK(7)
 }
 
 // A renewal during a Trigger is acknowledged after it, never before the
@@ -322,7 +328,7 @@ func TestLeaseExpiryWhenIdle(t *testing.T) {
 	dc.ackOK(1)
 	h.clock.Advance(499 * time.Millisecond)
 	dc.state(2, masterState(1, 100*time.Second+500*time.Millisecond))
-	dc.ackOK(2)
+	h.dealtWith(2)
 	if n := g.returned.Load(); n != 1 {
 		t.Fatalf("demoted before the deadline")
 	}
@@ -352,7 +358,7 @@ func TestStaleRenewalDoesNotExtend(t *testing.T) {
 	stale.LeaseMS = 60_000
 	dc.state(2, stale)
 	// A renewal all the same: nothing to refuse.
-	dc.ackOK(2)
+	h.dealtWith(2)
 	// Now 105s, the first deadline: if the stale renewal had been taken
 	// at its lease_ms, the driver would stay master another minute.
 	h.clock.Advance(3 * time.Second)

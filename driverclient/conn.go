@@ -167,8 +167,11 @@ func (c *Client) handshake(ws *websocket.Conn) (string, error) {
 		Required: c.opts.Required,
 		Events:   events,
 		Nonce:    ours,
-		MAC:      driverproto.HelloMAC(c.opts.Secret, challenge.Nonce, ours, c.id, c.opts.Required, events),
+		// Rounded up: a declaration may not promise less than the driver
+		// needs.
+		DemoteTimeoutMS: int64((c.opts.DemoteTimeout + time.Millisecond - 1) / time.Millisecond),
 	}
+	hello.MAC = driverproto.HelloMACDemote(c.opts.Secret, challenge.Nonce, ours, c.id, c.opts.Required, events, hello.DemoteTimeoutMS)
 	if err := writeMessage(ws, hello, c.writeWait); err != nil {
 		return "", fmt.Errorf("sending hello: %w", err)
 	}
@@ -276,10 +279,12 @@ func fromWire(w *driverproto.State) State {
 		Term:     w.Term,
 		Members:  w.Members,
 		Reason:   w.Reason,
+		Planned:  w.Planned,
 	}
 	if w.IsMaster {
 		s.LeaseDeadline = time.Duration(w.LeaseDeadlineNS)
 	}
+	s.StopDeadline = time.Duration(w.StopDeadlineNS)
 	return s
 }
 

@@ -34,6 +34,9 @@ type ackItem struct {
 	// result is known.
 	gen uint64
 	err error
+	// overrun is how late past its deadline the demote it acknowledges
+	// finished.
+	overrun time.Duration
 }
 
 // call is the Trigger call in progress.
@@ -43,6 +46,9 @@ type call struct {
 	cancel   context.CancelFunc
 	canceled bool
 	start    time.Time
+	// deadline is, for a demote, the CLOCK_BOOTTIME reading by which it
+	// must have finished (zero: none).
+	deadline time.Duration
 }
 
 // errStaleLease is the acknowledgement of a master state whose lease had
@@ -77,6 +83,13 @@ type machine struct {
 
 	lease   timer
 	leaseAt time.Duration
+	// ackedOn is the connection of the last state acknowledged.
+	ackedOn *conn
+	// stop watches the stop deadline while a demote runs: a planned
+	// hand-over renews it, and if the daemon goes silent it passes and
+	// the demote is cut short.
+	stop   timer
+	stopAt time.Duration
 }
 
 // loop runs Trigger as the daemon's states ask, enforces the lease and
@@ -87,6 +100,7 @@ func (c *Client) loop(ctx context.Context, states <-chan inState) {
 	m := &machine{c: c, base: context.WithoutCancel(ctx), done: make(chan result, 1), nextGen: 1}
 	for {
 		m.armLease()
+		m.armStop()
 		select {
 		case in := <-states:
 			m.onState(in)
@@ -97,6 +111,8 @@ func (c *Client) loop(ctx context.Context, states <-chan inState) {
 			m.onResult(r)
 		case <-m.leaseC():
 			m.onLeaseTimer()
+		case <-m.stopC():
+			m.onStopTimer()
 		case <-ctx.Done():
 			m.shutdown()
 			return
@@ -134,15 +150,20 @@ func (m *machine) onState(in inState) {
 		}
 		// A renewal of a state Trigger has not finished with is
 		// acknowledged when it finishes, so that an acknowledgement never
-		// overtakes an earlier one.
-		var gen uint64
+		// overtakes an earlier one (a planned hand-over waits for it). A
+		// renewal with nothing in flight asks nothing of the driver and
+		// is not acknowledged: on a master that is every renewal, several
+		// a second, and the daemon has no use for the answer.
 		switch {
 		case m.pending:
-			gen = m.pendingGen
+			m.ack(in, m.pendingGen, nil)
 		case m.run != nil:
-			gen = m.run.gen
+			m.ack(in, m.run.gen, nil)
+		case len(m.acks) > 0 || in.cn != m.ackedOn:
+			// Behind other acknowledgements, or the first state on a
+			// new connection: the daemon there hears this driver's state.
+			m.ack(in, 0, nil)
 		}
-		m.ack(in, gen, nil)
 	default:
 		m.want, m.haveWant = st, true
 		m.setPending()
@@ -169,6 +190,7 @@ func (m *machine) setPending() {
 }
 
 func (m *machine) ack(in inState, gen uint64, err error) {
+	m.ackedOn = in.cn
 	m.acks = append(m.acks, ackItem{cn: in.cn, seq: in.seq, gen: gen, err: err})
 	m.flush()
 }
@@ -180,6 +202,9 @@ func (m *machine) flush() {
 	for ; n < len(m.acks) && m.acks[n].gen == 0; n++ {
 		a := m.acks[n]
 		msg := driverproto.Message{Type: driverproto.TypeAck, Seq: a.seq, OK: driverproto.Bool(a.err == nil)}
+		if a.overrun > 0 {
+			msg.OverrunMS = max(a.overrun.Milliseconds(), 1)
+		}
 		if a.err != nil {
 			msg.Error = truncate(a.err.Error())
 		}
@@ -200,6 +225,15 @@ func (m *machine) start() {
 	st.Members = slices.Clone(st.Members)
 	ctx, cancel := context.WithCancel(m.base)
 	r := &call{gen: m.pendingGen, st: st, cancel: cancel, start: time.Now()}
+	if !st.IsMaster {
+		if r.deadline = m.demoteDeadline(st); r.deadline > 0 {
+			// The context's deadline is on the wall clock; the stop watch
+			// (armStop) holds it to CLOCK_BOOTTIME as well.
+			cancel()
+			ctx, cancel = context.WithDeadline(m.base, time.Now().Add(r.deadline-m.c.opts.Clock()))
+			r.cancel = cancel
+		}
+	}
 	m.run, m.pending, m.acted = r, false, st
 	m.c.log.Debug("trigger starting", stateAttrs(st)...)
 	go func() {
@@ -213,9 +247,17 @@ func (m *machine) onResult(r result) {
 	run := m.run
 	m.run = nil
 	m.c.logTrigger(run.st, time.Since(run.start), r.err)
+	var overrun time.Duration
+	if run.deadline > 0 {
+		if now := m.c.opts.Clock(); now > run.deadline {
+			overrun = now - run.deadline
+			m.c.log.Error("the demote finished after its deadline: the next master's drivers may have started meanwhile",
+				"term", run.st.Term, "late", overrun)
+		}
+	}
 	for i := range m.acks {
 		if m.acks[i].gen == r.gen {
-			m.acks[i].gen, m.acks[i].err = 0, r.err
+			m.acks[i].gen, m.acks[i].err, m.acks[i].overrun = 0, r.err, overrun
 		}
 	}
 	m.flush()
@@ -236,7 +278,10 @@ func (m *machine) cancelPromote(why string) {
 // master, and stopped otherwise.
 func (m *machine) armLease() {
 	on := m.haveWant && m.want.IsMaster
-	if m.lease != nil && (!on || m.leaseAt != m.want.LeaseDeadline) {
+	// A renewal only moves the deadline later: the timer set for the old
+	// one fires, finds the lease extended and is set again, so a renewal
+	// costs no timer system call of its own.
+	if m.lease != nil && (!on || m.leaseAt > m.want.LeaseDeadline) {
 		m.lease.Stop()
 		m.lease = nil
 	}
@@ -262,17 +307,69 @@ func (m *machine) onLeaseTimer() {
 	}
 	term := m.want.Term
 	m.c.log.Warn("lease ran out with no renewal from the daemon; demoting",
-		"term", term, "deadline", m.want.LeaseDeadline, "late", now-m.want.LeaseDeadline)
+		"term", term, "deadline", m.want.LeaseDeadline, "late", now-m.want.LeaseDeadline, "stop_deadline", m.want.StopDeadline)
 	m.want = State{
-		Node:   m.want.Node,
-		Role:   driverproto.RoleFollower,
-		Term:   term,
-		Reason: fmt.Sprintf("the lease of term %d ran out with no renewal from the daemon", term),
-		Local:  true,
+		Node:         m.want.Node,
+		Role:         driverproto.RoleFollower,
+		Term:         term,
+		Reason:       fmt.Sprintf("the lease of term %d ran out with no renewal from the daemon", term),
+		Local:        true,
+		StopDeadline: m.want.StopDeadline,
 	}
 	m.setPending()
 	m.cancelPromote("the lease ran out")
 	m.start()
+}
+
+// demoteDeadline is when a demote to st must have finished, zero for no
+// bound. A demote the daemon asks for gets the time the driver declared;
+// any demote but a planned one must also be done by the stop deadline,
+// after which the next master's drivers may start.
+func (m *machine) demoteDeadline(st State) time.Duration {
+	var dl time.Duration
+	if !st.Local && m.c.opts.DemoteTimeout > 0 {
+		dl = m.c.opts.Clock() + m.c.opts.DemoteTimeout
+	}
+	if st.StopDeadline > 0 && !st.Planned && (dl == 0 || st.StopDeadline < dl) {
+		dl = st.StopDeadline
+	}
+	return dl
+}
+
+// armStop keeps the stop watch set for want's stop deadline while a
+// demote runs.
+func (m *machine) armStop() {
+	on := m.run != nil && !m.run.st.IsMaster && !m.run.canceled && m.haveWant && !m.want.IsMaster && m.want.StopDeadline > 0
+	if m.stop != nil && (!on || m.stopAt != m.want.StopDeadline) {
+		m.stop.Stop()
+		m.stop = nil
+	}
+	if on && m.stop == nil {
+		m.stopAt = m.want.StopDeadline
+		m.stop = m.c.newTimer(m.stopAt - m.c.opts.Clock())
+	}
+}
+
+func (m *machine) stopC() <-chan time.Time {
+	if m.stop == nil {
+		return nil
+	}
+	return m.stop.C()
+}
+
+func (m *machine) onStopTimer() {
+	m.stop = nil
+	now := m.c.opts.Clock()
+	if m.run == nil || m.run.st.IsMaster || m.run.canceled || now < m.want.StopDeadline {
+		return
+	}
+	m.c.log.Error("the stop deadline passed with the demote still running and no renewal from the daemon; cutting the demote short",
+		"term", m.run.st.Term, "stop_deadline", m.want.StopDeadline, "late", now-m.want.StopDeadline)
+	m.run.canceled = true
+	if m.run.deadline == 0 || m.run.deadline > m.want.StopDeadline {
+		m.run.deadline = m.want.StopDeadline
+	}
+	m.run.cancel()
 }
 
 // shutdown lets the running Trigger finish (a promote is cancelled, a

@@ -13,8 +13,11 @@
 //     "clustd driver welcome v1" ‖ driver nonce ‖ daemon nonce ‖ id), so the
 //     driver knows it talks to the real daemon; or error {error} and close.
 //  4. daemon → driver: state, at once, on every change and as lease
-//     renewals while master; the driver answers each with ack {seq, ok,
-//     error}.
+//     renewals while master; the driver answers with ack {seq, ok, error}
+//     every state that changes its role, term or master, the first state
+//     on a connection, and any state that arrives while an earlier one
+//     waits for its ack (acks go in order). A renewal with nothing in
+//     flight needs no answer.
 //  5. driver → daemon, any time: health {ok, reason}.
 //  6. daemon → driver, if it asked for them: event.
 //
@@ -35,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 )
 
 // Version is the protocol version this package speaks.
@@ -76,9 +80,11 @@ const (
 	EventMemberLost = "member_lost"
 	EventMemberBack = "member_back"
 	EventHealth     = "health"
-	// EventMaintenance is sent when maintenance is turned on or off
-	// (Detail "on" or "off"), even if it already was: turning it off is
-	// also how an operator clears a check driver's flap damping.
+	// EventDemoteOverrun: a driver's demote did not finish in time.
+	EventDemoteOverrun = "demote_overrun"
+	// EventMaintenance is sent when an operator turns maintenance on or
+	// off (Detail "on" or "off"), even if it already was: turning it off
+	// is also how an operator clears a check driver's flap damping.
 	EventMaintenance = "maintenance"
 )
 
@@ -115,6 +121,9 @@ type Message struct {
 
 	// ack, health
 	OK *bool `json:"ok,omitempty"`
+	// ack: the demote it acknowledges finished after its deadline, by
+	// this many milliseconds. The daemon logs and counts it.
+	OverrunMS int64 `json:"overrun_ms,omitempty"`
 	// error; ack with ok false; health reason
 	Error  string `json:"error,omitempty"`
 	Reason string `json:"reason,omitempty"`
@@ -144,9 +153,15 @@ type State struct {
 	// daemon does not say (then the lease deadline is the bound).
 	StopDeadlineNS int64 `json:"stop_deadline_ns,omitempty"`
 	// StopBudgetMS is the cluster's stop budget (timing.stop_budget).
-	StopBudgetMS int64    `json:"stop_budget_ms,omitempty"`
-	Members      []Member `json:"members"`
-	Reason       string   `json:"reason,omitempty"`
+	StopBudgetMS int64 `json:"stop_budget_ms,omitempty"`
+	// Planned, on a demote, says this is a planned hand-over: the daemon
+	// keeps the cluster's lease while its drivers stop, for as long as
+	// each declared (DemoteTimeoutMS in its hello), and renews
+	// StopDeadlineNS meanwhile. A driver whose daemon goes silent must
+	// still have stopped by the last StopDeadlineNS it was sent.
+	Planned bool     `json:"planned,omitempty"`
+	Members []Member `json:"members"`
+	Reason  string   `json:"reason,omitempty"`
 }
 
 // Member is one cluster member in a state message.
@@ -164,6 +179,8 @@ type Event struct {
 	Detail string `json:"detail,omitempty"`
 	// AtNS is the CLOCK_BOOTTIME instant of the event.
 	AtNS int64 `json:"at_ns"`
+	// Failover is the record of an event of kind EventFailover.
+	Failover *Failover `json:"failover,omitempty"`
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,96}$`)
@@ -208,6 +225,8 @@ func (m *Message) Validate() error {
 			return fmt.Errorf("hello: name %q: need 1-96 of [A-Za-z0-9._-]", m.Name)
 		case len(m.MAC) != 2*sha256.Size:
 			return errors.New("hello: missing or malformed mac")
+		case m.DemoteTimeoutMS < 0:
+			return fmt.Errorf("hello: demote_timeout_ms %d: must not be negative", m.DemoteTimeoutMS)
 		}
 		return checkNonce("hello", m.Nonce)
 	case TypeWelcome:
@@ -252,6 +271,13 @@ func checkNonce(what, n string) error {
 
 // HelloMAC is the driver's proof of the secret.
 func HelloMAC(secret []byte, daemonNonce, driverNonce, id string, required, events bool) string {
+	return HelloMACDemote(secret, daemonNonce, driverNonce, id, required, events, 0)
+}
+
+// HelloMACDemote is HelloMAC for a hello that declares its demote time
+// (DemoteTimeoutMS); zero gives HelloMAC's value, so drivers that declare
+// nothing prove the secret as they always did.
+func HelloMACDemote(secret []byte, daemonNonce, driverNonce, id string, required, events bool, demoteMS int64) string {
 	flags := []byte{0, 0}
 	if required {
 		flags[0] = 1
@@ -259,7 +285,10 @@ func HelloMAC(secret []byte, daemonNonce, driverNonce, id string, required, even
 	if events {
 		flags[1] = 1
 	}
-	return mac(secret, "clustd driver hello v1", daemonNonce, driverNonce, id, string(flags))
+	if demoteMS == 0 {
+		return mac(secret, "clustd driver hello v1", daemonNonce, driverNonce, id, string(flags))
+	}
+	return mac(secret, "clustd driver hello v1", daemonNonce, driverNonce, id, string(flags), strconv.FormatInt(demoteMS, 10))
 }
 
 // WelcomeMAC is the daemon's proof of the secret.

@@ -21,7 +21,7 @@ import (
 
 	"github.com/clustd/clustd/driverclient"
 	"github.com/clustd/clustd/driverproto"
-	"github.com/clustd/clustd/node"
+	"github.com/clustd/clustd/internal/boottime"
 	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/config"
 )
@@ -33,7 +33,7 @@ import (
 
 // mono reads CLOCK_BOOTTIME, the clock in which the daemon gives lease
 // deadlines and its events their instants.
-func mono() time.Duration { return node.Monotonic() }
+func mono() time.Duration { return boottime.Now() }
 
 // config loads node i's configuration, for its drivers secret, its admin
 // token and its timing.

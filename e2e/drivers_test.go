@@ -297,8 +297,18 @@ func TestDriverDuplicateIDIsRefused(t *testing.T) {
 	if r := tc.logs.find("disconnected"); len(r) > 0 {
 		t.Errorf("the first driver lost its connection: %v", r[0])
 	}
-	if calls := tc.rec.snapshot(); len(calls) != 1 {
-		t.Errorf("the first driver got %d Trigger calls, want its one promote: %v", len(calls), calls)
+	// It may have connected while the stop budget of a new master ran,
+	// and seen that candidate state first: what counts is one promote,
+	// and nothing after it.
+	calls := tc.rec.snapshot()
+	promotes := 0
+	for _, k := range calls {
+		if k.st.IsMaster {
+			promotes++
+		}
+	}
+	if promotes != 1 || len(calls) == 0 || !calls[len(calls)-1].st.IsMaster {
+		t.Errorf("the first driver got %d Trigger calls, want its one promote last: %v", len(calls), calls)
 	}
 
 	// Once the first driver is gone, its id is free again.

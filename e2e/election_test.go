@@ -119,24 +119,9 @@ func TestRestartedNodeRejoinsAsFollower(t *testing.T) {
 
 	// For a few seconds after the node is back, every node must keep
 	// naming the same master in the same term.
-	rounds := 0
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(pollEvery) {
-		rounds++
-		for i := range c.ids {
-			s, err := c.status(i)
-			if err != nil {
-				t.Fatalf("node %s stopped answering: %v", c.ids[i], err)
-			}
-			if s.Master != c.ids[m2] || s.Term != st2.Term {
-				t.Fatalf("%v after %s restarted, node %s reports master %q in term %d, want %s in term %d: the returning node disturbed the cluster",
-					time.Since(restarted).Round(time.Millisecond), c.ids[m], c.ids[i], s.Master, s.Term, c.ids[m2], st2.Term)
-			}
-			if want := i == m2; (s.Role == "master") != want {
-				t.Fatalf("node %s reports role %s while %s is master", c.ids[i], s.Role, c.ids[m2])
-			}
-		}
-	}
-	t.Logf("master %s and term %d unchanged over %d rounds (3 s) after the restart", c.ids[m2], st2.Term, rounds)
+	rounds, elections := c.steady(3*time.Second, c.others(), m2, st2.Term,
+		fmt.Sprintf("the returning node %s must not disturb the cluster (%v after its restart)", c.ids[m], time.Since(restarted).Round(time.Millisecond)), nil)
+	t.Logf("master %s in term %d after the restart: %s over 3 s", c.ids[m2], st2.Term, c.describeSteady(rounds, elections))
 }
 
 // TestPausedMasterNeverOverlaps freezes the master with SIGSTOP for longer

@@ -34,29 +34,9 @@ func TestWrongSecretIsRefused(t *testing.T) {
 	// The window is long enough for the odd node and the others to retry
 	// many times: the dial backoff is capped at 2 s or less.
 	const window = 10 * time.Second
-	rounds := 0
-	for time.Since(started) < window {
-		rounds++
-		for _, i := range []int{0, 1} {
-			s, err := c.status(i)
-			if err != nil {
-				t.Fatalf("node %s stopped answering: %v", c.ids[i], err)
-			}
-			for _, ms := range s.Members {
-				if ms.ID == c.ids[odd] && ms.Reachable {
-					t.Fatalf("%v after the odd node started, %s reports it reachable", time.Since(started), c.ids[i])
-				}
-			}
-			if s.Master != c.ids[m] || s.Term != st.Term {
-				t.Fatalf("node %s reports master %q in term %d; the odd node must not disturb master %s in term %d",
-					c.ids[i], s.Master, s.Term, c.ids[m], st.Term)
-			}
-		}
-		if !c.running(odd) {
-			t.Fatalf("the odd node exited; it should keep running and retrying")
-		}
-		time.Sleep(pollEvery)
-	}
+	rounds, elections := c.steady(window, []int{0, 1}, m, st.Term, "the odd node must not disturb the master", func() {
+		checkOddNode(t, c, odd, []int{0, 1}, started)
+	})
 	s, err := c.status(odd)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +74,33 @@ func TestWrongSecretIsRefused(t *testing.T) {
 	}
 	check(odd, "connection failed authentication")
 	check(odd, "peer refused our handshake")
-	t.Logf("%d status rounds; the odd node was never reachable", rounds)
+	t.Logf("%s; the odd node was never reachable", c.describeSteady(rounds, elections))
+}
+
+// checkOddNode fails the test if a node of others reports the odd node
+// reachable, or if the odd node exited or raised its term: refused by
+// everyone, it can win no pre-vote, so a higher term could only come from
+// a session it should not have had. Its term is the only way it could
+// disturb the others.
+func checkOddNode(t *testing.T, c *cluster, odd int, others []int, started time.Time) {
+	t.Helper()
+	for _, i := range others {
+		s, err := c.status(i)
+		if err != nil {
+			t.Fatalf("node %s stopped answering: %v", c.ids[i], err)
+		}
+		for _, ms := range s.Members {
+			if ms.ID == c.ids[odd] && ms.Reachable {
+				t.Fatalf("%v after the odd node started, %s reports it reachable", time.Since(started), c.ids[i])
+			}
+		}
+	}
+	if !c.running(odd) {
+		t.Fatalf("the odd node exited; it should keep running and retrying")
+	}
+	if s, err := c.status(odd); err == nil && s.Term != 0 {
+		t.Fatalf("the odd node raised its term to %d", s.Term)
+	}
 }
 
 // TestMemberListMismatchIsRefused gives one node a member list with an extra
@@ -142,23 +148,11 @@ func TestMemberListMismatchIsRefused(t *testing.T) {
 	t.Logf("%s logged: %s", c.ids[odd], c.logLines(odd, 0, "refusing peer")[0])
 
 	// A few seconds more: the odd node stays out and the master stays.
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(pollEvery) {
-		for _, i := range []int{0, 1} {
-			s, err := c.status(i)
-			if err != nil {
-				t.Fatalf("node %s stopped answering: %v", c.ids[i], err)
-			}
-			for _, ms := range s.Members {
-				if ms.ID == c.ids[odd] && ms.Reachable {
-					t.Fatalf("%s reports the mismatched node %s reachable", c.ids[i], c.ids[odd])
-				}
-			}
-			if s.Master != c.ids[m] || s.Term != st.Term {
-				t.Fatalf("node %s reports master %q in term %d; the mismatched node must not disturb master %s in term %d",
-					c.ids[i], s.Master, s.Term, c.ids[m], st.Term)
-			}
-		}
-	}
+	started := time.Now()
+	rounds, elections := c.steady(2*time.Second, []int{0, 1}, m, st.Term, "the mismatched node must not disturb the master", func() {
+		checkOddNode(t, c, odd, []int{0, 1}, started)
+	})
+	t.Logf("%s while the mismatched node was refused", c.describeSteady(rounds, elections))
 	for _, i := range []int{0, 1, odd} {
 		n := c.mustMetric(i, "clustd_frames_dropped_total", "reason=cluster_mismatch")
 		t.Logf("%s: clustd_frames_dropped_total{reason=cluster_mismatch} %v", c.ids[i], n)
@@ -198,17 +192,19 @@ func TestDialerLogsRefusalAfterPeerWasDown(t *testing.T) {
 	c.waitFor(10*time.Second, fmt.Sprintf("%s to listen", c.ids[odd]), func() bool {
 		return len(c.logLines(odd, 0, "msg=starting")) > 0
 	})
-	// A deliberate wait of twice the longest dial backoff (2 s or less),
-	// so that both other nodes have dialled the odd one and been refused
-	// at least once, whatever their backoff had grown to while it was
-	// down.
-	time.Sleep(4 * time.Second)
+	// Both other nodes dial the odd one within the longest dial backoff
+	// (2 s or less), whatever it had grown to while the odd node was down;
+	// the bound is generous for a loaded machine.
+	const within = 30 * time.Second
 	for _, i := range []int{0, 1} {
-		if len(c.logLines(i, 0, "peer refused our handshake", "peer="+c.ids[odd])) == 0 {
-			t.Errorf("%s never logged that %s refuses its handshake (clustd_auth_failures_total %v); all it says about %s is:\n%s",
-				c.ids[i], c.ids[odd], c.mustMetric(i, "clustd_auth_failures_total"), c.ids[odd],
-				strings.Join(c.logLines(i, 0, "peer="+c.ids[odd]), "\n"))
+		refused := func() bool { return len(c.logLines(i, 0, "peer refused our handshake", "peer="+c.ids[odd])) > 0 }
+		if d, ok := poll(within, refused); ok {
+			t.Logf("%s logged the refusal %v after %s listened", c.ids[i], d.Round(time.Millisecond), c.ids[odd])
+			continue
 		}
+		t.Errorf("%s never logged, in %v, that %s refuses its handshake (clustd_auth_failures_total %v); all it says about %s is:\n%s",
+			c.ids[i], within, c.ids[odd], c.mustMetric(i, "clustd_auth_failures_total"), c.ids[odd],
+			strings.Join(c.logLines(i, 0, "peer="+c.ids[odd]), "\n"))
 	}
 }
 
@@ -276,11 +272,17 @@ func TestIntactStateFileIsKept(t *testing.T) {
 		return err == nil && s.Term == term
 	})
 	t.Logf("node %s reports term %d %v after start", c.ids[i], term, d)
-	// A deliberate wait of several election timeouts, during which a node
-	// that rewrote its state without cause would do so.
-	time.Sleep(2 * time.Second)
+	// Several election timeouts by the node's own account, not the test's
+	// clock (a stalled daemon would time out fewer times): it has been
+	// asking for pre-votes, alone, for 2 s. A node that rewrote its state
+	// without cause would have done so by then.
+	const alone = 2 * time.Second
+	c.waitFor(30*time.Second, fmt.Sprintf("node %s to ask for pre-votes for %v", c.ids[i], alone), func() bool {
+		s, err := c.status(i)
+		return err == nil && strings.Contains(s.Reason, "pre-votes") && time.Duration(s.SinceMS)*time.Millisecond >= alone
+	})
 	if s, err := c.status(i); err != nil || s.Term != term {
-		t.Errorf("node %s: term %d (%v) after 2 s alone; want %d", c.ids[i], s.Term, err, term)
+		t.Errorf("node %s: term %d (%v) after %v alone; want %d", c.ids[i], s.Term, err, alone, term)
 	}
 	c.signal(i, syscall.SIGTERM)
 	if ps := c.waitExit(i, 10*time.Second); ps.ExitCode() != 0 {

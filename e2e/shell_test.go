@@ -360,3 +360,74 @@ func TestShellDriverBurstInOrder(t *testing.T) {
 	t.Logf("%d of %d hand-overs ran the new master's on-master while the old master's on-standby still ran:\n%s",
 		len(cross), len(tenures)-1, strings.Join(cross, "\n"))
 }
+
+// TestShellSlowStandbyHoldsTransfer: a planned hand-over waits for what the
+// old master's driver declared. Each node's `clustd driver shell` has an
+// --on-standby that takes 2 s (declared --timeout 5s); after a transfer the
+// new master's --on-master must start only once the old master's
+// --on-standby has finished.
+func TestShellSlowStandbyHoldsTransfer(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 3, profileDefault)
+	c.startAll()
+	m, _, _ := c.waitMaster(10 * time.Second)
+
+	logPath := filepath.Join(c.dir, "scripts.log")
+	// Each line: node, what, CLOCK_REALTIME in ns (one machine, one clock).
+	stamp := func(what string) string {
+		return `echo "$CLUSTD_NODE ` + what + ` $CLUSTD_TERM $(date +%s%N)" >> ` + shQuote(logPath)
+	}
+	for i := range c.ids {
+		c.startDriverProc(i, "shell", "--timeout", "5s",
+			"--on-master", stamp("master"),
+			"--on-standby", stamp("standby-start")+"; sleep 2; "+stamp("standby-end"))
+	}
+	type line struct {
+		node, what string
+		term       uint64
+		at         int64
+	}
+	read := func() []line {
+		b, _ := os.ReadFile(logPath)
+		var out []line
+		for l := range strings.Lines(string(b)) {
+			f := strings.Fields(l)
+			if len(f) != 4 {
+				continue
+			}
+			term, _ := strconv.ParseUint(f[2], 10, 64)
+			at, _ := strconv.ParseInt(f[3], 10, 64)
+			out = append(out, line{f[0], f[1], term, at})
+		}
+		return out
+	}
+	find := func(node, what string, after int64) (line, bool) {
+		for _, l := range read() {
+			if l.node == node && l.what == what && l.at > after {
+				return l, true
+			}
+		}
+		return line{}, false
+	}
+	c.waitFor(15*time.Second, "on-master on "+c.ids[m], func() bool { _, ok := find(c.ids[m], "master", 0); return ok })
+
+	x := c.others(m)[0]
+	asked := time.Now().UnixNano()
+	c.transferTo(m, x)
+	var promoted, end line
+	c.waitFor(20*time.Second, "on-master on "+c.ids[x]+" after the transfer", func() bool {
+		var ok bool
+		promoted, ok = find(c.ids[x], "master", asked)
+		return ok
+	})
+	end, ok := find(c.ids[m], "standby-end", asked)
+	if !ok {
+		t.Fatalf("%s's on-master ran (term %d) before %s's on-standby finished: %v", c.ids[x], promoted.term, c.ids[m], read())
+	}
+	if promoted.at < end.at {
+		t.Fatalf("%s's on-master started %v before %s's on-standby ended", c.ids[x], time.Duration(end.at-promoted.at), c.ids[m])
+	}
+	start, _ := find(c.ids[m], "standby-start", asked)
+	t.Logf("on-standby on %s ran %v; on-master on %s started %v after it ended",
+		c.ids[m], time.Duration(end.at-start.at), c.ids[x], time.Duration(promoted.at-end.at))
+}

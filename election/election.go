@@ -59,6 +59,9 @@ type HardState struct {
 
 // Unsafe removes safety rules. It exists so that tests can prove the
 // simulator's checkers notice when a rule is missing; nothing else sets it.
+//
+// Each field removes one rule; docs/safety-rules.md lists the test that
+// catches each, and sim's TestMutantsCaught demands that it does.
 type Unsafe struct {
 	// NoRestartHoldoff lets a node vote as soon as it starts.
 	NoRestartHoldoff bool
@@ -67,6 +70,47 @@ type Unsafe struct {
 	// NoDriftMargin stretches the lease to the full ElectionMin, ignoring
 	// clock drift.
 	NoDriftMargin bool
+	// NoStopBudget lets a new master's drivers act as soon as it becomes
+	// master, while the old master's drivers may still be stopping.
+	NoStopBudget bool
+	// VoteTwice lets a node grant its vote to any candidate of its term,
+	// not only to the one it voted for.
+	VoteTwice bool
+	// VoteMinority declares a campaign won one vote short of a majority.
+	VoteMinority bool
+	// LeaseMinority extends the lease on one acknowledgement short of a
+	// majority.
+	LeaseMinority bool
+	// MasterOnWin makes a winner master when it wins the vote, without
+	// waiting for a majority to acknowledge its first round.
+	MasterOnWin bool
+	// LeaseFromAck counts the lease from when the acknowledgement arrived
+	// instead of from when the acknowledged round was sent.
+	LeaseFromAck bool
+	// NoStaleFilter lets a follower take a delayed or duplicated heartbeat,
+	// older than one it already had, as news of a live master.
+	NoStaleFilter bool
+	// NoDrainWait sends TimeoutNow as soon as an unconfirmed drain times
+	// out, without waiting for the lease the drivers were last given.
+	NoDrainWait bool
+	// NoStickyTerm lets a follower that refuses a vote for stickiness raise
+	// its term to the candidate's all the same.
+	NoStickyTerm bool
+	// NoLeaseMargin drops the small margin that makes the lease end
+	// strictly before the voters' stickiness.
+	NoLeaseMargin bool
+	// NoTimeoutNowHoldoff lets a node in its start-up hold-off campaign
+	// when told to by TimeoutNow.
+	NoTimeoutNowHoldoff bool
+	// NoMasterDefence lets a master grant (pre-)votes, and raise its term
+	// for a candidate, while it holds its lease.
+	NoMasterDefence bool
+	// MasterWhileDraining keeps a draining master master, for the lease
+	// check and for its drivers, until the drain is over.
+	MasterWhileDraining bool
+	// NoSelfLoyalty lets a master that steps down while its lease runs
+	// vote at once.
+	NoSelfLoyalty bool
 }
 
 // Config sets up one election core.
@@ -115,12 +159,23 @@ type State struct {
 	Reason string
 	// At is the local time of the change.
 	At time.Duration
+	// Act, on a master, says its drivers may act as master: the stop
+	// budget has passed since it became master, so the drivers of any
+	// master before it have stopped. A master reports a state with Act
+	// false first, then the same with Act true.
+	Act bool
+	// Draining is set while a hand-over waits for the drivers to stop: the
+	// node reports itself a follower to them but still holds the
+	// cluster's lease, and LeaseUntil is that lease, renewed as usual:
+	// the drivers' stop deadline follows it.
+	Draining bool
 }
 
 // sameAs compares everything but the time. The reason counts: winning an
 // election changes nothing else that is visible, and still matters.
 func (s State) sameAs(o State) bool {
-	return s.Role == o.Role && s.Term == o.Term && s.Master == o.Master && s.LeaseUntil == o.LeaseUntil && s.Reason == o.Reason
+	return s.Role == o.Role && s.Term == o.Term && s.Master == o.Master && s.LeaseUntil == o.LeaseUntil &&
+		s.Reason == o.Reason && s.Act == o.Act && s.Draining == o.Draining
 }
 
 // Ready is a batch of work for the caller. Persist HardState (if not nil)
@@ -157,6 +212,7 @@ const (
 	ReasonPreempted      = "preempted by a higher-priority node"
 	ReasonBecameEligible = "eligible again"
 	ReasonYielded        = "yielded to a better-ranked candidate"
+	ReasonActing         = "stop budget passed: drivers may act"
 )
 
 type voteResult uint8
@@ -185,6 +241,11 @@ type transfer struct {
 	driverLease time.Duration
 	// sendAt, once draining is over, is when TimeoutNow may go.
 	sendAt time.Duration
+	// acting says the drivers were acting when the hand-over began, so
+	// the drivers of every earlier master had stopped; confirmed says
+	// every driver confirmed its demote. Together they let the target's
+	// drivers start without waiting out the stop budget.
+	acting, confirmed bool
 }
 
 // Node is the election core of one cluster member. It is not safe for
@@ -240,9 +301,15 @@ type Node struct {
 	votes      []int8 // per member: 0 unknown, 1 granted, -1 rejected
 
 	// master
-	leaseHeld     bool
-	leaseUntil    time.Duration
-	masterSince   time.Duration
+	leaseHeld   bool
+	leaseUntil  time.Duration
+	masterSince time.Duration
+	// actFrom is when the drivers may act: StopBudget after masterSince,
+	// or masterSince itself for a hand-over whose old drivers confirmed.
+	actFrom time.Duration
+	// confirmedTerm is the term this node campaigns in because a master
+	// whose drivers all confirmed their demote told it to.
+	confirmedTerm uint64
 	lastRound     time.Duration
 	nextHeartbeat time.Duration
 	acked         []time.Duration // per member: newest round acknowledged, -1 none
@@ -313,7 +380,7 @@ func New(cfg Config, hs HardState, now time.Duration) (*Node, error) {
 		index:       index,
 		quorum:      len(members)/2 + 1,
 		timing:      cfg.Timing,
-		leaseDur:    cfg.Timing.leaseDuration(cfg.Unsafe.NoDriftMargin),
+		leaseDur:    cfg.Timing.leaseDuration(cfg.Unsafe.NoDriftMargin, cfg.Unsafe.NoLeaseMargin),
 		rnd:         cfg.Rand,
 		unsafe:      cfg.Unsafe,
 		preempt:     cfg.Preempt,
@@ -345,15 +412,9 @@ func (n *Node) HardState() HardState { return n.hs }
 // Term returns the current term.
 func (n *Node) Term() uint64 { return n.hs.Term }
 
-// Members returns the member list, sorted by id.
-func (n *Node) Members() []Member { return slices.Clone(n.members) }
-
 // LeaseDuration is how far an acknowledged heartbeat round extends the
 // lease, counted from the round's send time.
 func (n *Node) LeaseDuration() time.Duration { return n.leaseDur }
-
-// Timing returns the timing the core runs on.
-func (n *Node) Timing() Timing { return n.timing }
 
 // Eligible reports whether this node may become master.
 func (n *Node) Eligible() bool {
@@ -370,7 +431,7 @@ func (n *Node) Healthy() bool { return !n.unhealthy }
 // now. It answers without changing the core, so a checker may call it at any
 // instant.
 func (n *Node) IsMaster(now time.Duration) bool {
-	return n.role == Master && n.leaseHeld && n.draining == nil && now < n.leaseUntil
+	return n.role == Master && n.leaseHeld && (n.draining == nil || n.unsafe.MasterWhileDraining) && now < n.leaseUntil
 }
 
 // Draining reports whether a hand-over waits for the drivers to confirm
@@ -411,6 +472,9 @@ func (n *Node) NextDeadline() time.Duration {
 		}
 		if n.draining != nil {
 			d = min(d, n.draining.drainUntil)
+		}
+		if n.actFrom > n.now {
+			d = min(d, n.actFrom)
 		}
 		return d
 	}
@@ -479,6 +543,21 @@ func (n *Node) DemoteDone(now time.Duration) {
 		n.finishDrain(true)
 	} else if n.pending != nil {
 		n.pending.sendAt = min(n.pending.sendAt, n.now)
+		n.pending.confirmed = true
+	}
+	n.advance(now)
+	n.publish()
+}
+
+// DemoteUnconfirmed tells the core that the drivers have done what they
+// will: some did not confirm their demote in the time they declared, or
+// went away. A hand-over goes ahead as if its drain had timed out: the
+// target is told once the drivers' last lease has run out, and its own
+// drivers wait out the stop budget.
+func (n *Node) DemoteUnconfirmed(now time.Duration) {
+	n.advance(now)
+	if n.draining != nil {
+		n.finishDrain(false)
 	}
 	n.advance(now)
 	n.publish()
@@ -555,7 +634,8 @@ func (n *Node) advance(now time.Duration) {
 		// newer term would let the target's voters skip their stickiness
 		// towards a master that still holds a lease.
 		if n.pending.term == n.hs.Term {
-			n.send(Message{Type: MsgTimeoutNow, To: n.pending.target, Term: n.hs.Term})
+			confirmed := n.pending.acting && n.pending.confirmed
+			n.send(Message{Type: MsgTimeoutNow, To: n.pending.target, Term: n.hs.Term, Confirmed: confirmed})
 		}
 		n.pending = nil
 	}
@@ -575,7 +655,7 @@ func (n *Node) step(from int, m Message) {
 		n.handleVoteRequest(from, m, true)
 		return
 	case MsgVote:
-		if m.Term > n.hs.Term && n.refuseVote(m) != 0 {
+		if m.Term > n.hs.Term && n.refuseVote(m) != 0 && !n.unsafe.NoStickyTerm {
 			// A sticky follower does not even raise its term for a
 			// disruptive candidate (Raft thesis §9.6).
 			n.reply(m, MsgVoteResp, true, n.refuseVote(m))
@@ -630,10 +710,13 @@ func (n *Node) step(from int, m Message) {
 		}
 	case MsgTimeoutNow:
 		// A node in its start-up hold-off may not even vote for itself.
-		holdoff := !n.unsafe.NoRestartHoldoff && n.now < n.startedAt+n.timing.ElectionMin
+		holdoff := !n.unsafe.NoTimeoutNowHoldoff && n.now < n.startedAt+n.timing.ElectionMin
 		if n.role != Master && n.Eligible() && !holdoff {
 			n.lead = ""
 			n.campaign(true)
+			if m.Confirmed {
+				n.confirmedTerm = n.hs.Term
+			}
 		}
 	}
 }
@@ -646,7 +729,7 @@ func (n *Node) refuseVote(m Message) time.Duration {
 		wait = max(wait, n.startedAt+n.timing.ElectionMin-n.now)
 	}
 	if !m.Force && !n.unsafe.NoStickiness {
-		if n.role == Master {
+		if n.role == Master && !n.unsafe.NoMasterDefence {
 			// A live master defends its own lease.
 			wait = max(wait, n.timing.ElectionMin)
 		} else if n.heard {
@@ -686,7 +769,7 @@ func (n *Node) handleVoteRequest(from int, m Message, pre bool) {
 		return
 	}
 	// m.Term == n.hs.Term here: step raised our term if it was lower.
-	canVote := n.hs.Vote == m.From || (n.hs.Vote == "" && n.lead == "")
+	canVote := n.hs.Vote == m.From || (n.hs.Vote == "" && n.lead == "") || n.unsafe.VoteTwice
 	if !canVote {
 		n.reply(m, respType, true, 0)
 		return
@@ -716,7 +799,7 @@ func (n *Node) handleHeartbeat(m Message) {
 		n.becomeFollower(n.hs.Term, m.From, ReasonHeartbeat)
 		n.leadSent = -1
 	}
-	if m.Sent <= n.leadSent {
+	if m.Sent <= n.leadSent && !n.unsafe.NoStaleFilter {
 		return
 	}
 	n.leadSent = m.Sent
@@ -726,7 +809,7 @@ func (n *Node) handleHeartbeat(m Message) {
 	n.electionAt = n.now + n.rankedTimeout()
 	// A node in its start-up hold-off cannot take over yet (it ignores
 	// TimeoutNow): it must not be chosen as a hand-over target.
-	eligible := n.Eligible() && (n.unsafe.NoRestartHoldoff || n.now >= n.startedAt+n.timing.ElectionMin)
+	eligible := n.Eligible() && (n.unsafe.NoTimeoutNowHoldoff || n.now >= n.startedAt+n.timing.ElectionMin)
 	n.send(Message{Type: MsgHeartbeatResp, To: m.From, Term: n.hs.Term, Sent: m.Sent, Eligible: eligible})
 }
 
@@ -752,19 +835,34 @@ func (n *Node) updateLease() {
 			rounds = append(rounds, a)
 		}
 	}
-	if len(rounds) < n.quorum {
+	need := n.quorum
+	if n.unsafe.LeaseMinority && need > 1 {
+		need--
+	}
+	if len(rounds) < need {
 		return
 	}
 	slices.Sort(rounds)
-	round := rounds[len(rounds)-n.quorum]
+	round := rounds[len(rounds)-need]
+	if n.unsafe.LeaseFromAck {
+		round = n.now
+	}
 	until := round + n.leaseDur
 	if until <= n.leaseUntil || until <= n.now {
 		return
 	}
 	n.leaseUntil = until
+	if n.draining != nil {
+		// The drivers' stop deadline follows the renewed lease.
+		n.draining.driverLease = until
+	}
 	if !n.leaseHeld {
 		n.leaseHeld = true
 		n.masterSince = n.now
+		n.actFrom = n.now + n.timing.StopBudget
+		if n.unsafe.NoStopBudget || n.confirmedTerm == n.hs.Term {
+			n.actFrom = n.now
+		}
 		n.reason = ReasonLeaseAcquired
 	} else {
 		n.reason = ReasonLeaseRenewed
@@ -871,7 +969,7 @@ func (n *Node) voteResult() voteResult {
 		}
 	}
 	switch {
-	case granted >= n.quorum:
+	case granted >= n.quorum, n.unsafe.VoteMinority && granted >= n.quorum-1 && granted > 0:
 		return voteWon
 	case rejected > len(n.members)-n.quorum:
 		return voteLost
@@ -894,6 +992,16 @@ func (n *Node) becomeMaster() {
 	// worthless: step down and let another election run.
 	n.electionAt = n.now + n.timing.ElectionMin
 	n.heartbeat()
+	if n.unsafe.MasterOnWin && !n.leaseHeld {
+		n.leaseHeld = true
+		n.leaseUntil = n.now + n.leaseDur
+		n.masterSince = n.now
+		n.actFrom = n.now + n.timing.StopBudget
+		if n.unsafe.NoStopBudget {
+			n.actFrom = n.now
+		}
+		n.reason = ReasonLeaseAcquired
+	}
 }
 
 func (n *Node) becomeFollower(term uint64, lead string, reason string) {
@@ -908,7 +1016,7 @@ func (n *Node) becomeFollower(term uint64, lead string, reason string) {
 	}
 	if n.role == Master {
 		n.lastMaster = n.id
-		if n.leaseUntil > n.now {
+		if n.leaseUntil > n.now && !n.unsafe.NoSelfLoyalty {
 			// The lease counted this node's own acknowledgement, and
 			// its drivers may act on it until it runs out: whatever
 			// made it step down (a higher term in any message), it
@@ -961,6 +1069,7 @@ func (n *Node) handOver(target, reason string) {
 		reason:      reason,
 		drainUntil:  n.now + n.demoteWait,
 		driverLease: n.leaseUntil,
+		acting:      n.now >= n.actFrom,
 	}
 	n.reason = reason
 	n.publish()
@@ -973,7 +1082,8 @@ func (n *Node) finishDrain(confirmed bool) {
 	n.draining = nil
 	n.demote(t.reason)
 	t.sendAt = n.now
-	if !confirmed {
+	t.confirmed = confirmed
+	if !confirmed && !n.unsafe.NoDrainWait {
 		t.sendAt = max(n.now, t.driverLease)
 	}
 	n.pending = t
@@ -1068,12 +1178,19 @@ func (n *Node) publish() {
 	case Master:
 		s.Master = n.id
 		switch {
-		case n.draining != nil:
+		case n.draining != nil && !n.unsafe.MasterWhileDraining:
 			// Still master for the cluster, no longer for the drivers.
 			s.Role = Follower
 			s.Master = ""
+			s.Draining = true
+			s.LeaseUntil = n.leaseUntil
 		case n.leaseHeld:
 			s.LeaseUntil = n.leaseUntil
+			s.Act = n.now >= n.actFrom
+			if s.Act && n.published.Role == Master && !n.published.Act && n.published.Term == s.Term {
+				s.Reason = ReasonActing
+				n.reason = ReasonActing
+			}
 		default:
 			s.Role = Candidate
 			s.Master = ""

@@ -460,7 +460,7 @@ func onlyMessage(t *testing.T, rd election.Ready) election.Message {
 	return rd.Messages[0]
 }
 
-// designTiming is DESIGN.md's suggested default timing, 50/500/1000/50 ms:
+// designTiming is the default timing first planned, 50/500/1000/50 ms:
 // the hand-built schedules here and in testdata/scenarios were written
 // for it, and pinning it keeps them proving the same edges whatever the
 // default profile becomes. The rapid test and the simulator cover the
@@ -865,8 +865,8 @@ func TestLeaseExpiry(t *testing.T) {
 	}
 }
 
-// TestLeaseFromMajorityRound checks the lease rule of DESIGN.md: the lease is
-// the send time of the newest round a majority acknowledged plus
+// TestLeaseFromMajorityRound checks the lease rule of docs/election.md: the
+// lease is the send time of the newest round a majority acknowledged plus
 // LeaseDuration, and a minority's acknowledgement extends nothing.
 func TestLeaseFromMajorityRound(t *testing.T) {
 	c := newCluster(t, clusterOpts{members: members("a", "b", "c", "d", "e")})
@@ -928,7 +928,7 @@ func TestLeaseFromMajorityRound(t *testing.T) {
 	}
 }
 
-// TestStickinessSurvivesHigherTerm checks the lease argument of DESIGN.md
+// TestStickinessSurvivesHigherTerm checks the lease argument of docs/election.md
 // against a stale response. Follower b acknowledges master a's round, which
 // extends a's lease; b must then refuse votes for ElectionMin whatever terms
 // it learns of, because a counts on it. Here b learns of term 2 from a late
@@ -1127,9 +1127,9 @@ func transferCluster(t *testing.T) *cluster {
 	return c
 }
 
-// TestTransfer checks the hand-over of DESIGN.md: demote at once, TimeoutNow
-// only once the drivers confirmed the demote, and a forced campaign that
-// wins despite the followers' stickiness.
+// TestTransfer checks the hand-over of docs/election.md: demote at once,
+// TimeoutNow only once the drivers confirmed the demote, and a forced
+// campaign that wins despite the followers' stickiness.
 func TestTransfer(t *testing.T) {
 	c := transferCluster(t)
 	a := c.node("a")
@@ -1442,7 +1442,7 @@ func TestPreemption(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Bad input.
 
-// TestMalformedMessagesDropped checks DESIGN.md's "nothing silent" from the
+// TestMalformedMessagesDropped checks docs/design.md's "nothing silent" from the
 // core's side: nonsense is dropped without a panic and without effects.
 func TestMalformedMessagesDropped(t *testing.T) {
 	c := newCluster(t, clusterOpts{members: members("a", "b", "c")})
@@ -1563,7 +1563,7 @@ func TestEvenClusterQuorum(t *testing.T) {
 	}
 }
 
-// TestTwoNodesNeedBoth checks why DESIGN.md gives two machines a witness:
+// TestTwoNodesNeedBoth checks why docs/election.md gives two machines a witness:
 // without one, the survivor of a crash is not a majority and must not
 // become master.
 func TestTwoNodesNeedBoth(t *testing.T) {

@@ -77,6 +77,9 @@ type Message struct {
 	// Eligible, on a heartbeat response, says whether the sender could
 	// become master.
 	Eligible bool
+	// Confirmed, on TimeoutNow, says every driver of the sender confirmed
+	// its demote: the target's drivers need not wait out the stop budget.
+	Confirmed bool
 }
 
 // Describe renders m for traces and logs.
@@ -88,6 +91,9 @@ func Describe(m Message) string {
 	}
 	if m.Force {
 		b.WriteString(" force")
+	}
+	if m.Confirmed {
+		b.WriteString(" confirmed")
 	}
 	switch m.Type {
 	case MsgHeartbeat, MsgHeartbeatResp, MsgPreVote, MsgVote, MsgPreVoteResp, MsgVoteResp:

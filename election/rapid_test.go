@@ -16,7 +16,7 @@ import (
 // TestRapidSafety lets rapid draw the schedule of a 3–5 node cluster: which
 // node's timers fire, which message is delivered, dropped or duplicated, who
 // crashes and restarts, and the operator's commands. After every action it
-// checks DESIGN.md's contract:
+// checks the contract of docs/design.md:
 //
 //   - at most one master per term, judged both by the states the cores
 //     publish and by who sends heartbeats;
@@ -43,7 +43,7 @@ func TestRapidSafety(t *testing.T) {
 	})
 }
 
-// liveness is DESIGN.md's third promise, checked once the schedule is over:
+// liveness is docs/design.md's third promise, checked once the schedule is over:
 // with every node up, eligible and connected, a master appears within a few
 // election timeouts, whatever happened before.
 func (m *rapidModel) liveness() {

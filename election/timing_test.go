@@ -26,7 +26,7 @@ func TestProfiles(t *testing.T) {
 	}
 	fast := election.MustProfile(election.ProfileFast)
 	if fast.Heartbeat != 10*time.Millisecond || fast.ElectionMin != 100*time.Millisecond || fast.Step != 10*time.Millisecond {
-		t.Fatalf("fast profile %+v, want DESIGN.md's 10ms/100ms/10ms", fast)
+		t.Fatalf("fast profile %+v, want docs/election.md's 10ms/100ms/10ms", fast)
 	}
 	def := election.MustProfile(election.ProfileDefault)
 	if def.Heartbeat != 100*time.Millisecond || def.ElectionMin != 500*time.Millisecond || def.Step != 50*time.Millisecond {
@@ -126,7 +126,7 @@ func TestValidateHeartbeatOverflow(t *testing.T) {
 	}
 }
 
-// TestLeaseDuration pins the lease formula of DESIGN.md: ElectionMin ×
+// TestLeaseDuration pins the lease formula of docs/election.md: ElectionMin ×
 // (1−ε)/(1+ε) minus a margin of ElectionMin/100, at least 1ms.
 func TestLeaseDuration(t *testing.T) {
 	def := election.MustProfile(election.ProfileDefault)

@@ -23,6 +23,8 @@ import (
 	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/config"
 	"github.com/clustd/clustd/node/metrics"
+	"github.com/clustd/clustd/node/sdnotify"
+	"github.com/clustd/clustd/node/seeddrv"
 	"github.com/clustd/clustd/node/store"
 	"github.com/clustd/clustd/node/transport"
 )
@@ -37,7 +39,7 @@ import (
 type Daemon struct {
 	cfg     *config.Config
 	log     *slog.Logger
-	store   *store.Store
+	store   stateStore
 	core    *election.Node
 	peers   map[string]*peer
 	order   []*peer
@@ -50,6 +52,8 @@ type Daemon struct {
 	peerLn net.Listener
 	httpLn net.Listener
 	hub    *hub
+	seed   *seeddrv.Server // nil unless http.seed_drivers
+	rec    *recorder       // the event journal (events.go)
 
 	// mu guards the core and everything below it.
 	mu        sync.Mutex
@@ -65,11 +69,24 @@ type Daemon struct {
 	lastPing  []time.Duration // by index in order
 	state     election.State
 	roleSince time.Duration
+	// nextPing is when the loop next pings the watchdog (service.go).
+	nextPing   time.Duration
+	statusLine string
 
-	// OnState, if set before Run, sees every state change of the core, in
-	// order, with the daemon's lock held; it must not block or call back
-	// into the daemon.
-	OnState func(election.State)
+	// Notify, if set before Run, is told when the daemon is ready, pinged
+	// by the loop for the service manager's watchdog, and sent a one-line
+	// role summary (service.go).
+	Notify *sdnotify.Notifier
+	// maint is the maintenance window (maintenance.go).
+	maint maintenance
+}
+
+// stateStore keeps the term and vote: *store.Store, or in tests one that
+// fails or blocks, to show that nothing depending on a vote leaves before
+// the vote is durable.
+type stateStore interface {
+	Save(store.HardState) error
+	Close() error
 }
 
 // LimitProcs makes the Go runtime run Go code on one CPU at a time, unless
@@ -130,6 +147,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		metrics: metrics.New(reg, cfg.ID),
 		failLog: burstLog{quiet: 30 * time.Second},
 	}
+	d.nextPing = noPing
 	for _, m := range cfg.Members {
 		if m.ID == cfg.ID {
 			continue
@@ -148,6 +166,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("local HTTP listener (http.listen): %w", err)
 	}
 	d.hub = newHub(d)
+	d.rec = newRecorder(d)
+	if err := d.restoreMaintenance(now); err != nil {
+		d.peerLn.Close()
+		d.httpLn.Close()
+		d.rec.close()
+		return nil, err
+	}
+	d.startSeed()
 	ok = true
 	log.Info("starting", "term", hs.Term, "vote", hs.Vote, "listen", d.peerLn.Addr().String(),
 		"http", d.httpLn.Addr().String(), "members", len(cfg.Members),
@@ -158,16 +184,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 // HTTPAddr is the local listener's address.
 func (d *Daemon) HTTPAddr() net.Addr { return d.httpLn.Addr() }
 
-// Registry is where the daemon's metrics live; drivers add theirs.
-func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
-
-// Metrics returns the daemon's metrics.
-func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
-
 // Run runs the daemon until ctx ends, then hands leadership over if this
 // node is master, and stops.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.store.Close()
+	defer d.rec.stopped()
 	netCtx, stopNet := context.WithCancel(context.Background())
 	defer stopNet()
 
@@ -183,19 +204,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 			Token:      api.AdminToken(d.cfg.Secret),
 			Gatherer:   d.reg,
 			Driver:     d.hub,
+			Seed:       d.seedHandler(),
 			Logger:     d.log,
 			AuthFailed: d.metrics.AuthFailure,
+			Journal:    d.rec.j,
 		})),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
+	srv.RegisterOnShutdown(d.rec.endStreams)
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(d.httpLn) }()
+	d.startNotify()
 
 	err := d.loop(ctx)
+	d.stopMaintenanceTimer()
 
 	shut, cancel := context.WithTimeout(context.Background(), time.Second)
 	srv.Shutdown(shut)
 	cancel()
+	d.stopSeed()
 	d.flush(500 * time.Millisecond)
 	stopNet()
 	d.peerLn.Close()
@@ -227,10 +254,13 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-d.timer.C:
 			d.input(func(now time.Duration) {
 				d.deadline = -1 // spent: set the timer again
+				d.rec.ticked(now)
 				d.core.Tick(now)
+				d.pingWatchdog(now)
 			})
 		case <-done:
 			done = nil
+			d.Notify.Send(sdnotify.Stopping)
 			d.input(func(now time.Duration) { leaving = d.leave(now) })
 		case <-leaving:
 			return nil
@@ -293,7 +323,7 @@ func (d *Daemon) acted(now time.Duration) {
 	// Most inputs leave the deadline where it was (a master's next
 	// heartbeat is due whatever the acknowledgements say): resetting the
 	// timer costs more than comparing.
-	if dl := min(d.core.NextDeadline(), d.nextLinks); dl != d.deadline {
+	if dl := min(d.core.NextDeadline(), d.nextLinks, d.nextPing); dl != d.deadline {
 		d.deadline = dl
 		d.timer.Reset(max(dl-now, 0))
 	}
@@ -364,9 +394,8 @@ func (d *Daemon) publish(st election.State) {
 		d.metrics.SetLease(0)
 	}
 	d.hub.publish(st, d.memberList(st.At))
-	if d.OnState != nil {
-		d.OnState(st)
-	}
+	d.notifyStatus()
+	d.rec.state(prev, st)
 }
 
 // roleName maps a core role onto the three the status API promises. A
@@ -406,6 +435,14 @@ func (d *Daemon) demoteDone() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d.do(ctx, func(now time.Duration) { d.core.DemoteDone(now) })
+}
+
+// demoteUnconfirmed tells the core that some driver will not confirm its
+// demote: it overran its declared time or went away.
+func (d *Daemon) demoteUnconfirmed() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.do(ctx, func(now time.Duration) { d.core.DemoteUnconfirmed(now) })
 }
 
 // setHealthy passes the drivers' verdict on the node's health to the core.
@@ -493,7 +530,13 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		Witness:     d.cfg.Self().Witness,
 		Reason:      st.Reason,
 		SinceMS:     (now - d.roleSince).Milliseconds(),
+
+		ElectionTimeoutMS:  d.cfg.Timing.ElectionMin.Milliseconds(),
+		StopBudgetMS:       d.cfg.Timing.StopBudget.Milliseconds(),
+		ExpectedFailoverMS: (d.cfg.Timing.ElectionMin + d.cfg.Timing.StopBudget).Milliseconds(),
+		DriversActing:      st.Role == election.Master && st.Act,
 	}
+	d.maintenanceStatus(&s)
 	if d.core.IsMaster(now) {
 		s.LeaseMS = (st.LeaseUntil - now).Milliseconds()
 	}
@@ -512,6 +555,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		}
 		s.Members = append(s.Members, ms)
 	}
+	s.SeedDrivers = d.seedStatus()
 	slices.SortFunc(s.Members, func(a, b api.MemberStatus) int {
 		switch {
 		case a.ID < b.ID:
@@ -533,6 +577,7 @@ func (d *Daemon) Transfer(ctx context.Context, target string) error {
 		err = d.core.Transfer(now, target)
 		if err == nil {
 			d.log.Info("transferring leadership", "to", target)
+			d.rec.transfer(target)
 		}
 	}); e != nil {
 		return e
@@ -549,22 +594,6 @@ func (d *Daemon) Transfer(ctx context.Context, target string) error {
 		return fmt.Errorf("%w: no other node is reachable and eligible", api.ErrNotEligible)
 	case errors.Is(err, election.ErrBadTarget):
 		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
-	}
-	return err
-}
-
-// SetMaintenance turns maintenance mode on or off; a master hands over.
-func (d *Daemon) SetMaintenance(ctx context.Context, on bool) error {
-	err := d.do(ctx, func(now time.Duration) {
-		d.core.SetMaintenance(now, on)
-		d.log.Info("maintenance", "on", on)
-	})
-	if err == nil {
-		detail := "off"
-		if on {
-			detail = "on"
-		}
-		d.hub.event(driverproto.EventMaintenance, detail)
 	}
 	return err
 }

@@ -57,6 +57,13 @@ type testCluster struct {
 
 func newTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	return newTestClusterYAML(t, n, "")
+}
+
+// newTestClusterYAML is newTestCluster with extra appended to every node's
+// configuration, whose last section is http.
+func newTestClusterYAML(t *testing.T, n int, extra string) *testCluster {
+	t.Helper()
 	dir := t.TempDir()
 	peerPorts := freePorts(t, n)
 	httpPorts := freePorts(t, n)
@@ -68,8 +75,8 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 	}
 	tc := &testCluster{t: t}
 	for i := range n {
-		yml := fmt.Sprintf("id: n%d\ndata_dir: n%d.data\nsecret: %q\nmembers:\n%stiming:\n  profile: fast\nhttp:\n  listen: 127.0.0.1:%d\n",
-			i+1, i+1, hex.EncodeToString(secret[:]), members.String(), httpPorts[i])
+		yml := fmt.Sprintf("id: n%d\ndata_dir: n%d.data\nsecret: %q\nmembers:\n%stiming:\n  profile: fast\nhttp:\n  listen: 127.0.0.1:%d\n%s",
+			i+1, i+1, hex.EncodeToString(secret[:]), members.String(), httpPorts[i], extra)
 		path := filepath.Join(dir, fmt.Sprintf("n%d.yml", i+1))
 		if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
 			t.Fatal(err)

@@ -40,13 +40,22 @@ type driverConn struct {
 	closed   chan struct{}
 	once     sync.Once
 
+	// demoteTimeout is how long its demote may take, as it declared (the
+	// daemon's demote_timeout if it declared nothing).
+	demoteTimeout time.Duration
+
 	// Guarded by hub.mu.
 	healthy      bool
 	healthReason string
-	// holdsLease: this driver was told it is master, until leaseUntil, and
-	// has not yet acknowledged a demote since.
+	// holdsLease: this driver was told it is master and has not yet
+	// acknowledged a demote since; it must have stopped by stopUntil, the
+	// last stop deadline it was sent.
 	holdsLease bool
-	leaseUntil time.Duration
+	stopUntil  time.Duration
+	// demoteBy is when a planned demote of this driver overruns the time it
+	// declared; overrun says it did.
+	demoteBy time.Duration
+	overrun  bool
 }
 
 func (c *driverConn) close() {
@@ -72,16 +81,24 @@ type hub struct {
 	// masterSeq is the last state that told drivers they are master: an
 	// acknowledgement only confirms a demote sent after it.
 	masterSeq uint64
-	// sentDeadline is the lease deadline last sent to the drivers.
+	// sentDeadline is the lease deadline last sent to the drivers, or
+	// during a planned hand-over the stop deadline; stopDeadline is the
+	// last stop deadline sent, which an unplanned demote carries on.
 	sentDeadline int64
+	stopDeadline int64
+	// overrunTimer fires when the first driver of a planned hand-over
+	// overruns the demote time it declared.
+	overrunTimer *time.Timer
 	// required names ever seen, and whether the node is healthy as far as
 	// drivers go.
 	required  map[string]bool
 	healthy   bool
 	reachable map[string]bool
 	// orphans are drivers that went away while told they were master: they
-	// act until the lease they were given runs out (by id, that deadline).
+	// act until their stop deadline (by id, that deadline).
 	orphans map[string]time.Duration
+	// seed, when set, serves the 2018 drivers (seed.go).
+	seed seedHolder
 
 	upgrader websocket.Upgrader
 }
@@ -176,12 +193,21 @@ func (h *hub) handshake(ws *websocket.Conn) (*driverConn, error) {
 	if m.Type != driverproto.TypeHello {
 		return nil, fmt.Errorf("expected hello, got %q", m.Type)
 	}
-	if !driverproto.CheckMAC(m.MAC, driverproto.HelloMAC(h.secret, nonce, m.Nonce, m.ID, m.Required, m.Events)) {
+	if !driverproto.CheckMAC(m.MAC, driverproto.HelloMACDemote(h.secret, nonce, m.Nonce, m.ID, m.Required, m.Events, m.DemoteTimeoutMS)) {
 		h.d.metrics.AuthFailure()
 		return nil, fmt.Errorf("driver %q failed authentication: wrong secret", m.ID)
 	}
+	demoteTimeout := h.d.cfg.DemoteTimeout
+	if m.DemoteTimeoutMS > 0 {
+		declared := time.Duration(m.DemoteTimeoutMS) * time.Millisecond
+		if declared > h.d.cfg.DemoteTimeout || m.DemoteTimeoutMS > int64(h.d.cfg.DemoteTimeout/time.Millisecond) {
+			return nil, fmt.Errorf("driver %q declares that its demote may take %v, longer than this node's demote_timeout of %v: a hand-over would not wait for it; shorten the driver's stop time or raise demote_timeout in %s",
+				m.ID, declared, h.d.cfg.DemoteTimeout, h.d.cfg.Path)
+		}
+		demoteTimeout = declared
+	}
 	c := &driverConn{
-		id: m.ID, name: m.Name, required: m.Required, events: m.Events, ws: ws,
+		id: m.ID, name: m.Name, required: m.Required, events: m.Events, ws: ws, demoteTimeout: demoteTimeout,
 		send: make(chan driverproto.Message, driverQueue), closed: make(chan struct{}), healthy: true,
 	}
 	h.mu.Lock()
@@ -197,7 +223,7 @@ func (h *hub) handshake(ws *websocket.Conn) (*driverConn, error) {
 	// missed or sent twice; the writer sends it after the welcome.
 	if h.last != nil {
 		if h.last.IsMaster {
-			c.holdsLease, c.leaseUntil = true, time.Duration(h.last.LeaseDeadlineNS)
+			c.holdsLease, c.stopUntil = true, time.Duration(h.last.StopDeadlineNS)
 		}
 		h.enqueue(c, driverproto.Message{Type: driverproto.TypeState, Seq: h.lastSeq, State: h.last})
 	}
@@ -215,7 +241,8 @@ func (h *hub) handshake(ws *websocket.Conn) (*driverConn, error) {
 // run serves one driver until it goes: the writer here, the reader in its
 // own goroutine.
 func (h *hub) run(c *driverConn) {
-	h.log.Info("driver connected", "driver", c.id, "required", c.required, "events", c.events)
+	h.log.Info("driver connected", "driver", c.id, "required", c.required, "events", c.events, "demote_timeout", c.demoteTimeout)
+	h.d.rec.driverConnected(c)
 	h.updateHealth()
 
 	go h.read(c)
@@ -285,6 +312,7 @@ func (h *hub) read(c *driverConn) {
 			h.mu.Unlock()
 			if changed {
 				h.log.Info("driver health", "driver", c.id, "ok", *m.OK, "reason", m.Reason)
+				h.d.rec.driverHealth(c, *m.OK, m.Reason)
 				h.event(driverproto.EventHealth, fmt.Sprintf("driver %s: ok=%v %s", c.id, *m.OK, m.Reason))
 			}
 			h.updateHealth()
@@ -297,14 +325,16 @@ func (h *hub) drop(c *driverConn, reason string) {
 	if h.conns[c.id] == c {
 		delete(h.conns, c.id)
 	}
-	if c.holdsLease && c.leaseUntil > Monotonic() {
-		h.orphans[c.id] = c.leaseUntil
+	if c.holdsLease && c.stopUntil > Monotonic() {
+		h.orphans[c.id] = c.stopUntil
 	}
+	h.checkDemoted()
 	n := len(h.conns)
 	h.mu.Unlock()
 	c.close()
 	h.d.metrics.SetDrivers(n)
 	h.log.Info("driver gone", "driver", c.id, "reason", reason)
+	h.d.rec.driverGone(c, reason)
 	h.updateHealth()
 }
 
@@ -322,48 +352,83 @@ func (h *hub) enqueue(c *driverConn, m driverproto.Message) {
 // publish tells every driver a new state of the core. It runs on the
 // daemon's loop goroutine and never blocks.
 func (h *hub) publish(st election.State, members []driverproto.Member) {
+	tm := h.d.cfg.Timing
 	ds := &driverproto.State{
-		Node:     h.d.cfg.ID,
-		Role:     roleName(st.Role),
-		IsMaster: st.Role == election.Master,
-		Term:     st.Term,
-		Master:   st.Master,
-		Members:  members,
-		Reason:   st.Reason,
+		Node:         h.d.cfg.ID,
+		Role:         roleName(st.Role),
+		IsMaster:     st.Role == election.Master && st.Act,
+		Term:         st.Term,
+		Master:       st.Master,
+		Members:      members,
+		Reason:       st.Reason,
+		StopBudgetMS: tm.StopBudget.Milliseconds(),
+	}
+	if st.Role == election.Master && !st.Act {
+		// Master for the cluster, not yet for the drivers: the drivers of
+		// the master before may still be stopping.
+		ds.Role = driverproto.RoleCandidate
+		ds.Reason = fmt.Sprintf("%s; drivers start once the stop budget (%v) has passed", st.Reason, tm.StopBudget)
 	}
 	if ds.IsMaster {
-		ds.LeaseDeadlineNS = int64(st.LeaseUntil)
-		ds.LeaseMS = (st.LeaseUntil - st.At).Milliseconds()
+		ds.LeaseDeadlineNS = int64(tm.DriverLease(st.LeaseUntil))
+		ds.LeaseMS = (tm.DriverLease(st.LeaseUntil) - st.At).Milliseconds()
+		ds.StopDeadlineNS = int64(tm.StopDeadline(st.LeaseUntil))
+	}
+	if st.Draining {
+		ds.Planned = true
+		ds.StopDeadlineNS = int64(tm.StopDeadline(st.LeaseUntil))
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.seed != nil {
+		h.seed.SetMaster(ds.IsMaster)
+	}
 	prev := h.last
-	if renewal(prev, ds) && ds.LeaseDeadlineNS-h.sentDeadline < int64(h.d.cfg.Timing.LeaseDuration()/4) {
-		// A lease renewal every heartbeat round is more than drivers need:
-		// one per quarter lease keeps them well inside it, at a fraction
-		// of the wake-ups. Later connections get the newest deadline.
+	if !ds.IsMaster && !ds.Planned && h.stopDeadline > 0 && prev != nil && (prev.IsMaster || prev.Planned) {
+		// An unplanned demote: the drivers must stop by the deadline
+		// they were last given, which nothing renews now.
+		ds.StopDeadlineNS = h.stopDeadline
+	}
+	if renewal(prev, ds) && ds.StopDeadlineNS-h.sentDeadline < int64(tm.LeaseDuration()/4) {
+		// A renewal every heartbeat round is more than drivers need: one
+		// per quarter lease keeps them well inside it, at a fraction of
+		// the wake-ups. Not fewer: on a busy machine a renewal can come a
+		// hundred milliseconds late, and a driver whose lease ran out
+		// stops its service, to start it again at the next renewal. Later
+		// connections get the newest deadline.
 		h.last = ds
 		return
 	}
-	if ds.IsMaster {
-		h.sentDeadline = ds.LeaseDeadlineNS
+	if ds.IsMaster || ds.Planned {
+		h.sentDeadline = ds.StopDeadlineNS
+		h.stopDeadline = ds.StopDeadlineNS
 	}
 	h.seq++
 	h.last, h.lastSeq = ds, h.seq
 	if ds.IsMaster {
 		h.masterSeq = h.seq
 		h.waiting = false
+		h.stopOverrunTimer()
 	}
 	for _, c := range h.conns {
-		if ds.IsMaster {
+		if ds.IsMaster || (ds.Planned && c.holdsLease) {
 			c.holdsLease = true
-			c.leaseUntil = st.LeaseUntil
+			c.stopUntil = time.Duration(ds.StopDeadlineNS)
 		}
 		h.enqueue(c, driverproto.Message{Type: driverproto.TypeState, Seq: h.seq, State: ds})
 	}
-	if prev != nil && prev.IsMaster && !ds.IsMaster {
+	// A drain may start before the drivers were told to act (the stop
+	// budget had not passed): the core waits for the word all the same.
+	if prev != nil && !ds.IsMaster && (prev.IsMaster || (ds.Planned && !prev.Planned)) {
 		h.demoteSeq = h.seq
 		h.waiting = true
+		if ds.Planned {
+			now := Monotonic()
+			for _, c := range h.conns {
+				c.demoteBy, c.overrun = now+c.demoteTimeout, false
+			}
+			h.armOverrunTimer(now)
+		}
 		h.checkDemoted()
 	}
 	if prev == nil || prev.Role != ds.Role || prev.Term != ds.Term || prev.Master != ds.Master {
@@ -384,34 +449,100 @@ func (h *hub) ack(c *driverConn, m driverproto.Message) {
 		h.log.Warn("driver reported a failed trigger", "driver", c.id, "seq", m.Seq, "err", m.Error)
 		return
 	}
+	if m.OverrunMS > 0 {
+		h.overrunLocked(c, time.Duration(m.OverrunMS)*time.Millisecond, "its demote finished after its deadline")
+	}
+	h.d.rec.promoteAcked(h, c, m.Seq)
 	if h.demoteSeq > h.masterSeq && m.Seq >= h.demoteSeq {
 		c.holdsLease = false
 		h.checkDemoted()
 	}
 }
 
+// overrunLocked reports a driver whose demote did not finish in the time
+// it was given: never silently. Called with h.mu held.
+func (h *hub) overrunLocked(c *driverConn, late time.Duration, why string) {
+	h.log.Error("driver demote overran its time", "driver", c.id, "late", late, "why", why, "declared", c.demoteTimeout)
+	h.d.metrics.DemoteOverrun()
+	h.eventLocked(driverproto.EventDemoteOverrun, fmt.Sprintf("driver %s: %s (%v late)", c.id, why, late.Round(time.Millisecond)))
+}
+
+// armOverrunTimer sets the timer for the first driver of a planned
+// hand-over that could still overrun. Called with h.mu held.
+func (h *hub) armOverrunTimer(now time.Duration) {
+	h.stopOverrunTimer()
+	first := time.Duration(-1)
+	for _, c := range h.conns {
+		if c.holdsLease && !c.overrun && (first < 0 || c.demoteBy < first) {
+			first = c.demoteBy
+		}
+	}
+	if first < 0 {
+		return
+	}
+	h.overrunTimer = time.AfterFunc(max(first-now, 0), func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if !h.waiting {
+			return
+		}
+		now := Monotonic()
+		for _, c := range h.conns {
+			if c.holdsLease && !c.overrun && now >= c.demoteBy {
+				c.overrun = true
+				h.overrunLocked(c, now-c.demoteBy, "no confirmation of its demote within the time it declared")
+			}
+		}
+		h.armOverrunTimer(now)
+		h.checkDemoted()
+	})
+}
+
+func (h *hub) stopOverrunTimer() {
+	if h.overrunTimer != nil {
+		h.overrunTimer.Stop()
+		h.overrunTimer = nil
+	}
+}
+
 // checkDemoted lets the core hand over once every driver that was told it
-// is master has confirmed the demote. Drivers that went away while holding
-// a lease cannot confirm: the core then waits for the lease to run out, by
-// which time they have stopped by themselves. Called with h.mu held.
+// is master has confirmed the demote, or overran the time it declared.
+// Drivers that overran or went away while holding a lease cannot be
+// counted on: the core then hands over unconfirmed, waiting for the lease
+// they were last given to run out, and the target's drivers wait out the
+// stop budget, by which time they have stopped by themselves. Called with
+// h.mu held.
 func (h *hub) checkDemoted() {
 	if !h.waiting {
 		return
 	}
+	confirmed := true
 	for _, c := range h.conns {
-		if c.holdsLease {
+		switch {
+		case c.holdsLease && c.overrun:
+			confirmed = false
+		case c.holdsLease:
 			return
 		}
 	}
+	if h.seed != nil && h.seed.Holding() {
+		return
+	}
 	h.waiting = false
+	h.stopOverrunTimer()
 	now := Monotonic()
 	for id, until := range h.orphans {
 		if until > now {
-			return
+			confirmed = false
+			continue
 		}
 		delete(h.orphans, id)
 	}
-	go h.d.demoteDone()
+	if confirmed {
+		go h.d.demoteDone()
+	} else {
+		go h.d.demoteUnconfirmed()
+	}
 }
 
 // updateHealth recomputes the node's health from its required drivers':
@@ -487,18 +618,22 @@ func (h *hub) checkMembers(now time.Duration) {
 		switch {
 		case known && was && !up:
 			h.log.Info("member lost", "peer", p.id)
+			h.d.rec.member(p.id, false)
 			h.event(driverproto.EventMemberLost, p.id)
 		case known && !was && up, !known && up:
 			if known {
 				h.log.Info("member back", "peer", p.id)
+				h.d.rec.member(p.id, true)
 			}
 			h.event(driverproto.EventMemberBack, p.id)
 		}
 	}
 }
 
-// renewal reports whether next only extends prev's lease.
+// renewal reports whether next only extends prev's lease, or during a
+// planned hand-over the drivers' stop deadline.
 func renewal(prev, next *driverproto.State) bool {
-	return prev != nil && prev.IsMaster && next.IsMaster && prev.Term == next.Term &&
-		prev.Master == next.Master && next.LeaseDeadlineNS > prev.LeaseDeadlineNS
+	return prev != nil && prev.IsMaster == next.IsMaster && prev.Planned == next.Planned &&
+		(next.IsMaster || next.Planned) && prev.Term == next.Term && prev.Master == next.Master &&
+		prev.Role == next.Role && next.StopDeadlineNS > prev.StopDeadlineNS
 }

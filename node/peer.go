@@ -151,6 +151,7 @@ func (d *Daemon) dialLoop(ctx context.Context, p *peer) {
 		p.mu.Unlock()
 		d.metrics.SetPeerReachable(p.id, true)
 		p.sess.Store(sess)
+		d.rec.connected(p)
 		err = d.writeLoop(ctx, p, sess)
 		p.sess.Store(nil)
 		sess.Close()
@@ -178,7 +179,7 @@ func (d *Daemon) dial(ctx context.Context, p *peer) (*transport.Session, error) 
 	if err != nil {
 		return nil, err
 	}
-	sess, err := transport.Client(hctx, conn, d.cfg.Secret, d.hello, p.id)
+	sess, err := transport.Client(hctx, conn, d.cfg.Secret, d.currentHello(), p.id)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -286,13 +287,17 @@ func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	tuneAccepted(conn, userTimeout(d.cfg.Timing.ElectionMin))
 	hctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout())
-	sess, err := transport.Server(hctx, conn, d.cfg.Secret, d.hello, func(id string) bool {
+	sess, err := transport.Server(hctx, conn, d.cfg.Secret, d.currentHello(), func(id string) bool {
 		_, ok := d.peers[id]
-		return ok
+		return ok || id == ProbeNode
 	})
 	cancel()
 	if err != nil {
 		d.acceptFailed(conn.RemoteAddr(), err)
+		return
+	}
+	if sess.Peer().Node == ProbeNode {
+		d.serveProbe(sess) // clustd check --peers (probe.go)
 		return
 	}
 	p := d.peers[sess.Peer().Node]
@@ -379,7 +384,10 @@ func (d *Daemon) handleFrame(p *peer, frame []byte) {
 			return
 		}
 		// A stopped daemon takes no more input; the frame goes with it.
-		_ = d.input(func(now time.Duration) { d.core.Step(now, m) })
+		_ = d.input(func(now time.Duration) {
+			d.core.Step(now, m)
+			d.rec.heard(m.From, m.Term, now)
+		})
 	case framePing:
 		if _, err := decodePing(frame[1:]); err != nil {
 			d.dropFrame(p, "decode", err)
@@ -399,6 +407,8 @@ func (d *Daemon) handleFrame(p *peer, frame []byte) {
 		p.rtt = now - stamp
 		p.mu.Unlock()
 		d.metrics.SetPeerRTT(p.id, (now - stamp).Seconds())
+	case frameFailover, frameFailoverSync, frameStepDown:
+		d.rec.handleFrame(p, frame)
 	default:
 		d.dropFrame(p, "decode", errors.New("unknown frame kind"))
 	}

@@ -16,16 +16,18 @@ const (
 	frameMessage byte = 1 // an election.Message
 	framePing    byte = 2 // 8 bytes: the sender's monotonic clock
 	framePong    byte = 3 // the ping's 8 bytes, echoed
+	// 4 to 6: the failover journal's frames (wire_journal.go).
 )
 
 const maxIDLen = 64
 
 // Message flag bits.
 const (
-	flagReject   = 1 << 0
-	flagForce    = 1 << 1
-	flagEligible = 1 << 2
-	flagsKnown   = flagReject | flagForce | flagEligible
+	flagReject    = 1 << 0
+	flagForce     = 1 << 1
+	flagEligible  = 1 << 2
+	flagConfirmed = 1 << 3
+	flagsKnown    = flagReject | flagForce | flagEligible | flagConfirmed
 )
 
 var errFrame = errors.New("malformed peer frame")
@@ -42,6 +44,9 @@ func encodeMessage(b []byte, m election.Message) []byte {
 	}
 	if m.Eligible {
 		flags |= flagEligible
+	}
+	if m.Confirmed {
+		flags |= flagConfirmed
 	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, m.Term)
@@ -147,6 +152,7 @@ func decodeMessage(body []byte) (election.Message, error) {
 	m.Reject = flags&flagReject != 0
 	m.Force = flags&flagForce != 0
 	m.Eligible = flags&flagEligible != 0
+	m.Confirmed = flags&flagConfirmed != 0
 	return m, nil
 }
 

@@ -14,6 +14,7 @@ func TestMessageRoundTrip(t *testing.T) {
 		{Type: election.MsgPreVoteResp, From: "node-1", To: "node.2", Term: 1<<63 + 5, Reject: true, RetryAfter: 17 * time.Millisecond, Sent: -1},
 		{Type: election.MsgVote, From: "x", To: "y", Term: 1, Force: true},
 		{Type: election.MsgHeartbeatResp, From: "x", To: "y", Term: 1, Eligible: true, Sent: 1 << 62},
+		{Type: election.MsgTimeoutNow, From: "x", To: "y", Term: 3, Confirmed: true},
 	}
 	for _, m := range cases {
 		b := encodeMessage(nil, m)

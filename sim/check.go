@@ -65,20 +65,41 @@ func (c *checker) violate(node int, what string) {
 // every event finds every overlap.
 func (c *checker) afterEvent() {
 	s := c.s
-	var who [2]int
-	count := 0
+	var who, drivers [2]int
+	count, acting := 0, 0
 	for i, n := range s.nodes {
-		if s.claims(n) {
+		if s.claimsCore(i) {
 			if count < 2 {
 				who[count] = i
 			}
 			count++
 		}
+		if s.driversAct(n) {
+			if acting < 2 {
+				drivers[acting] = i
+			}
+			acting++
+		}
 	}
-	c.claiming = count > 0
+	c.claiming = count > 0 || acting > 0
 	if count > 1 {
 		c.violate(-1, fmt.Sprintf("two masters at once: %s and %s", s.describeClaim(s.nodes[who[0]]), s.describeClaim(s.nodes[who[1]])))
 		return
+	}
+	if acting > 1 {
+		c.violate(-1, fmt.Sprintf("two masters at once: the drivers of %s and of %s", s.describeDrivers(s.nodes[drivers[0]]), s.describeDrivers(s.nodes[drivers[1]])))
+		return
+	}
+	if count == 1 {
+		// The lease's own promise, whatever the stop budget adds: no
+		// master while another node's drivers hold a lease that has not
+		// run out and have not confirmed that they stopped.
+		for _, n := range s.nodes {
+			if n.idx != who[0] && s.leaseHeld(n) {
+				c.violate(-1, fmt.Sprintf("two masters at once: %s and %s", s.describeClaim(s.nodes[who[0]]), s.describeLease(n)))
+				return
+			}
+		}
 	}
 	if c.awaiting && count == 1 {
 		for _, n := range s.nodes {
@@ -243,8 +264,20 @@ func (s *Sim) WriteTimeline(w io.Writer) {
 // describeClaim says why node n counts as master now.
 func (s *Sim) describeClaim(n *node) string {
 	l := s.local(n, s.now)
-	if n.up && n.core.IsMaster(l) {
-		return fmt.Sprintf("%s (master of term %d, lease %v more)", n.id, n.state.Term, n.state.LeaseUntil-l)
+	return fmt.Sprintf("%s (master of term %d, lease %v more)", n.id, n.state.Term, n.state.LeaseUntil-l)
+}
+
+// describeLease says why node n's drivers still hold a lease.
+func (s *Sim) describeLease(n *node) string {
+	l := s.local(n, s.now)
+	return fmt.Sprintf("%s (demoted, drivers still hold its lease for %v, now at term %d)", n.id, n.driverLease-l, n.lastTerm)
+}
+
+// describeDrivers says why node n's drivers count as master now.
+func (s *Sim) describeDrivers(n *node) string {
+	l := s.local(n, s.now)
+	if n.holdUntil > l {
+		return fmt.Sprintf("%s (demoted, drivers still acting for %v, now at term %d)", n.id, n.holdUntil-l, n.lastTerm)
 	}
-	return fmt.Sprintf("%s (demoted, drivers still acting for %v, now at term %d)", n.id, n.holdUntil-l, n.lastTerm)
+	return fmt.Sprintf("%s (drivers acting as master of term %d, until %v more)", n.id, n.state.Term, s.stopBy(n, n.driverLease, l)-l)
 }

@@ -61,13 +61,17 @@ func (s *Sim) Crash(i int) {
 		return
 	}
 	if n.core.IsMaster(s.local(n, s.now)) {
-		n.holdUntil = max(n.holdUntil, n.state.LeaseUntil)
 		s.masterLost(i)
+	}
+	if n.acting {
+		// Nobody tells the drivers: they stop when their lease runs out.
+		n.acting = false
+		n.holdUntil = max(n.holdUntil, s.stopBy(n, n.driverLease, forever))
 	}
 	s.fault(i, FaultCrash, "")
 	n.up, n.paused, n.core, n.inbox = false, false, nil, nil
 	n.ackDue = false
-	n.driversFallBack()
+	s.driversFallBack(n)
 	n.state = election.State{}
 	n.timerGen++
 }
@@ -96,7 +100,7 @@ func (s *Sim) Pause(i int) {
 	}
 	s.fault(i, FaultPause, "")
 	n.paused = true
-	n.driversFallBack()
+	s.driversFallBack(n)
 }
 
 // Resume lets a paused node run again: it sees how much time passed, then

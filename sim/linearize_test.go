@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/clustd/clustd/election"
 )
 
 // TestLinearizabilityCheckerCanFail feeds porcupine histories with a known
@@ -96,5 +98,27 @@ func TestLinearizabilityCheckerCanFail(t *testing.T) {
 				t.Fatal("visualisation written for a legal history")
 			}
 		})
+	}
+}
+
+// TestUnknownFailsTheRun: a porcupine check that times out has checked
+// nothing, so the run fails, and its history is kept as a visualisation.
+func TestUnknownFailsTheRun(t *testing.T) {
+	old := linearizeTimeout
+	linearizeTimeout = time.Nanosecond
+	t.Cleanup(func() { linearizeTimeout = old })
+	html := filepath.Join(t.TempDir(), "history.html")
+	r, err := Run(RunConfig{Nodes: 5, Seed: 1, Duration: 10 * time.Minute, Faults: true, Mix: DefaultMix(), Profile: election.ProfileFast, Linearizability: true, HTMLPath: html})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Linearizable != string(porcupine.Unknown) {
+		t.Skipf("porcupine finished %d operations within its nanosecond (%s): nothing to see", r.HistoryOps, r.Linearizable)
+	}
+	if r.OK() || !strings.Contains(r.Violations[0], "timed out (Unknown)") {
+		t.Fatalf("a check that timed out passed the run: %v", r.Violations)
+	}
+	if fi, err := os.Stat(html); err != nil || fi.Size() == 0 {
+		t.Fatalf("the history was not kept at %s: %v", html, err)
 	}
 }

@@ -27,6 +27,13 @@ type RunConfig struct {
 	// history's visualisation goes to HTMLPath when set.
 	Linearizability bool
 	HTMLPath        string
+	// DriversOverrun gives the drivers stop times up to twice the stop
+	// budget and lets them ignore their stop deadline: a mutation the
+	// checkers must catch.
+	DriversOverrun bool
+	// OnState, if not nil, sees every state a core publishes (see
+	// Options.OnState).
+	OnState func(at time.Duration, node int, st election.State)
 }
 
 // Result is the outcome of a run. Its JSON form is what `clustd sim --json`
@@ -67,13 +74,17 @@ func millis(p Percentiles) Millis {
 	return Millis{N: p.N, P50: ms(p.P50), P99: ms(p.P99), Max: ms(p.Max)}
 }
 
+// linearizeTimeout bounds porcupine's check of a run's history; a test
+// shortens it to see a check that timed out fail the run.
+var linearizeTimeout = 30 * time.Second
+
 // Run performs one simulation and gathers its result.
 func Run(rc RunConfig) (*Result, error) {
 	timing, err := election.ProfileTiming(rc.Profile)
 	if err != nil {
 		return nil, err
 	}
-	s, err := New(Options{
+	opts := Options{
 		Nodes:           rc.Nodes,
 		Seed:            rc.Seed,
 		Timing:          timing,
@@ -81,7 +92,19 @@ func Run(rc RunConfig) (*Result, error) {
 		Drift:           rc.Faults && rc.Mix.Drift,
 		Verbose:         rc.Verbose,
 		Linearizability: rc.Linearizability,
-	})
+		DriversOverrun:  rc.DriversOverrun,
+		OnState:         rc.OnState,
+	}
+	if rc.Faults {
+		// Drivers that use all of their stop budget, and timers as late
+		// as the reserve allows.
+		opts.DriverStop = timing.StopBudget
+		opts.DriverLateness = timing.DriverReserve()
+		if rc.DriversOverrun {
+			opts.DriverStop = 2 * timing.StopBudget
+		}
+	}
+	s, err := New(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -112,14 +135,19 @@ func Run(rc RunConfig) (*Result, error) {
 		sim:           s,
 	}
 	if rc.Linearizability && len(s.Violations()) == 0 {
-		r, err := s.Linearizable(30*time.Second, rc.HTMLPath)
+		r, err := s.Linearizable(linearizeTimeout, rc.HTMLPath)
 		if err != nil {
 			return nil, err
 		}
 		res.Linearizable = string(r)
 		res.HistoryOps = s.HistoryLen()
-		if r == porcupine.Illegal {
+		// A check that timed out proved nothing: it fails the run as a
+		// bad history does, and the history is kept the same way.
+		if r != porcupine.Ok {
 			msg := "leadership history is not linearizable"
+			if r == porcupine.Unknown {
+				msg = "leadership history could not be checked: porcupine timed out (Unknown)"
+			}
 			if rc.HTMLPath != "" {
 				msg += " (visualisation: " + rc.HTMLPath + ")"
 			}

@@ -47,6 +47,16 @@ type Options struct {
 	// LivenessBound is how long after a heal with a majority connected a
 	// master must appear; zero means the default (see DefaultLivenessBound).
 	LivenessBound time.Duration
+	// DriverStop is the longest the drivers take to stop once they begin a
+	// demote, and DriverLateness the longest their timers fire late; each
+	// node's drivers draw theirs per run (a third of the nodes at the
+	// bound). The drivers honour their stop deadline: whatever is still
+	// running is killed then, late by the same lateness.
+	DriverStop, DriverLateness time.Duration
+	// DriversOverrun makes the drivers ignore their stop deadline: a
+	// mutation the checkers must catch when DriverStop exceeds the
+	// budget.
+	DriversOverrun bool
 }
 
 // NetParams describe message delivery.
@@ -127,7 +137,18 @@ type node struct {
 	// acting as master until they acknowledge the demote or the lease they
 	// were given runs out on this machine's clock.
 	holdUntil time.Duration
-	// driverLease is the lease the drivers were last given; demoteGen
+	// acting says the drivers act as master: the core said so (Act) and
+	// no demote has reached them since. They stop by themselves when the
+	// lease they were given runs out (driversUntil).
+	acting bool
+	// leaseOpen says the lease of driverLease has not been given up: no
+	// demote since it was granted has been confirmed by the drivers.
+	leaseOpen bool
+	// stopTime and lateness are this node's drivers' (see
+	// Options.DriverStop).
+	stopTime, lateness time.Duration
+	// driverLease is the master's lease the drivers were last given (the
+	// core's; their own deadlines derive from it); demoteGen
 	// tells one demote's acknowledgement from another's; ackDue is an
 	// acknowledgement that arrived while the daemon was paused.
 	driverLease time.Duration
@@ -242,6 +263,8 @@ func New(opts Options) (*Sim, error) {
 		if i < len(opts.Rates) {
 			n.rate = opts.Rates[i]
 		}
+		n.stopTime = s.drawBound(opts.DriverStop)
+		n.lateness = s.drawBound(opts.DriverLateness)
 		s.nodes = append(s.nodes, n)
 	}
 	for _, n := range s.nodes {
@@ -250,6 +273,18 @@ func New(opts Options) (*Sim, error) {
 		}
 	}
 	return s, nil
+}
+
+// drawBound draws a duration in [0, max], at max a third of the time:
+// where the edge cases live.
+func (s *Sim) drawBound(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	if s.rnd.IntN(3) == 0 {
+		return max
+	}
+	return time.Duration(s.rnd.Int64N(int64(max) + 1))
 }
 
 // Now is the simulation's real (virtual) time.
@@ -401,7 +436,7 @@ func (s *Sim) drain(n *node, sentAt time.Duration) {
 	for _, st := range rd.States {
 		s.observe(n, st, sentAt)
 	}
-	n.driversFallBack()
+	s.driversFallBack(n)
 	s.arm(n)
 }
 
@@ -485,8 +520,24 @@ func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
 		s.stats.masterAcquired(s.now, n.idx)
 	case prev.Role == election.Master && st.Role != election.Master:
 		// The drivers keep acting until they confirm the demote or their
-		// lease runs out.
-		s.demoted(n, prev.LeaseUntil)
+		// stop deadline passes.
+		acting := n.acting
+		n.acting = false
+		s.demoted(n, n.driverLease, acting)
+	}
+	switch {
+	case st.Role == election.Master:
+		if st.Act && !n.acting {
+			if n.holdUntil > s.local(n, s.now) {
+				s.check.violate(n.idx, fmt.Sprintf("told its drivers to act as master of term %d while they were still stopping", st.Term))
+			}
+			n.acting = true
+		}
+		n.driverLease, n.leaseOpen = st.LeaseUntil, true
+	case st.Draining:
+		// A planned hand-over renews the stop deadline of drivers that
+		// are still stopping.
+		n.driverLease = st.LeaseUntil
 	}
 	if st.Role == election.Master {
 		round := s.real(n, st.LeaseUntil-n.core.LeaseDuration())
@@ -519,13 +570,21 @@ func (s *Sim) wasMaster(id string, term uint64, at time.Duration) bool {
 // its drivers stop) holds the drivers until they acknowledge, however long
 // they take — the drain must cover that. Any other demote holds them until
 // they acknowledge or their lease runs out, as the contract asks of them.
-func (s *Sim) demoted(n *node, leaseUntil time.Duration) {
+func (s *Sim) demoted(n *node, leaseUntil time.Duration, acting bool) {
 	l := s.local(n, s.now)
 	n.demoteGen++
 	gen := n.demoteGen
 	n.driverLease = leaseUntil
 	var delay time.Duration
-	if n.up && n.core.Draining() {
+	switch {
+	case n.up && n.core.Draining() && !acting:
+		// No driver was told to act: the daemon confirms at once.
+		delay = s.dur(0, 5*time.Millisecond)
+	case !acting:
+		// Nothing to confirm; the lease runs out by itself.
+		return
+	case n.up && n.core.Draining():
+		n.driverLease = n.core.State().LeaseUntil
 		n.holdUntil = forever
 		switch s.rnd.IntN(16) {
 		case 0: // a wedged driver never answers
@@ -535,21 +594,19 @@ func (s *Sim) demoted(n *node, leaseUntil time.Duration) {
 		default:
 			delay = s.dur(0, 20*time.Millisecond)
 		}
-	} else {
-		if leaseUntil <= l {
+	default:
+		n.holdUntil = max(n.holdUntil, s.stopBy(n, leaseUntil, l))
+		if n.holdUntil <= l || s.rnd.IntN(8) == 0 {
 			return
 		}
-		n.holdUntil = max(n.holdUntil, leaseUntil)
-		if s.rnd.IntN(8) == 0 {
-			return
-		}
-		delay = s.dur(0, 20*time.Millisecond)
+		delay = n.holdUntil - l
 	}
 	s.At(s.now+delay, func() {
 		if gen != n.demoteGen {
 			return
 		}
 		n.holdUntil = 0
+		n.leaseOpen = false
 		switch {
 		case !n.up:
 		case n.paused:
@@ -566,19 +623,48 @@ const forever = time.Duration(1<<63 - 1)
 
 // driversFallBack ends a hold that waited for an acknowledgement once the
 // daemon no longer keeps the cluster's lease for them (it stopped draining,
-// crashed or froze): from then on the drivers' own lease is what stops them.
-func (n *node) driversFallBack() {
+// crashed or froze): from then on the stop deadline of the lease they were
+// last given is what stops them.
+func (s *Sim) driversFallBack(n *node) {
 	if n.holdUntil == forever && (!n.up || n.paused || !n.core.Draining()) {
-		n.holdUntil = n.driverLease
+		n.holdUntil = s.stopDeadline(n, n.driverLease)
 	}
 }
 
-// claims reports whether node n, or its drivers, act as master at this
-// instant: its own lease check, or drivers that have not yet let go.
-func (s *Sim) claims(n *node) bool {
+// stopBy is when drivers whose master's lease was lease have stopped if
+// they begin their demote at local time start, or at their own lease
+// deadline if that comes first (both late by their lateness): once they
+// have taken their stop time, or at their stop deadline when whatever
+// still runs is killed.
+func (s *Sim) stopBy(n *node, lease, start time.Duration) time.Duration {
+	t := s.opts.Timing
+	start = min(start, t.DriverLease(lease)+n.lateness)
+	done := start + n.stopTime
+	if s.opts.DriversOverrun {
+		return done
+	}
+	return min(done, s.stopDeadline(n, lease))
+}
+
+// stopDeadline is when the drivers' stop deadline for lease kills what
+// still runs, as late as their timers fire.
+func (s *Sim) stopDeadline(n *node, lease time.Duration) time.Duration {
+	return s.opts.Timing.StopDeadline(lease) + n.lateness
+}
+
+// leaseHeld reports whether node n's drivers hold a lease that has not run
+// out and have not confirmed a demote.
+func (s *Sim) leaseHeld(n *node) bool {
+	l := s.local(n, s.now)
+	return n.leaseOpen && n.driverLease > l
+}
+
+// driversAct reports whether node n's drivers act as master at this
+// instant: told to and not yet out of lease, or still stopping.
+func (s *Sim) driversAct(n *node) bool {
 	l := s.local(n, s.now)
 	if n.holdUntil > l {
 		return true
 	}
-	return n.up && n.core.IsMaster(l)
+	return n.acting && s.stopBy(n, n.driverLease, l) > l
 }

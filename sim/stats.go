@@ -3,6 +3,8 @@ package sim
 import (
 	"slices"
 	"time"
+
+	"github.com/clustd/clustd/internal/percentile"
 )
 
 // Stats are the figures a run gathers.
@@ -102,8 +104,8 @@ func Summarize(ds []time.Duration) Percentiles {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	rank := func(p float64) time.Duration {
-		i := int(p*float64(len(s))+0.999999) - 1
-		return s[max(0, min(i, len(s)-1))]
+		v, _ := percentile.NearestRank(s, p)
+		return v
 	}
-	return Percentiles{N: len(s), P50: rank(0.50), P99: rank(0.99), Max: s[len(s)-1]}
+	return Percentiles{N: len(s), P50: rank(50), P99: rank(99), Max: s[len(s)-1]}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -153,25 +154,36 @@ func TestSweepSmallClusters(t *testing.T) {
 }
 
 // TestCheckersCanFail removes one safety rule at a time: the sweep must
-// notice. A checker that never fails proves nothing.
+// notice, and with the violation the rule prevents: some other failure
+// would prove nothing about this one. A checker that never fails proves
+// nothing. (TestMutantsCaught does the same for every rule.)
 func TestCheckersCanFail(t *testing.T) {
 	cases := []struct {
 		name   string
 		unsafe election.Unsafe
 		nodes  int
+		// overrun: drivers that take longer than the stop budget and
+		// ignore their stop deadline.
+		overrun bool
+		want    string
 	}{
-		{"no stickiness", election.Unsafe{NoStickiness: true}, 5},
-		{"no drift margin", election.Unsafe{NoDriftMargin: true}, 5},
-		{"no stickiness 3", election.Unsafe{NoStickiness: true}, 3},
+		{"no stickiness", election.Unsafe{NoStickiness: true}, 5, false, "two masters at once"},
+		{"no drift margin", election.Unsafe{NoDriftMargin: true}, 5, false, "two masters at once"},
+		{"no stickiness 3", election.Unsafe{NoStickiness: true}, 3, false, "two masters at once"},
+		{"no stop budget", election.Unsafe{NoStopBudget: true}, 5, false, "two masters at once"},
+		{"drivers overrun the stop budget", election.Unsafe{}, 5, true, "two masters at once"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			n := 400
 			failed, all := sweepUntil(t, n, true, func(seed uint64) RunConfig {
-				return RunConfig{Nodes: c.nodes, Seed: seed, Duration: 60 * time.Second, Faults: true, Mix: DefaultMix(), Unsafe: c.unsafe}
+				return RunConfig{Nodes: c.nodes, Seed: seed, Duration: 60 * time.Second, Faults: true, Mix: DefaultMix(), Unsafe: c.unsafe, DriversOverrun: c.overrun}
 			})
 			if len(failed) == 0 {
 				t.Fatalf("%d seeds found no violation with %s", n, c.name)
+			}
+			if v := failed[0].Violations[0]; !strings.Contains(v, c.want) {
+				t.Fatalf("seed %d with %s: %s; want a violation containing %q", failed[0].Seed, c.name, v, c.want)
 			}
 			t.Logf("found after %d seeds: seed %d: %s", len(all), failed[0].Seed, failed[0].Violations[0])
 		})

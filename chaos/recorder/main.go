@@ -166,6 +166,7 @@ func probe(args []string) int {
 	fs := flag.NewFlagSet("chaos-recorder probe", flag.ContinueOnError)
 	node := fs.String("node", "", "this node's id")
 	out := fs.String("out", "", "the shared file of every node's probe")
+	drain := fs.Duration("drain", 0, "how long to go on after the stop signal, like a service finishing its requests")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -194,6 +195,17 @@ func probe(args []string) int {
 	}
 	write(chaos.EvExecStart)
 	<-sig
+	if *drain > 0 {
+		// Still at work: a sign of life every ExecAliveEvery, so that a
+		// kill at the stop deadline leaves a record of when it came.
+		end := time.Now().Add(*drain)
+		tick := time.NewTicker(chaos.ExecAliveEvery)
+		for time.Now().Before(end) {
+			write(chaos.EvExecAlive)
+			<-tick.C
+		}
+		tick.Stop()
+	}
 	write(chaos.EvExecStop)
 	return 0
 }

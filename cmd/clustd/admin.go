@@ -108,16 +108,23 @@ func maintenanceCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "maintenance",
 		Usage:     "keep this node from being master while it is worked on",
-		ArgsUsage: "on|off",
+		ArgsUsage: "on|off [--for DURATION] [--reason TEXT]",
 		Description: "With on, the node stops being eligible: if it is the master it hands the role over\n" +
-			"first, and it never campaigns until maintenance is turned off again. It keeps voting,\n" +
-			"so the cluster keeps its majority. Needs the admin token, which is derived from the\n" +
-			"cluster secret given by --config or --secret-file, or passed with --token. Flags go\n" +
-			"before on or off.\n\n" +
+			"first, and it never campaigns until maintenance ends. It keeps voting, so the cluster\n" +
+			"keeps its majority. Maintenance ends by itself after --for (default " + api.DefaultMaintenance.String() + ", at most\n" +
+			api.MaxMaintenance.String() + "), restarts included, so that a node forgotten in maintenance does not leave\n" +
+			"the cluster one failure away from having no master; off ends it early. The status\n" +
+			"shows the reason and the end. Needs the admin token, which is derived from the\n" +
+			"cluster secret given by --config or --secret-file, or passed with --token.\n\n" +
 			"Examples:\n" +
-			"   clustd maintenance --config /etc/clustd/clustd.yml on\n" +
-			"   clustd maintenance --config /etc/clustd/clustd.yml off",
-		Flags:  authFlags(),
+			"   clustd maintenance on --config /etc/clustd/clustd.yml --for 2h --reason \"kernel upgrade\"\n" +
+			"   clustd maintenance off --config /etc/clustd/clustd.yml\n" +
+			"   clustd maintenance --config /etc/clustd/clustd.yml on",
+		Flags: append([]cli.Flag{
+			&cli.DurationFlag{Name: "for", Usage: "with on: how long maintenance lasts before it ends by itself (default " + api.DefaultMaintenance.String() + ", at most " + api.MaxMaintenance.String() + ")"},
+			&cli.StringFlag{Name: "reason", Usage: "with on: why, for the status, the page and the log"},
+			&cli.BoolFlag{Name: reorderedFlag, Hidden: true},
+		}, authFlags()...),
 		Action: runMaintenance,
 	}
 }
@@ -184,6 +191,10 @@ func runMaintenance(c *cli.Context) error {
 	if len(args) == 0 {
 		return argsUsageError(c, "say on or off")
 	}
+	if c.Bool(reorderedFlag) && len(args) > 1 {
+		// Parsed again with on or off moved last: anything else is extra.
+		return argsUsageError(c, fmt.Sprintf("unexpected argument %q after %s", args[0], args[len(args)-1]))
+	}
 	var on bool
 	switch strings.ToLower(args[0]) {
 	case "on":
@@ -193,12 +204,30 @@ func runMaintenance(c *cli.Context) error {
 	default:
 		return argsUsageError(c, fmt.Sprintf("%q: say on or off", args[0]))
 	}
+	if len(args) > 1 && strings.HasPrefix(args[1], "-") && !c.Bool(reorderedFlag) {
+		// clustd maintenance on --for 2h: the parser stops at on, so
+		// parse again with the flags first.
+		app := newApp()
+		app.Writer, app.ErrWriter = c.App.Writer, c.App.ErrWriter
+		argv := append([]string{c.App.Name, c.Command.Name, "--" + reorderedFlag}, args[1:]...)
+		return app.RunContext(c.Context, append(argv, args[0]))
+	}
 	if len(args) > 1 {
-		msg := fmt.Sprintf("unexpected argument %q after %s", args[1], args[0])
-		if strings.HasPrefix(args[1], "-") {
-			msg += "; flags go before on or off"
+		return argsUsageError(c, fmt.Sprintf("unexpected argument %q after %s", args[1], args[0]))
+	}
+	req := api.MaintenanceRequest{On: on}
+	if c.IsSet("for") || c.IsSet("reason") {
+		if !on {
+			return argsUsageError(c, "--for and --reason go with on")
 		}
-		return argsUsageError(c, msg)
+		if c.IsSet("for") {
+			d := c.Duration("for")
+			if d < time.Second || d > api.MaxMaintenance {
+				return usageError(c, fmt.Sprintf("--for %v: give a duration from 1s to %v, such as 2h", d, api.MaxMaintenance))
+			}
+			req.For = d.String()
+		}
+		req.Reason = c.String("reason")
 	}
 	client, err := adminClient(c, true)
 	if err != nil {
@@ -206,12 +235,27 @@ func runMaintenance(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, mutationTimeout)
 	defer cancel()
-	if err := client.Maintenance(ctx, on); err != nil {
+	if req.For == "" && req.Reason == "" {
+		// The request of every version: a daemon that predates windows
+		// understands it.
+		err = client.Maintenance(ctx, on)
+	} else {
+		err = client.MaintenanceWith(ctx, req)
+	}
+	if err != nil {
 		return client.failed(err)
 	}
-	fmt.Fprintf(c.App.Writer, "maintenance %s for the node at %s\n", args[0], client.Addr)
+	msg := fmt.Sprintf("maintenance %s for the node at %s", args[0], client.Addr)
+	if s, err := client.Status(ctx); on && err == nil && s.MaintenanceUntil != "" {
+		msg += "; it ends by itself at " + s.MaintenanceUntil
+	}
+	fmt.Fprintln(c.App.Writer, msg)
 	return nil
 }
+
+// reorderedFlag marks the second parse of clustd maintenance on|off
+// followed by flags.
+const reorderedFlag = "flags-reordered"
 
 // argsUsageError is usageError for a command with arguments, whose usage
 // line must show them.
@@ -386,9 +430,11 @@ func writeStatus(w io.Writer, s *api.Status) error {
 		{"master", master},
 		{"lease", lease},
 		{"eligible", yesNo(s.Eligible)},
-		{"maintenance", yesNo(s.Maintenance)},
+		{"maintenance", maintenanceLine(s)},
 		{"healthy", yesNo(s.Healthy)},
 		{"witness", yesNo(s.Witness)},
+		{"failover", fmt.Sprintf("about %s after the master is lost (election timeout %s + stop budget %s)",
+			msString(s.ExpectedFailoverMS), msString(s.ElectionTimeoutMS), msString(s.StopBudgetMS))},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 	}
@@ -413,7 +459,25 @@ func writeStatus(w io.Writer, s *api.Status) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", id, printable(m.Address), reachable, seen, rtt, yesNo(m.Witness), m.Priority)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeSeedDrivers(w, s.SeedDrivers)
+}
+
+// maintenanceLine is yes or no, with the reason and the end when on.
+func maintenanceLine(s *api.Status) string {
+	if !s.Maintenance {
+		return "no"
+	}
+	out := "yes"
+	if s.MaintenanceReason != "" {
+		out += " (" + printable(s.MaintenanceReason) + ")"
+	}
+	if s.MaintenanceUntil != "" {
+		out += ", ends " + printable(s.MaintenanceUntil)
+	}
+	return out
 }
 
 func msString(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() }

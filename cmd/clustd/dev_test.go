@@ -182,10 +182,11 @@ func TestDevChaos(t *testing.T) {
 		t.Errorf("the configuration is not where the output says: %v", err)
 	}
 
-	time.Sleep(12 * time.Second) // let it run: a few kills and failovers
-	p.waitOutput(t, 60*time.Second, "kill of the master followed by a new master with a higher term", func(s string) bool {
+	// Let it run until it has killed a master, seen a new one, and
+	// restarted a node: what the checks below look for.
+	p.waitOutput(t, 60*time.Second, "kill of the master followed by a new master with a higher term, and a restart", func(s string) bool {
 		_, ok := devFailover(s)
-		return ok
+		return ok && len(devPIDs(s)) >= 4
 	})
 
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/clustd/clustd/driverclient"
 	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/drivers/common"
 	"github.com/clustd/clustd/drivers/execdriver"
 	"github.com/clustd/clustd/drivers/shelldriver"
 	"github.com/clustd/clustd/drivers/webhook"
@@ -47,6 +48,8 @@ func driverCommand() *cli.Command {
 			driverExecCommand(),
 			driverShellCommand(),
 			driverWebhookCommand(),
+			driverFileCommand(),
+			driverNotifyCommand(),
 			driverVIPCommand(),
 			driverCheckCommand(),
 		},
@@ -84,24 +87,32 @@ func driverExecCommand() *cli.Command {
 		ArgsUsage: "-- CMD [ARGS…]",
 		Description: "Starts CMD when the node becomes master and stops it when the node stops being\n" +
 			"master: a service that must never run on two machines at once. CMD runs in a\n" +
-			"process group of its own; stopping sends --stop-signal to the whole group, then\n" +
-			"SIGKILL after --stop-timeout, and on a planned hand-over the daemon keeps the role\n" +
-			"until no process of the group is left (for at most its demote_timeout: keep\n" +
-			"--stop-timeout below it). If the daemon goes silent, CMD is stopped when the lease\n" +
-			"runs out.\n\n" +
+			"cgroup v2 of its own when the driver may create one (as root, or in a delegated\n" +
+			"subtree such as systemd's Delegate=yes), so that stopping reaches everything CMD\n" +
+			"started, even what left its process group with setsid; elsewhere it runs in a\n" +
+			"process group of its own, and the driver says so when it starts. Stopping sends\n" +
+			"--stop-signal to every process, then SIGKILL after --stop-timeout, and a demote is\n" +
+			"confirmed only once no process is left. The driver declares --stop-timeout plus\n" +
+			"5s (the wait after SIGKILL) as its demote time: on a planned hand-over the daemon\n" +
+			"keeps the role that long at most, and it refuses a driver that declares more than\n" +
+			"its demote_timeout (with --config the driver checks that itself at start-up). If\n" +
+			"the daemon goes silent, CMD is stopped when the lease runs out, and killed if it\n" +
+			"is still running shortly before the cluster's stop budget is spent, whatever\n" +
+			"--stop-timeout says: the next master may start then.\n\n" +
 			"If CMD exits by itself while the node is still master, it is restarted after 1s,\n" +
 			"then 2s, 4s, … up to 30s. While it keeps dying within 10s of its start the driver\n" +
 			"reports itself unhealthy with the exit status; with --required that makes the node\n" +
 			"ineligible, and the daemon hands the role to another machine. The driver is healthy\n" +
 			"again once CMD stays up for 10s, or once the node is no longer master.\n\n" +
 			"Should the driver itself be killed with SIGKILL, the kernel kills CMD (though not\n" +
-			"what CMD started) with it: nothing would stop it at the end of the lease.\n\n" +
+			"what CMD started) with it: nothing would stop it at the end of the lease. The\n" +
+			"next exec driver to start on the machine kills what is left in its cgroups.\n\n" +
 			"CMD gets CLUSTD_ROLE (master), CLUSTD_TERM (the fencing token), CLUSTD_MASTER,\n" +
 			"CLUSTD_NODE and CLUSTD_REASON in its environment, and the driver's stdout and\n" +
 			"stderr. Put the driver's own flags before --.\n\n" +
 			"Examples:\n" +
 			"   clustd driver exec --config /etc/clustd/clustd.yml -- /usr/sbin/mysvc --foreground --config /etc/mysvc.conf\n" +
-			"   clustd driver exec --config /etc/clustd/clustd.yml --required --stop-signal INT --stop-timeout 30s -- \\\n" +
+			"   clustd driver exec --config /etc/clustd/clustd.yml --required --stop-signal INT --stop-timeout 20s -- \\\n" +
 			"       /usr/local/bin/scheduler --fencing-token-from-env CLUSTD_TERM",
 		Flags: append(driverFlags("exec"),
 			&cli.StringFlag{Name: "stop-signal", Value: "TERM", Usage: "the signal that asks CMD to stop: TERM, INT, HUP, QUIT, USR1, USR2, WINCH or a number"},
@@ -130,9 +141,12 @@ func driverShellCommand() *cli.Command {
 			"next change. If the lease runs out while on-master runs, it is killed and\n" +
 			"on-standby follows.\n\n" +
 			"On a planned hand-over (transfer, maintenance, SIGTERM) the daemon keeps the\n" +
-			"master role, so that no other node starts, until on-standby has finished — for at\n" +
-			"most its demote_timeout (default 10s), after which it hands over anyway. Keep\n" +
-			"on-standby well within it.\n\n" +
+			"master role, so that no other node starts, until on-standby has finished. The\n" +
+			"driver declares --timeout as its demote time, which must not exceed the daemon's\n" +
+			"demote_timeout (with --config the driver checks that at start-up). When the lease\n" +
+			"runs out instead, on-standby must be done before the cluster's stop budget is\n" +
+			"spent: one still running shortly before is killed with its whole process group,\n" +
+			"and counts as failed.\n\n" +
 			"Examples:\n" +
 			"   clustd driver shell --config /etc/clustd/clustd.yml \\\n" +
 			"       --on-master 'ip addr add 10.0.0.100/24 dev eth0' \\\n" +
@@ -157,7 +171,10 @@ func driverWebhookCommand() *cli.Command {
 			"(with \"local\":true when the driver demoted itself because the lease ran out), and\n" +
 			"with --events all also the daemon's event stream (elections, members lost and back,\n" +
 			"driver health):\n" +
-			"   {\"type\":\"event\",\"node\":\"a\",\"term\":7,\"kind\":\"member_lost\",\"detail\":\"b\",\"at\":\"…\"}\n\n" +
+			"   {\"type\":\"event\",\"node\":\"a\",\"term\":7,\"kind\":\"member_lost\",\"detail\":\"b\",\"at\":\"…\"}\n" +
+			"and with --events failover or all one failover record per change of master, posted by\n" +
+			"the new master's driver only:\n" +
+			"   {\"type\":\"failover\",\"node\":\"b\",\"term\":8,\"from\":\"a\",\"to\":\"b\",\"cause\":\"master_lost\",\"no_master_ms\":812,…}\n\n" +
 			"Failover never waits for the endpoint: notifications are queued and posted in order\n" +
 			"in the background. Network errors, 5xx, 408 and 429 are retried with exponential\n" +
 			"backoff, 4 attempts in all; other statuses are not. When --queue notifications are\n" +
@@ -169,7 +186,7 @@ func driverWebhookCommand() *cli.Command {
 			"       --events all --header 'Authorization: Bearer s3cret'",
 		Flags: append(driverFlags("webhook"),
 			&cli.StringFlag{Name: "url", Usage: "the http:// or https:// URL to post to"},
-			&cli.StringFlag{Name: "events", Value: "role", Usage: "role: role changes only; all: also the daemon's event stream"},
+			&cli.StringFlag{Name: "events", Value: "role", Usage: "role: role changes only; failover: also the failover records this node makes as the new master; all: also the daemon's whole event stream"},
 			&cli.GenericFlag{Name: "header", Value: &headerFlag{}, Usage: "a header to send with every request, as 'Name: value' (repeatable)"},
 			&cli.DurationFlag{Name: "timeout", Value: webhook.DefaultTimeout, Usage: "how long one attempt may take"},
 			&cli.IntFlag{Name: "queue", Value: webhook.DefaultQueue, Usage: "how many notifications may wait; beyond that the oldest is dropped"},
@@ -221,8 +238,11 @@ func runDriverExec(c *cli.Context) error {
 	if c.Duration("stop-timeout") <= 0 {
 		return driverUsageError(c, fmt.Sprintf("--stop-timeout %v: must be positive", c.Duration("stop-timeout")))
 	}
-	opts, log, err := driverSetup(c)
+	opts, log, limit, err := driverSetup(c)
 	if err != nil {
+		return err
+	}
+	if err := limit.check(c, c.Duration("stop-timeout")+common.KillWait, fmt.Sprintf("--stop-timeout %v plus the %v wait after SIGKILL", c.Duration("stop-timeout"), common.KillWait)); err != nil {
 		return err
 	}
 	if _, err := exec.LookPath(args[0]); err != nil {
@@ -245,10 +265,11 @@ func runDriverExec(c *cli.Context) error {
 	if err != nil {
 		return driverUsageError(c, err.Error())
 	}
+	opts.DemoteTimeout = d.DemoteTimeout()
 	if client, err = driverclient.New(opts, d); err != nil {
 		return driverUsageError(c, err.Error())
 	}
-	log.Info("driver starting", "addr", opts.Addr, "id", client.ID(), "command", strings.Join(args, " "))
+	log.Info("driver starting", "addr", opts.Addr, "id", client.ID(), "command", strings.Join(args, " "), "demote_timeout", opts.DemoteTimeout.String())
 	runErr := client.Run(c.Context)
 	// The client's final demote stopped the command; this catches the
 	// case where it could not, so that the command never outlives us.
@@ -276,8 +297,11 @@ func runDriverShell(c *cli.Context) error {
 	if c.Duration("timeout") <= 0 {
 		return driverUsageError(c, fmt.Sprintf("--timeout %v: must be positive", c.Duration("timeout")))
 	}
-	opts, log, err := driverSetup(c)
+	opts, log, limit, err := driverSetup(c)
 	if err != nil {
+		return err
+	}
+	if err := limit.check(c, c.Duration("timeout"), fmt.Sprintf("--timeout %v", c.Duration("timeout"))); err != nil {
 		return err
 	}
 	var client *driverclient.Client
@@ -291,10 +315,11 @@ func runDriverShell(c *cli.Context) error {
 	if err != nil {
 		return driverUsageError(c, err.Error())
 	}
+	opts.DemoteTimeout = d.DemoteTimeout()
 	if client, err = driverclient.New(opts, d); err != nil {
 		return driverUsageError(c, err.Error())
 	}
-	log.Info("driver starting", "addr", opts.Addr, "id", client.ID())
+	log.Info("driver starting", "addr", opts.Addr, "id", client.ID(), "demote_timeout", opts.DemoteTimeout.String())
 	return driverExit(client.Run(c.Context))
 }
 
@@ -307,8 +332,8 @@ func runDriverWebhook(c *cli.Context) error {
 		return driverUsageError(c, "--url: "+err.Error())
 	}
 	events := strings.ToLower(c.String("events"))
-	if events != "role" && events != "all" {
-		return driverUsageError(c, fmt.Sprintf("--events %q: expected role or all", c.String("events")))
+	if events != "role" && events != "failover" && events != "all" {
+		return driverUsageError(c, fmt.Sprintf("--events %q: expected role, failover or all", c.String("events")))
 	}
 	if c.Duration("timeout") <= 0 {
 		return driverUsageError(c, fmt.Sprintf("--timeout %v: must be positive", c.Duration("timeout")))
@@ -316,7 +341,7 @@ func runDriverWebhook(c *cli.Context) error {
 	if c.Int("queue") < 1 {
 		return driverUsageError(c, fmt.Sprintf("--queue %d: must be at least 1", c.Int("queue")))
 	}
-	opts, log, err := driverSetup(c)
+	opts, log, _, err := driverSetup(c)
 	if err != nil {
 		return err
 	}
@@ -334,8 +359,15 @@ func runDriverWebhook(c *cli.Context) error {
 	if err != nil {
 		return driverUsageError(c, err.Error())
 	}
-	if events == "all" {
+	switch events {
+	case "all":
 		opts.OnEvent = d.Event
+	case "failover":
+		opts.OnEvent = func(ev driverproto.Event) {
+			if ev.Kind == driverproto.EventFailover {
+				d.Event(ev)
+			}
+		}
 	}
 	client, err := driverclient.New(opts, d)
 	if err != nil {
@@ -350,25 +382,45 @@ func runDriverWebhook(c *cli.Context) error {
 	return driverExit(runErr)
 }
 
+// demoteLimit is the daemon's demote_timeout, when the driver read the
+// node's configuration: a driver that declares a longer demote time would
+// be refused, and is better told at once.
+type demoteLimit struct {
+	d    time.Duration // zero if the configuration was not read
+	path string        // the configuration file
+}
+
+// check returns a usage error if declared, the driver's demote time as its
+// flags make it (what), exceeds the limit.
+func (l demoteLimit) check(c *cli.Context, declared time.Duration, what string) error {
+	if l.d == 0 || declared <= l.d {
+		return nil
+	}
+	return driverUsageError(c, fmt.Sprintf("%s lets a demote take %v, longer than demote_timeout %v in %s: the daemon would refuse this driver; shorten it or raise demote_timeout",
+		what, declared, l.d, l.path))
+}
+
 // driverSetup works out from the flags how to reach the daemon and makes
 // the logger. The address comes from --addr, else the configuration's
 // http.listen, else the default listener; the secret from --secret-file,
 // else the configuration's drivers secret. The configuration is read only
-// when it is needed, because the user may not be allowed to read it.
-func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, error) {
+// when it is needed, because the user may not be allowed to read it; when
+// it is, its demote_timeout comes back as the limit.
+func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, demoteLimit, error) {
 	var opts driverclient.Options
+	var limit demoteLimit
 	var level slog.LevelVar
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return opts, nil, driverUsageError(c, fmt.Sprintf("--log-level %q: expected debug, info, warn or error", c.String("log-level")))
+		return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--log-level %q: expected debug, info, warn or error", c.String("log-level")))
 	}
 	log, err := newLogger(c.App.ErrWriter, c.String("log-format"), &level)
 	if err != nil {
-		return opts, nil, driverUsageError(c, err.Error())
+		return opts, nil, limit, driverUsageError(c, err.Error())
 	}
 
 	name := c.String("name")
 	if len(name) > maxDriverName || !driverproto.ValidID(name) {
-		return opts, nil, driverUsageError(c, fmt.Sprintf("--name %q: need 1 to %d of A-Z a-z 0-9 . _ -", name, maxDriverName))
+		return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--name %q: need 1 to %d of A-Z a-z 0-9 . _ -", name, maxDriverName))
 	}
 	cfgPath := strings.TrimSpace(c.String("config"))
 	addr := strings.TrimSpace(c.String("addr"))
@@ -376,32 +428,33 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, error) {
 	if addr != "" {
 		a, err := dialAddr(addr)
 		if err != nil {
-			return opts, nil, driverUsageError(c, fmt.Sprintf("--addr %q: %v", addr, err))
+			return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--addr %q: %v", addr, err))
 		}
 		addr = a
 	}
 	if cfgPath == "" && secretFile == "" {
-		return opts, nil, driverUsageError(c, "a driver needs the drivers secret: give --config FILE (the node's configuration) or --secret-file FILE")
+		return opts, nil, limit, driverUsageError(c, "a driver needs the drivers secret: give --config FILE (the node's configuration) or --secret-file FILE")
 	}
 	var secret []byte
 	if secretFile != "" {
 		if secret, err = readSecretFile(secretFile); err != nil {
-			return opts, nil, &exitError{code: 1, msg: fmt.Sprintf("--secret-file %s: %v", secretFile, err)}
+			return opts, nil, limit, &exitError{code: 1, msg: fmt.Sprintf("--secret-file %s: %v", secretFile, err)}
 		}
 	}
 	if cfgPath != "" && (addr == "" || secret == nil) {
 		cfg, err := config.Load(cfgPath)
 		if err != nil {
-			return opts, nil, &exitError{code: 1, msg: err.Error()}
+			return opts, nil, limit, &exitError{code: 1, msg: err.Error()}
 		}
 		if addr == "" {
 			if addr, err = dialAddr(cfg.HTTPListen); err != nil {
-				return opts, nil, &exitError{code: 1, msg: fmt.Sprintf("%s: http.listen %q: %v", cfgPath, cfg.HTTPListen, err)}
+				return opts, nil, limit, &exitError{code: 1, msg: fmt.Sprintf("%s: http.listen %q: %v", cfgPath, cfg.HTTPListen, err)}
 			}
 		}
 		if secret == nil {
 			secret = cfg.DriversSecret
 		}
+		limit = demoteLimit{d: cfg.DemoteTimeout, path: cfgPath}
 		log = log.With("node", cfg.ID)
 	}
 	if addr == "" {
@@ -413,7 +466,7 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, error) {
 		Name:     name,
 		Required: c.Bool("required"),
 		Logger:   log,
-	}, log, nil
+	}, log, limit, nil
 }
 
 // driverExit turns what the client's Run returned into the exit status:

@@ -118,7 +118,8 @@ func runDriverCheck(c *cli.Context) error {
 	if c.Duration("flap-window") < 0 {
 		return driverUsageError(c, fmt.Sprintf("--flap-window %v: must not be negative", c.Duration("flap-window")))
 	}
-	opts, log, err := driverSetup(c)
+	// A check does nothing on demote: no demote time to declare.
+	opts, log, _, err := driverSetup(c)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/drivers/common"
+	"github.com/clustd/clustd/drivers/shelldriver"
 )
 
 const driverTestSecret = "0123456789abcdef0123456789abcdef0123456789"
@@ -133,7 +135,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 			return
 		}
 		hello, err := driverproto.Decode(b)
-		if err != nil || !driverproto.CheckMAC(hello.MAC, driverproto.HelloMAC([]byte(driverTestSecret), nonce, hello.Nonce, hello.ID, hello.Required, hello.Events)) {
+		if err != nil || !driverproto.CheckMAC(hello.MAC, driverproto.HelloMACDemote([]byte(driverTestSecret), nonce, hello.Nonce, hello.ID, hello.Required, hello.Events, hello.DemoteTimeoutMS)) {
 			t.Errorf("fake daemon: bad hello %s: %v", b, err)
 			return
 		}
@@ -279,7 +281,7 @@ func TestDriverFlagErrors(t *testing.T) {
 		{"webhook without url", with("webhook"), 2, []string{"--url: no URL", "usage: clustd driver webhook [options]"}},
 		{"webhook bad url", with("webhook", "--url", "ftp://example.com/x"), 2, []string{`--url: URL "ftp://example.com/x": want an http:// or https:// URL`}},
 		{"webhook relative url", with("webhook", "--url", "example.com/x"), 2, []string{"--url: "}},
-		{"webhook bad events", with("webhook", "--url", "http://h/", "--events", "some"), 2, []string{`--events "some": expected role or all`}},
+		{"webhook bad events", with("webhook", "--url", "http://h/", "--events", "some"), 2, []string{`--events "some": expected role, failover or all`}},
 		{"webhook bad queue", with("webhook", "--url", "http://h/", "--queue", "0"), 2, []string{"--queue 0: must be at least 1"}},
 		{"webhook bad header", with("webhook", "--url", "http://h/", "--header", "nocolon"), 2, []string{"want Name: value"}},
 		{"no secret", []string{"driver", "exec", "--addr", "127.0.0.1:1", "--", "true"}, 2, []string{"a driver needs the drivers secret: give --config FILE"}},
@@ -291,6 +293,10 @@ func TestDriverFlagErrors(t *testing.T) {
 		{"missing secret file", []string{"driver", "shell", "--secret-file", filepath.Join(dir, "nope"), "--on-master", "a", "--on-standby", "b"}, 1, []string{"--secret-file " + filepath.Join(dir, "nope") + ": no such file or directory"}},
 		{"broken config", []string{"driver", "webhook", "--config", filepath.Join(dir, "broken.yml"), "--url", "http://h/"}, 1, []string{"broken.yml"}},
 		{"unknown flag", []string{"driver", "exec", "--nope", "--config", cfg, "--", "true"}, 2, []string{"flag provided but not defined"}},
+		{"exec stop too long for the daemon", []string{"driver", "exec", "--config", cfg, "--stop-timeout", "26s", "--", "true"}, 2,
+			[]string{"--stop-timeout 26s plus the 5s wait after SIGKILL lets a demote take 31s, longer than demote_timeout 30s in " + cfg, "the daemon would refuse this driver"}},
+		{"shell timeout too long for the daemon", []string{"driver", "shell", "--config", cfg, "--timeout", "31s", "--on-master", "a", "--on-standby", "b"}, 2,
+			[]string{"--timeout 31s lets a demote take 31s, longer than demote_timeout 30s in " + cfg}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -344,6 +350,10 @@ func TestDriverShellEndToEnd(t *testing.T) {
 	if dc.hello.Name != "vip" || !dc.hello.Required || !strings.HasPrefix(dc.hello.ID, "vip-") {
 		t.Errorf("hello %+v: want name vip, required", dc.hello)
 	}
+	// shell declares its --timeout as its demote time.
+	if dc.hello.DemoteTimeoutMS != shelldriver.DefaultTimeout.Milliseconds() {
+		t.Errorf("hello declares a demote time of %dms, want the %v timeout", dc.hello.DemoteTimeoutMS, shelldriver.DefaultTimeout)
+	}
 	dc.send(1, 3, 0)
 	if e, _ := dc.ack(1); e != "" {
 		t.Fatalf("state 1: %s", e)
@@ -378,6 +388,11 @@ func TestDriverExecEndToEnd(t *testing.T) {
 	r := startDriver(t, "driver", "exec", "--addr", d.addr(), "--secret-file", secret, "--stop-timeout", "5s",
 		"--", "/bin/sh", "-c", `echo $$ > `+pidFile+`.tmp && mv `+pidFile+`.tmp `+pidFile+`; exec sleep 100`)
 	dc := d.accept()
+	// The declared demote time is the stop timeout plus the wait after
+	// SIGKILL.
+	if ms := dc.hello.DemoteTimeoutMS; ms != (5*time.Second + common.KillWait).Milliseconds() {
+		t.Errorf("hello declares a demote time of %dms, want 5s + %v", ms, common.KillWait)
+	}
 	readPid := func() int {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)

@@ -89,8 +89,11 @@ func runDriverVIP(c *cli.Context) error {
 		}
 		defer ln.Close()
 	}
-	opts, log, err := driverSetup(c)
+	opts, log, limit, err := driverSetup(c)
 	if err != nil {
+		return err
+	}
+	if err := limit.check(c, vip.DemoteTimeout, "removing the addresses"); err != nil {
 		return err
 	}
 	opts.DemoteTimeout = vip.DemoteTimeout

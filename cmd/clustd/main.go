@@ -39,15 +39,22 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			runCommand(),
 			initCommand(),
+			importSeedCommand(),
 			simCommand(),
 			devCommand(),
 			statusCommand(),
 			transferCommand(),
 			maintenanceCommand(),
+			eventsCommand(),
+			tokenCommand(),
 			driverCommand(),
+			checkCommand(),
+			genCommand(),
 		},
 		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {},
+		// For the completion scripts of clustd gen completion.
+		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {},
 	}
 }
 

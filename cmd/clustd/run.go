@@ -14,6 +14,7 @@ import (
 
 	"github.com/clustd/clustd/node"
 	"github.com/clustd/clustd/node/config"
+	"github.com/clustd/clustd/node/sdnotify"
 	"github.com/clustd/clustd/node/store"
 )
 
@@ -24,7 +25,10 @@ func runCommand() *cli.Command {
 		Description: "Starts the daemon described by the configuration file: it joins the other members,\n" +
 			"takes part in electing the master, and serves drivers, the admin API and metrics on\n" +
 			"its local listener. SIGTERM (or Ctrl-C) on the master hands leadership over before\n" +
-			"exiting; SIGHUP re-reads log_level from the configuration file.\n\n" +
+			"exiting. SIGHUP (systemctl reload) re-reads the configuration file and applies, without\n" +
+			"a failover, what may change live: log_level, members' priorities and preempt; it\n" +
+			"refuses a file that changes anything else, names the fields, and keeps running on\n" +
+			"the previous configuration.\n\n" +
 			"The daemon runs Go code on one CPU at a time (GOMAXPROCS=1) unless the GOMAXPROCS\n" +
 			"environment variable says otherwise: its work is microseconds per message, and one\n" +
 			"processor spares an idle daemon the wake-ups of a second.\n\n" +
@@ -76,29 +80,20 @@ func runDaemon(c *cli.Context) error {
 		return &exitError{code: 1, msg: fmt.Sprintf("%s: %v", path, err)}
 	}
 
+	if d.Notify, err = sdnotify.FromEnv(); err != nil {
+		log.Warn("not notifying the service manager", "err", err)
+	}
+	defer d.Notify.Close()
+
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			reloadLogLevel(path, &level, log)
+			reload(c.Context, d, path, &level, log)
 		}
 	}()
 	return d.Run(c.Context)
-}
-
-// reloadLogLevel applies the configuration file's log_level again (SIGHUP).
-func reloadLogLevel(path string, level *slog.LevelVar, log *slog.Logger) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		log.Error("SIGHUP: configuration not reloaded", "err", err)
-		return
-	}
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		log.Error("SIGHUP: bad log_level", "err", err)
-		return
-	}
-	log.Info("SIGHUP: log level set", "level", level.Level().String())
 }
 
 func newLogger(w io.Writer, format string, level *slog.LevelVar) (*slog.Logger, error) {

@@ -75,3 +75,10 @@ func procStat(pid string) (state byte, pgrp int, ok bool) {
 	}
 	return f[0][0], pg, true
 }
+
+// intoCgroup makes the process start in the cgroup whose directory fd is
+// open.
+func intoCgroup(attr *syscall.SysProcAttr, fd int) {
+	attr.UseCgroupFD = true
+	attr.CgroupFD = fd
+}

@@ -3,10 +3,14 @@
 //
 // The command is started when the node becomes master and stopped, with
 // everything it started, when the node stops being master or its lease
-// runs out. It runs in a process group of its own; stopping sends the stop
-// signal to the whole group, then SIGKILL after the stop timeout, and a
-// demote returns only once no process of the group is left, so the daemon
-// hands the role over only when the service is really down here.
+// runs out. It runs in a cgroup v2 of its own where the driver may create
+// one (as root, or in a delegated subtree), and else in a process group of
+// its own, which a child calling setsid escapes. Stopping sends the stop
+// signal to every process of the cgroup or group, then SIGKILL (cgroup.kill)
+// after the stop timeout or shortly before the demote's deadline,
+// whichever is sooner, and a demote returns only once no process is left,
+// so the daemon hands the role over only when the service is really down
+// here.
 //
 // A command that exits by itself while the node is still master is
 // restarted with exponential backoff. While it keeps dying young the driver
@@ -24,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,6 +81,9 @@ type Options struct {
 	// SetHealth, if set, receives the driver's health as it changes; the
 	// command-line driver passes driverclient.Client.SetHealth.
 	SetHealth func(ok bool, reason string)
+	// NoCgroup runs the command in a process group only, even where it
+	// could have a cgroup of its own.
+	NoCgroup bool
 }
 
 // Driver runs Options.Command while the node is master. It implements
@@ -85,6 +93,9 @@ type Driver struct {
 	name   string // the command's program, for logs and reasons
 	log    *slog.Logger
 	health *common.Health
+	// cgroups is where the command gets a cgroup of its own at each start,
+	// or nil where it runs in a process group only.
+	cgroups atomic.Pointer[common.Cgroups]
 
 	mu     sync.Mutex
 	cur    *tenure // the command's supervision while master, or nil
@@ -96,14 +107,27 @@ type tenure struct {
 	state    driverclient.State
 	stop     chan struct{} // closed to ask the supervisor to stop
 	stopOnce sync.Once
-	done     chan struct{} // closed when the supervisor has ended
-	err      error         // why stopping failed, set before done is closed
+	deadline time.Time       // by which stopping must be done, or zero; set before stop is closed
+	hurry    <-chan struct{} // closed when stopping must end now; set before stop is closed
+	done     chan struct{}   // closed when the supervisor has ended
+	err      error           // why stopping failed, set before done is closed
+	// overrun says the command stopped, but after deadline; set before
+	// done is closed.
+	overrun error
 
 	mu sync.Mutex
 	g  *common.Group // the command's current run, nil between runs
 }
 
-func (t *tenure) requestStop() { t.stopOnce.Do(func() { close(t.stop) }) }
+// requestStop asks the supervisor to stop the command by deadline (zero
+// for none), and to kill it at once when hurry is closed (nil for never).
+// Only the first request counts.
+func (t *tenure) requestStop(deadline time.Time, hurry <-chan struct{}) {
+	t.stopOnce.Do(func() {
+		t.deadline, t.hurry = deadline, hurry
+		close(t.stop)
+	})
+}
 
 // New checks opts, fills in the defaults and returns a Driver.
 func New(opts Options) (*Driver, error) {
@@ -141,13 +165,50 @@ func New(opts Options) (*Driver, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Driver{
+	d := &Driver{
 		opts:   opts,
 		name:   opts.Command[0],
 		log:    log.With("command", opts.Command[0]),
 		health: common.NewHealth(opts.SetHealth),
-	}, nil
+	}
+	d.openCgroups()
+	return d, nil
 }
+
+// openCgroups decides, once, whether the command runs in cgroups, and says
+// so: a command that calls setsid escapes a process group, and whoever
+// runs the driver must know whether that is stopped too.
+func (d *Driver) openCgroups() {
+	if d.opts.NoCgroup {
+		d.log.Info("the command runs in a process group of its own (cgroups not wanted); processes that leave the group, as with setsid, are not stopped with it")
+		return
+	}
+	cgs, err := common.OpenCgroups("exec")
+	if err != nil {
+		d.log.Warn("cgroup v2 unavailable: the command runs in a process group of its own instead, and processes that leave the group, as with setsid, are not stopped with it", "reason", err.Error())
+		return
+	}
+	d.cgroups.Store(cgs)
+	d.log.Info("the command runs in a cgroup v2 of its own, and stopping it stops everything it started", "under", cgs.Dir())
+	removed, err := cgs.RemoveStale()
+	for _, dir := range removed {
+		d.log.Warn("killed and removed the cgroup of a driver that died without cleaning up", "cgroup", dir)
+	}
+	if err != nil {
+		d.log.Error("cgroups left by a dead driver cannot be cleaned up", "err", err)
+	}
+}
+
+// DemoteTimeout returns the longest a demote may take: the stop timeout,
+// then the wait for the processes to vanish after SIGKILL. The driver
+// declares it to the daemon (driverclient.Options.DemoteTimeout).
+func (d *Driver) DemoteTimeout() time.Duration {
+	return d.opts.StopTimeout + common.KillWait
+}
+
+// Cgroups returns where the command gets a cgroup of its own, or nil where
+// it runs in a process group only.
+func (d *Driver) Cgroups() *common.Cgroups { return d.cgroups.Load() }
 
 // Trigger starts the command when s.IsMaster and stops it otherwise.
 //
@@ -159,13 +220,17 @@ func New(opts Options) (*Driver, error) {
 // the demote in between was skipped, restarts the command so that it sees
 // the new term.
 //
-// A demote returns once the command's process group is gone. It does not
-// give up when ctx ends: stopping is bounded by the stop timeout and
-// common.KillWait, and a demote that returned early would let the daemon
-// start the service elsewhere while it still runs here.
+// A demote returns once no process of the command is left. If ctx has a
+// deadline, the command is killed shortly before it (common.KillAt) if it
+// has not stopped by then, and at once if ctx ends sooner: the demote was
+// cut short. A demote that still ends after the deadline is logged as an
+// error and returns one, for the daemon to count. It never gives up when
+// ctx ends: stopping is bounded by the stop timeout and common.KillWait,
+// and a demote that returned early would let the daemon start the service
+// elsewhere while it still runs here.
 func (d *Driver) Trigger(ctx context.Context, s driverclient.State) error {
 	if !s.IsMaster {
-		return d.Stop()
+		return d.stop(common.Deadline(ctx), ctx.Done())
 	}
 	d.mu.Lock()
 	cur := d.cur
@@ -203,18 +268,22 @@ func (d *Driver) Trigger(ctx context.Context, s driverclient.State) error {
 	return nil
 }
 
-// Stop stops the command if it runs and returns once its process group is
-// gone, or with an error if the group survived SIGKILL. Stopping ends a
-// crash loop too, so the driver reports itself healthy again: what failed
-// was the command on this node as master, which it no longer is.
-func (d *Driver) Stop() error {
+// Stop stops the command if it runs and returns once no process of it is
+// left, or with an error if some survived SIGKILL. Stopping ends a crash
+// loop too, so the driver reports itself healthy again: what failed was the
+// command on this node as master, which it no longer is.
+func (d *Driver) Stop() error { return d.stop(time.Time{}, nil) }
+
+// stop is Stop with a deadline, zero for none, and a channel closed when
+// the stop must end now, nil for none.
+func (d *Driver) stop(deadline time.Time, hurry <-chan struct{}) error {
 	d.mu.Lock()
 	t := d.cur
 	d.mu.Unlock()
 	if t == nil {
 		return nil
 	}
-	t.requestStop()
+	t.requestStop(deadline, hurry)
 	<-t.done
 	d.mu.Lock()
 	if d.cur == t {
@@ -225,8 +294,10 @@ func (d *Driver) Stop() error {
 		d.health.Set(false, t.err.Error())
 		return t.err
 	}
+	// An overrun is the daemon's to count, not a reason to keep the node
+	// from becoming master again: the command did stop.
 	d.health.Set(true, "")
-	return nil
+	return t.overrun
 }
 
 // Close stops the command, as Stop does, and makes later promotes fail. It
@@ -266,12 +337,34 @@ func (d *Driver) start(s driverclient.State) (*common.Group, error) {
 	// lease enforcement dies with it; the command must not run on as an
 	// unsupervised master.
 	common.KillWithParent(cmd)
-	g, err := common.Start(cmd)
+	cgs := d.cgroups.Load()
+	g, err := common.StartIn(cmd, cgs)
+	if err != nil && cgs != nil {
+		// The kernel reports a refused cgroup and a missing program alike.
+		// If the command starts without the cgroup, the cgroup was at
+		// fault: say so, once, and use process groups from now on.
+		retry := exec.Command(cmd.Path, cmd.Args[1:]...)
+		retry.Env, retry.Dir, retry.Stdout, retry.Stderr = cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr
+		common.KillWithParent(retry)
+		if g2, err2 := common.Start(retry); err2 == nil {
+			if d.cgroups.CompareAndSwap(cgs, nil) {
+				d.log.Error("the command cannot be started in a cgroup: it runs in a process group of its own from now on, and processes that leave the group, as with setsid, are not stopped with it", "err", err)
+			}
+			g, err = g2, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	d.log.Info("command started", "pid", g.Pid(), "term", s.Term)
+	d.log.Info("command started", "pid", g.Pid(), "term", s.Term, "cgroup", g.Cgroup())
 	return g, nil
+}
+
+// release removes the cgroup of g, a run that is over.
+func (d *Driver) release(g *common.Group) {
+	if err := g.Release(); err != nil {
+		d.log.Warn("the command's cgroup cannot be removed", "err", err)
+	}
 }
 
 // supervise runs one tenure: it restarts the command whenever it exits,
@@ -289,11 +382,7 @@ func (d *Driver) supervise(t *tenure, g *common.Group, startErr error) {
 			ran := time.Since(started).Round(time.Millisecond)
 			status := exitStatus(g.Err())
 			t.setGroup(nil)
-			// Whatever the command left in its group goes before a second
-			// copy starts beside it.
-			if _, err := g.Stop(d.opts.StopSignal, d.opts.StopTimeout); err != nil {
-				d.log.Error("processes left by the command do not stop", "err", err)
-			}
+			d.stopLeftovers(t, g)
 			if ran >= d.opts.StableAfter {
 				// A long run ends a crash loop: this exit starts a new count.
 				delay, restarts = d.opts.MinBackoff, 1
@@ -320,6 +409,63 @@ func (d *Driver) supervise(t *tenure, g *common.Group, startErr error) {
 	}
 }
 
+// leftoverPoll is how often stopLeftovers looks for a demote while it
+// waits for the processes a command left behind.
+const leftoverPoll = 20 * time.Millisecond
+
+// stopLeftovers ends what the command left in its cgroup or process group
+// when it exited by itself, before a second copy starts beside it. A
+// demote that comes meanwhile cuts the stop timeout short, as for a
+// running command, and fails if the leftovers outlive SIGKILL or is late.
+func (d *Driver) stopLeftovers(t *tenure, g *common.Group) {
+	if g.Gone() {
+		d.release(g)
+		return
+	}
+	d.log.Warn("the command exited and left processes behind: stopping them", "pid", g.Pid(), "signal", signalName(d.opts.StopSignal), "timeout", d.opts.StopTimeout.String())
+	_ = g.Signal(d.opts.StopSignal)
+	_ = g.Signal(syscall.SIGCONT)
+	killAt := time.Now().Add(d.opts.StopTimeout)
+	stop, stopping := t.stop, false
+	var hurry <-chan struct{}
+	for !g.WaitGone(leftoverPoll) {
+		select {
+		case <-stop:
+			stop, stopping, hurry = nil, true, t.hurry
+			if !t.deadline.IsZero() {
+				if k := common.KillAt(t.deadline, time.Now()); k.Before(killAt) {
+					killAt = k
+				}
+			}
+		case <-hurry:
+			killAt = time.Now()
+		default:
+		}
+		if !time.Now().Before(killAt) {
+			break
+		}
+	}
+	if !g.Gone() {
+		if _, err := g.Stop(syscall.SIGKILL, 0); err != nil {
+			d.log.Error("processes left by the command do not stop", "err", err)
+			if stopping {
+				t.err = fmt.Errorf("stopping what %s left behind: %w", d.name, err)
+			}
+			return
+		}
+		d.log.Warn("processes left by the command killed: they did not stop in time", "pid", g.Pid())
+	}
+	d.release(g)
+	select {
+	case <-t.stop:
+		if late := time.Since(t.deadline); !t.deadline.IsZero() && late > 0 {
+			d.log.Error("demote overran its deadline: processes the command left behind may have run beside the next master's", "late_by", late.Round(time.Millisecond).String())
+			t.overrun = fmt.Errorf("stopping what %s left behind ended %v past the demote's deadline", d.name, late.Round(time.Millisecond))
+		}
+	default:
+	}
+}
+
 // watch waits while g runs. It returns true when the command exited by
 // itself, and false when asked to stop, after stopping it (t.err says
 // whether that worked). A command that stays up StableAfter makes the
@@ -337,21 +483,52 @@ func (d *Driver) watch(t *tenure, g *common.Group) (exited bool) {
 				d.health.Set(true, "")
 			}
 		case <-t.stop:
-			d.log.Info("stopping the command", "pid", g.Pid(), "signal", signalName(d.opts.StopSignal), "timeout", d.opts.StopTimeout.String())
 			began := time.Now()
-			killed, err := g.Stop(d.opts.StopSignal, d.opts.StopTimeout)
-			took := time.Since(began).Round(time.Millisecond).String()
+			grace := common.Grace(d.opts.StopTimeout, t.deadline, began)
+			sig := d.opts.StopSignal
+			if grace <= 0 || closed(t.hurry) {
+				// No time to stop: a stop signal would only race SIGKILL.
+				sig = syscall.SIGKILL
+			}
+			args := []any{"pid", g.Pid(), "signal", signalName(sig), "timeout", grace.String()}
+			if !t.deadline.IsZero() {
+				args = append(args, "deadline_in", t.deadline.Sub(began).Round(time.Millisecond).String())
+			}
+			d.log.Info("stopping the command", args...)
+			killed, err := g.StopOrHurry(sig, grace, t.hurry)
+			ended := time.Now()
+			took := ended.Sub(began).Round(time.Millisecond).String()
 			switch {
 			case err != nil:
 				d.log.Error("command does not stop", "pid", g.Pid(), "err", err)
 				t.err = fmt.Errorf("stopping %s: %w", d.name, err)
 			case killed:
-				d.log.Warn("command killed: it did not stop in time", "pid", g.Pid(), "signal", signalName(d.opts.StopSignal), "took", took)
+				d.log.Warn("command killed: it did not stop in time", "pid", g.Pid(), "signal", signalName(d.opts.StopSignal), "grace", grace.String(), "took", took)
 			default:
 				d.log.Info("command stopped", "pid", g.Pid(), "status", exitStatus(g.Err()), "took", took)
 			}
+			if err == nil {
+				d.release(g)
+			}
+			if !t.deadline.IsZero() && ended.After(t.deadline) {
+				late := ended.Sub(t.deadline).Round(time.Millisecond)
+				d.log.Error("demote overran its deadline: the command may have run beside the next master's", "pid", g.Pid(), "took", took, "late_by", late.String())
+				if t.err == nil {
+					t.overrun = fmt.Errorf("stopping %s took %s, %v past the demote's deadline", d.name, took, late)
+				}
+			}
 			return false
 		}
+	}
+}
+
+// closed reports whether c is closed; a nil c never is.
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 

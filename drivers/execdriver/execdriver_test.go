@@ -457,3 +457,5 @@ sleep 0.3; exit 1`, func(o *Options) { o.StableAfter = 100 * time.Millisecond })
 		t.Errorf("health reports %q, want none", r)
 	}
 }
+
+func syscallGetpgid(pid int) (int, error) { return syscall.Getpgid(pid) }

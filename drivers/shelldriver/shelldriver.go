@@ -128,8 +128,15 @@ func New(opts Options) (*Driver, error) {
 // on-standby runs again at the next state that is not master.
 //
 // On-master is killed when ctx ends: the promote was overtaken by a demote
-// or by the end of the lease. On-standby is not, since stopping is what
-// must happen then; only its timeout bounds it.
+// or by the end of the lease. On-standby is bounded by its timeout and by
+// ctx's deadline, if any, by which the demote must be over (the next master
+// may start soon after): an on-standby still running shortly before that
+// deadline (common.KillAt) is killed with its whole process group, and so
+// is one whose ctx, with a deadline, ends sooner: the demote was cut short.
+// A ctx without a deadline bounds nothing, and its end is ignored, since
+// stopping is what must happen then. A demote that ends after its deadline
+// all the same is logged as an error and returns one, for the daemon to
+// count.
 func (d *Driver) Trigger(ctx context.Context, s driverclient.State) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -157,10 +164,31 @@ func (d *Driver) Trigger(ctx context.Context, s driverclient.State) error {
 	return d.standby(ctx, s)
 }
 
-// standby runs on-standby for s, immune to ctx's end.
+// DemoteTimeout returns the longest a demote may take: the timeout of
+// on-standby. The driver declares it to the daemon
+// (driverclient.Options.DemoteTimeout).
+func (d *Driver) DemoteTimeout() time.Duration { return d.opts.Timeout }
+
+// standby runs on-standby for s, killing it shortly before ctx's deadline
+// or when ctx ends, if ctx has a deadline, and immune to ctx otherwise.
 func (d *Driver) standby(ctx context.Context, s driverclient.State) error {
 	d.acted, d.master = true, false
-	err := d.run(context.WithoutCancel(ctx), OnStandby, d.opts.OnStandby, s)
+	deadline := common.Deadline(ctx)
+	sctx := context.WithoutCancel(ctx)
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithDeadline(ctx, common.KillAt(deadline, time.Now()))
+		defer cancel()
+	}
+	err := d.run(sctx, OnStandby, d.opts.OnStandby, s)
+	if !deadline.IsZero() {
+		if late := time.Since(deadline); late > 0 {
+			d.log.Error("demote overran its deadline: on-standby may have run beside the next master's on-master", "script", OnStandby, "late_by", late.Round(time.Millisecond).String())
+			if err == nil {
+				err = fmt.Errorf("%s finished %v past the demote's deadline", OnStandby, late.Round(time.Millisecond))
+			}
+		}
+	}
 	d.standbyFailed = err != nil
 	return err
 }
@@ -177,6 +205,9 @@ func (d *Driver) run(ctx context.Context, name, script string, s driverclient.St
 }
 
 func (d *Driver) exec(ctx context.Context, name, script string, s driverclient.State) error {
+	// Which of the two ended the script tells the user what to fix.
+	deadline, early := ctx.Deadline()
+	early = early && time.Until(deadline) < d.opts.Timeout
 	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
 	defer cancel()
 	log := d.log.With("script", name)
@@ -224,8 +255,16 @@ func (d *Driver) exec(ctx context.Context, name, script string, s driverclient.S
 	case <-g.Done():
 	case <-ctx.Done():
 		why = "timed out after " + d.opts.Timeout.String()
-		if errors.Is(ctx.Err(), context.Canceled) {
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled) && name == OnStandby:
+			why = "killed after " + time.Since(began).Round(time.Millisecond).String() + ": the demote was cut short"
+		case errors.Is(ctx.Err(), context.Canceled):
 			why = "cancelled: the promote was overtaken by a demote or the end of the lease"
+		case early:
+			why = "killed after " + time.Since(began).Round(time.Millisecond).String() + ": the promote's deadline came"
+			if name == OnStandby {
+				why = "killed after " + time.Since(began).Round(time.Millisecond).String() + ": the demote must be over by its deadline"
+			}
 		}
 		// A script that overran gets no second chance to misbehave.
 		if _, err := g.Stop(syscall.SIGKILL, 0); err != nil {
@@ -237,7 +276,12 @@ func (d *Driver) exec(ctx context.Context, name, script string, s driverclient.S
 		output.Wait()
 		close(drained)
 	}()
-	t := time.NewTimer(outputDrain)
+	// Waiting for output is not worth overrunning a deadline.
+	drain := outputDrain
+	if early {
+		drain = max(0, min(drain, time.Until(deadline)))
+	}
+	t := time.NewTimer(drain)
 	select {
 	case <-drained:
 	case <-t.C:

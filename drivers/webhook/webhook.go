@@ -16,6 +16,12 @@
 // ran out with no word from the daemon. An event is posted as
 //
 //	{"type":"event","node":"a","term":7,"kind":"member_lost","detail":"b","at":"2025-01-02T15:04:05.123Z"}
+//
+// and a failover record, which only the new master's daemon passes to its
+// drivers, so that each is posted once for the whole cluster, as
+//
+//	{"type":"failover","node":"b","term":8,"from":"a","to":"b","prev_term":7,"cause":"master_lost","no_master_ms":812,
+//	 "last_contact":"…","lease_expired":"…","elected":"…","promoted":"…","at":"…"}
 package webhook
 
 import (
@@ -50,7 +56,21 @@ const (
 const (
 	TypeRole  = "role"
 	TypeEvent = "event"
+	// TypeFailover is a failover record: one per change of master, posted
+	// by the new master's driver.
+	TypeFailover = "failover"
 )
+
+// FailoverNote is the JSON posted for a failover record: the new master
+// (node), its term, and the record's keys (from, to, cause, no_master_ms,
+// last_contact, lease_expired, elected, promoted).
+type FailoverNote struct {
+	Type string `json:"type"`
+	Node string `json:"node"`
+	Term uint64 `json:"term"`
+	*driverproto.Failover
+	At time.Time `json:"at"`
+}
 
 // RoleChange is the JSON posted when the node's role, term or master
 // changes.
@@ -222,6 +242,12 @@ func (d *Driver) Trigger(_ context.Context, s driverclient.State) error {
 // Event queues an event notification. It has the signature of
 // driverclient.Options.OnEvent.
 func (d *Driver) Event(ev driverproto.Event) {
+	if ev.Kind == driverproto.EventFailover && ev.Failover != nil {
+		d.enqueue(fmt.Sprintf("failover term %d", ev.Term), FailoverNote{
+			Type: TypeFailover, Node: ev.Node, Term: ev.Term, Failover: ev.Failover, At: d.opts.Now().UTC(),
+		})
+		return
+	}
 	n := EventNote{Type: TypeEvent, Node: ev.Node, Term: ev.Term, Kind: ev.Kind, Detail: ev.Detail, At: d.opts.Now().UTC()}
 	d.enqueue(fmt.Sprintf("event %s term %d", ev.Kind, ev.Term), n)
 }

@@ -322,3 +322,17 @@ func TestRedact(t *testing.T) {
 		t.Errorf("redact left the password: %s", got)
 	}
 }
+
+func TestFailoverPayload(t *testing.T) {
+	r := newReceiver(t)
+	d := newDriver(t, r.srv.URL, nil)
+	elected := time.Date(2026, 3, 14, 9, 26, 5, 450e6, time.UTC)
+	d.Event(driverproto.Event{Kind: driverproto.EventFailover, Node: "b", Term: 8, Failover: &driverproto.Failover{
+		From: "a", To: "b", PrevTerm: 7, Cause: driverproto.CauseMasterLost, NoMasterMS: 812, Elected: elected,
+	}})
+	waitFor(t, "the failover notification", func() bool { return len(r.got()) == 1 })
+	want := `{"type":"failover","node":"b","term":8,"from":"a","to":"b","prev_term":7,"cause":"master_lost","no_master_ms":812,"elected":"2026-03-14T09:26:05.45Z","at":"2025-01-02T15:04:05.123Z"}`
+	if got := r.got()[0]; got != want {
+		t.Errorf("received\n%s\nwant\n%s", got, want)
+	}
+}

@@ -84,6 +84,12 @@ func (c *Client) Maintenance(ctx context.Context, on bool) error {
 	return c.do(ctx, http.MethodPost, "/v1/maintenance", MaintenanceRequest{On: on}, nil)
 }
 
+// MaintenanceWith sends a whole maintenance request: on for how long and
+// why, or off.
+func (c *Client) MaintenanceWith(ctx context.Context, req MaintenanceRequest) error {
+	return c.do(ctx, http.MethodPost, "/v1/maintenance", req, nil)
+}
+
 // baseURL turns Addr into the URL that paths are appended to.
 func (c *Client) baseURL() (string, error) {
 	a := strings.TrimSpace(c.Addr)

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+	"unicode"
 
 	"github.com/clustd/clustd/node/config"
 )
@@ -63,13 +65,47 @@ func decodeTransfer(w http.ResponseWriter, r *http.Request) (string, *requestErr
 	return to, nil
 }
 
-// decodeMaintenance returns whether maintenance is to be turned on. Unlike
-// a transfer's target, the value has no default: a body that forgets "on"
-// must not quietly turn maintenance off.
-func decodeMaintenance(w http.ResponseWriter, r *http.Request) (bool, *requestError) {
+// decodeMaintenance returns whether maintenance is to be turned on, and for
+// how long and why. Unlike a transfer's target, "on" has no default: a body
+// that forgets it must not quietly turn maintenance off.
+func decodeMaintenance(w http.ResponseWriter, r *http.Request) (MaintenanceRequest, *requestError) {
+	on, body, rerr := decodeMaintenanceOn(w, r)
+	if rerr != nil {
+		return MaintenanceRequest{}, rerr
+	}
+	req := MaintenanceRequest{On: on, For: body.For, Reason: body.Reason}
+	if !on && (req.For != "" || req.Reason != "") {
+		return req, badRequest(`"for" and "reason" go with {"on": true} only`)
+	}
+	if req.For != "" {
+		d, err := time.ParseDuration(req.For)
+		if err != nil || d < time.Second || d > MaxMaintenance {
+			return req, badRequest(`"for": %s is not a duration from 1s to %v, such as "2h"`, quoteShort(req.For), MaxMaintenance)
+		}
+	}
+	if len(req.Reason) > MaxMaintenanceReason {
+		return req, badRequest(`"reason" is %d bytes long; at most %d`, len(req.Reason), MaxMaintenanceReason)
+	}
+	for _, c := range req.Reason {
+		if !unicode.IsPrint(c) {
+			return req, badRequest(`"reason" holds a control character; one line of text, please`)
+		}
+	}
+	return req, nil
+}
+
+// maintenanceBody is what a POST /v1/maintenance body may hold.
+type maintenanceBody struct {
+	On     *bool  `json:"on"`
+	For    string `json:"for"`
+	Reason string `json:"reason"`
+}
+
+func decodeMaintenanceOn(w http.ResponseWriter, r *http.Request) (bool, maintenanceBody, *requestError) {
+	var body maintenanceBody
 	qOn, inQuery, rerr := queryParam(r, "on")
 	if rerr != nil {
-		return false, rerr
+		return false, body, rerr
 	}
 	var fromQuery bool
 	if inQuery {
@@ -79,28 +115,25 @@ func decodeMaintenance(w http.ResponseWriter, r *http.Request) (bool, *requestEr
 		case "false", "off":
 			fromQuery = false
 		default:
-			return false, badRequest("?on=%s: want on, off, true or false", quoteShort(qOn))
+			return false, body, badRequest("?on=%s: want on, off, true or false", quoteShort(qOn))
 		}
 	}
-	var body struct {
-		On *bool `json:"on"`
-	}
-	inBody, rerr := decodeBody(w, r, &body, []string{"on"}, `{"on": true}`)
+	inBody, rerr := decodeBody(w, r, &body, []string{"on", "for", "reason"}, `{"on": true}`)
 	if rerr != nil {
-		return false, rerr
+		return false, body, rerr
 	}
 	if inBody && body.On == nil {
-		return false, badRequest(`the body lacks "on": send {"on": true} or {"on": false}`)
+		return false, body, badRequest(`the body lacks "on": send {"on": true} or {"on": false}`)
 	}
 	switch {
 	case inBody && inQuery && *body.On != fromQuery:
-		return false, badRequest("the query says on=%s but the body says %t; give the value once", quoteShort(qOn), *body.On)
+		return false, body, badRequest("the query says on=%s but the body says %t; give the value once", quoteShort(qOn), *body.On)
 	case inBody:
-		return *body.On, nil
+		return *body.On, body, nil
 	case inQuery:
-		return fromQuery, nil
+		return fromQuery, body, nil
 	}
-	return false, badRequest(`say whether to turn maintenance on or off: send {"on": true} or {"on": false}, or use ?on=on or ?on=off`)
+	return false, body, badRequest(`say whether to turn maintenance on or off: send {"on": true} or {"on": false}, or use ?on=on or ?on=off`)
 }
 
 // queryParam returns the one query parameter an endpoint accepts. Anything

@@ -1,7 +1,9 @@
 // Package api is the admin side of clustd's local HTTP listener: the
 // handler that serves status, leadership transfer, maintenance mode,
-// Prometheus metrics and a small status page, and the client that the
-// clustd status, transfer and maintenance commands use to talk to it.
+// Prometheus metrics, the node's event journal (GET /v1/events, and as
+// Server-Sent Events at /v1/events/stream) and a live status page, and the
+// client that the clustd status, transfer, maintenance and events commands
+// use to talk to it.
 //
 // The daemon implements [Daemon]; [NewHandler] turns it into an
 // [http.Handler]. Reads need no credentials, because the listener is

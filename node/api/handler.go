@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/clustd/clustd/node/journal"
 )
 
 // MaxBodyBytes bounds the body of every request. The real ones are a few
@@ -37,6 +39,14 @@ type Daemon interface {
 	SetMaintenance(ctx context.Context, on bool) error
 }
 
+// MaintenanceWindow is implemented by a Daemon whose maintenance ends by
+// itself. The handler then passes it every maintenance request whole.
+type MaintenanceWindow interface {
+	// SetMaintenanceFor turns maintenance on for d (DefaultMaintenance
+	// when 0), with a reason, or off.
+	SetMaintenanceFor(ctx context.Context, on bool, d time.Duration, reason string) error
+}
+
 // HandlerOptions configure NewHandler.
 type HandlerOptions struct {
 	// Daemon answers the requests. It is required.
@@ -53,6 +63,9 @@ type HandlerOptions struct {
 	// and does its own method checks and authentication. When nil, those
 	// paths do not exist.
 	Driver http.Handler
+	// Seed serves the 2018 drivers: it receives every request for / that
+	// carries their metadata header. When nil, such requests are refused.
+	Seed http.Handler
 	// Logger receives one line per mutation with its outcome, and one per
 	// refused request. When nil, nothing is logged.
 	Logger *slog.Logger
@@ -61,16 +74,22 @@ type HandlerOptions struct {
 	// (metrics.Metrics.AuthFailure): a stream of them means something on
 	// this machine is guessing.
 	AuthFailed func()
+	// Journal serves GET /v1/events and GET /v1/events/stream
+	// (events.go). When nil, they answer 503.
+	Journal *journal.Journal
 }
 
 // NewHandler returns the local listener's HTTP handler:
 //
-//	GET  /                status page, refreshing itself every few seconds
+//	GET  /                status page, kept current over /v1/events/stream
 //	GET  /v1/status       Status as JSON
+//	GET  /v1/events       the journal as JSON: ?since=SEQ|DURATION|TIME&limit=N&failovers=1
+//	GET  /v1/events/stream  the journal and the status as Server-Sent Events
 //	POST /v1/transfer     TransferRequest as JSON, or ?to=ID; needs the token
 //	POST /v1/maintenance  MaintenanceRequest as JSON, or ?on=on|off; needs the token
 //	GET  /metrics         Prometheus metrics, if opts.Gatherer is set
 //	     /v1/driver       opts.Driver, if set
+//	     / with a metadata header: opts.Seed (the 2018 drivers)
 //
 // A successful mutation is answered with the Status that follows it. Every
 // error is answered with an Error body and a fitting status code: 400 for a
@@ -85,13 +104,15 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{d: opts.Daemon, token: opts.Token, log: log, authFailed: opts.AuthFailed}
+	h := &handler{d: opts.Daemon, token: opts.Token, log: log, authFailed: opts.AuthFailed, journal: opts.Journal}
 	mux := http.NewServeMux()
 	// Patterns carry no method, because the mux would answer a wrong method
 	// with a plain-text 405 and scripts expect every error as JSON.
 	mux.Handle("/v1/status", allow(http.HandlerFunc(h.status), http.MethodGet, http.MethodHead))
 	mux.Handle("/v1/transfer", allow(http.HandlerFunc(h.transfer), http.MethodPost))
 	mux.Handle("/v1/maintenance", allow(http.HandlerFunc(h.maintenance), http.MethodPost))
+	mux.Handle("/v1/events", allow(http.HandlerFunc(h.events), http.MethodGet, http.MethodHead))
+	mux.Handle("/v1/events/stream", allow(http.HandlerFunc(h.eventStream), http.MethodGet))
 	if opts.Gatherer != nil {
 		m := promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
 			ErrorLog: promLogger{log},
@@ -104,7 +125,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 		mux.Handle("/v1/driver", opts.Driver)
 		mux.Handle("/v1/driver/", opts.Driver)
 	}
-	mux.Handle("/{$}", allow(http.HandlerFunc(h.page), http.MethodGet, http.MethodHead))
+	mux.Handle("/{$}", seedOrPage(opts.Seed, allow(http.HandlerFunc(h.page), http.MethodGet, http.MethodHead)))
 	mux.HandleFunc("/", notFound)
 	return mux
 }
@@ -114,6 +135,7 @@ type handler struct {
 	token      string
 	log        *slog.Logger
 	authFailed func() // may be nil
+	journal    *journal.Journal
 }
 
 // allow answers methods other than the given ones with 405 and an Allow
@@ -170,14 +192,20 @@ func (h *handler) maintenance(w http.ResponseWriter, r *http.Request) {
 	if !h.authorized(w, r, "maintenance") {
 		return
 	}
-	on, rerr := decodeMaintenance(w, r)
+	req, rerr := decodeMaintenance(w, r)
 	if rerr != nil {
 		h.reject(w, r, "maintenance", rerr)
 		return
 	}
 	start := time.Now()
-	err := h.d.SetMaintenance(r.Context(), on)
-	h.finish(w, r, "maintenance", start, err, "on", on)
+	var err error
+	if mw, ok := h.d.(MaintenanceWindow); ok {
+		d, _ := time.ParseDuration(req.For) // checked by decodeMaintenance
+		err = mw.SetMaintenanceFor(r.Context(), req.On, d, req.Reason)
+	} else {
+		err = h.d.SetMaintenance(r.Context(), req.On)
+	}
+	h.finish(w, r, "maintenance", start, err, "on", req.On)
 }
 
 // authorized checks the bearer token and answers 401 when it is missing or

@@ -21,11 +21,11 @@ func TestPage(t *testing.T) {
 	body := rec.Body.String()
 	for _, want := range []string{
 		`<meta http-equiv="refresh" content="2">`,
-		"<h1>clustd: node n1</h1>",
-		`<td class="master">master</td>`,
-		"<td>7</td>",
-		"<td>1.45s</td>",      // lease
-		"3m12s ago (elected)", // since
+		`<h1 id="title">clustd: node n1</h1>`,
+		`<td id="role" class="master">master</td>`,
+		`<td id="term">7</td>`,
+		`<td id="lease">1.45s</td>`, // lease
+		"3m12s ago (elected)",       // since
 		"n1 (this node)",
 		"10.0.0.2:7946",
 		"20ms ago",
@@ -42,7 +42,7 @@ func TestPageFollowerShowsNoLease(t *testing.T) {
 	e := newEnv(t, nil)
 	e.d.status = Status{Node: "n2", Role: "follower", Master: "", LeaseMS: 0}
 	body := e.do(request{method: "GET", target: "/"}).Body.String()
-	if !strings.Contains(body, "<tr><th>lease</th><td>–</td></tr>") {
+	if !strings.Contains(body, `<tr><th>lease</th><td id="lease">–</td></tr>`) {
 		t.Errorf("a follower's page should show no lease:\n%s", body)
 	}
 	if !strings.Contains(body, "none known") {
@@ -75,5 +75,36 @@ func TestPageOnlyAtRoot(t *testing.T) {
 	}
 	if rec := e.do(request{method: "HEAD", target: "/"}); rec.Code != http.StatusOK {
 		t.Errorf("HEAD /: code %d", rec.Code)
+	}
+}
+
+// The page is self-contained and its script runs under the policy: the
+// script's nonce is the policy's, fresh for each response, and the page
+// names nothing outside this listener.
+func TestPageSelfContained(t *testing.T) {
+	e := newEnv(t, nil)
+	var nonces []string
+	for range 2 {
+		rec := e.do(request{method: "GET", target: "/"})
+		csp := rec.Header().Get("Content-Security-Policy")
+		i := strings.Index(csp, "'nonce-")
+		if i < 0 {
+			t.Fatalf("no script nonce in %q", csp)
+		}
+		nonce := csp[i+len("'nonce-"):]
+		nonce = nonce[:strings.Index(nonce, "'")]
+		body := rec.Body.String()
+		if !strings.Contains(body, `<script nonce="`+nonce+`">`) {
+			t.Fatalf("the script does not carry the policy's nonce %q", nonce)
+		}
+		for _, bad := range []string{"http://", "https://", "src=\"", "<link rel=\"stylesheet"} {
+			if strings.Contains(body, bad) {
+				t.Errorf("page refers to something outside itself: %q", bad)
+			}
+		}
+		nonces = append(nonces, nonce)
+	}
+	if nonces[0] == nonces[1] {
+		t.Error("the nonce is the same for two responses")
 	}
 }

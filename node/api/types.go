@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Status is the body of GET /v1/status. The JSON keys are a stable interface:
 // scripts are written against them.
 type Status struct {
@@ -14,13 +16,31 @@ type Status struct {
 	LeaseMS     int64 `json:"lease_ms"`
 	Eligible    bool  `json:"eligible"`
 	Maintenance bool  `json:"maintenance"`
-	Healthy     bool  `json:"healthy"`
-	Witness     bool  `json:"witness"`
+	// MaintenanceReason and MaintenanceUntil (RFC 3339) describe the
+	// maintenance in force; maintenance ends by itself at MaintenanceUntil.
+	MaintenanceReason string `json:"maintenance_reason,omitempty"`
+	MaintenanceUntil  string `json:"maintenance_until,omitempty"`
+	Healthy           bool   `json:"healthy"`
+	Witness           bool   `json:"witness"`
 	// Reason is why the role last changed.
 	Reason string `json:"reason"`
 	// SinceMS is how long ago, in milliseconds, the role last changed.
 	SinceMS int64          `json:"since_ms"`
 	Members []MemberStatus `json:"members"`
+	// SeedDrivers lists the connected 2018 (clustd-lib) drivers, which are
+	// legacy (see SeedDriversWarning); the key is absent while there are
+	// none.
+	SeedDrivers []SeedDriverStatus `json:"seed_drivers,omitempty"`
+	// ElectionTimeoutMS and StopBudgetMS are the cluster's
+	// timing.election_timeout_min and timing.stop_budget; a new master's
+	// drivers act about their sum, ExpectedFailoverMS, after the old
+	// master went silent.
+	ElectionTimeoutMS  int64 `json:"election_timeout_ms"`
+	StopBudgetMS       int64 `json:"stop_budget_ms"`
+	ExpectedFailoverMS int64 `json:"expected_failover_ms"`
+	// DriversActing says this node's drivers were told to act as master:
+	// false on a new master until the stop budget has passed.
+	DriversActing bool `json:"drivers_acting"`
 }
 
 // MemberStatus is one member as this node sees it.
@@ -49,7 +69,23 @@ type TransferRequest struct {
 // MaintenanceRequest is the body of POST /v1/maintenance.
 type MaintenanceRequest struct {
 	On bool `json:"on"`
+	// For is how long maintenance lasts before it ends by itself, as a
+	// duration such as "2h" (at most MaxMaintenance); empty means
+	// DefaultMaintenance. Only with on.
+	For string `json:"for,omitempty"`
+	// Reason says why, for the status, the page and the log.
+	Reason string `json:"reason,omitempty"`
 }
+
+// Bounds of a maintenance window. Maintenance always ends by itself: a
+// node left in maintenance leaves the cluster one failure closer to having
+// no master.
+const (
+	DefaultMaintenance = time.Hour
+	MaxMaintenance     = 7 * 24 * time.Hour
+	// MaxMaintenanceReason bounds the reason, in bytes.
+	MaxMaintenanceReason = 200
+)
 
 // Error is the body of every error response.
 type Error struct {

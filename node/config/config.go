@@ -33,8 +33,12 @@ const (
 	// DefaultHTTPListen is loopback-only because the listener accepts
 	// commands (transfer, maintenance) that move the master role.
 	DefaultHTTPListen = "127.0.0.1:3001"
-	// DefaultDemoteTimeout is the default of demote_timeout.
-	DefaultDemoteTimeout = 10 * time.Second
+	// DefaultDemoteTimeout is the default of demote_timeout: the longest
+	// demote a driver may declare, and the wait for a driver that declares
+	// none. Long enough for the built-in drivers' defaults (exec: a 10 s
+	// stop timeout and the kill wait; shell: a 30 s script timeout); a
+	// driver that declares less is waited for only that long.
+	DefaultDemoteTimeout = 30 * time.Second
 	// DefaultPreemptHoldDown is the default of preempt.hold_down.
 	DefaultPreemptHoldDown = 30 * time.Second
 	// DefaultLogLevel is the default of log_level.
@@ -91,6 +95,10 @@ type Config struct {
 	DataDir string
 	// Secret authenticates peers to each other.
 	Secret []byte
+	// SecretFile and DriversSecretFile are the absolute paths the secrets
+	// were read from, empty for an inline secret or no separate drivers
+	// secret.
+	SecretFile, DriversSecretFile string
 	// DriversSecret authenticates local drivers. It is Secret unless a
 	// separate drivers_secret_file is configured.
 	DriversSecret []byte
@@ -114,6 +122,12 @@ type Config struct {
 	LogLevel string
 	// LogFormat is text or json.
 	LogFormat string
+	// SeedDrivers lets the drivers written for the 2018 daemon connect at
+	// the local listener's root path (http.seed_drivers).
+	SeedDrivers bool
+	// SeedDriverGrace is seed_driver_grace as set, or 0 for the default;
+	// SeedGrace resolves it.
+	SeedDriverGrace time.Duration
 }
 
 // Self returns this node's own entry in Members.
@@ -151,7 +165,10 @@ func (c *Config) MembersHash() [32]byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(int64(m.Priority)))
 	}
 	t := c.Timing
-	for _, d := range []time.Duration{t.Heartbeat, t.ElectionMin, t.ElectionMax, t.Step} {
+	// The stop budget is part of the cluster's contract: a node that
+	// promoted its drivers sooner than its peers' drivers expect to have
+	// stopped would overlap them.
+	for _, d := range []time.Duration{t.Heartbeat, t.ElectionMin, t.ElectionMax, t.Step, t.StopBudget} {
 		b = binary.BigEndian.AppendUint64(b, uint64(d))
 	}
 	drift := t.MaxClockDrift

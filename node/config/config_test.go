@@ -72,12 +72,13 @@ func TestParseValid(t *testing.T) {
 		Advertise:       "10.0.0.1:7946",
 		DataDir:         filepath.Join(dir, "data"),
 		Secret:          []byte(testSecret),
+		SecretFile:      filepath.Join(dir, "secret"),
 		DriversSecret:   []byte(testSecret),
 		Members:         []Member{{"a", "10.0.0.1:7946", false, 0}, {"b", "10.0.0.2:7946", false, 0}, {"w", "10.0.0.3:7946", true, 0}},
 		Timing:          election.MustProfile(election.ProfileDefault),
 		PreemptHoldDown: 30 * time.Second,
 		HTTPListen:      "127.0.0.1:3001",
-		DemoteTimeout:   10 * time.Second,
+		DemoteTimeout:   30 * time.Second,
 		LogLevel:        "info",
 		LogFormat:       "text",
 	}
@@ -285,6 +286,8 @@ var errorCases = []struct {
 	{"election min too long", with(12, "timing:", "  election_timeout_min: 2h"), 13, "timing.election_timeout_min", `"2h" is longer than the limit of 1h0m0s`},
 	{"election max", with(12, "timing:", "  election_timeout_max: 1"), 13, "timing.election_timeout_max", "is not a duration"},
 	{"rank step", with(12, "timing:", "  rank_step: 0"), 13, "timing.rank_step", "must be positive"},
+	{"stop budget negative", with(12, "timing:", "  stop_budget: -1s"), 13, "timing.stop_budget", `"-1s" must be positive`},
+	{"stop budget too long", with(12, "timing:", "  stop_budget: 11m"), 13, "timing.stop_budget", "longer than the limit of 10m0s"},
 	{"drift too big", with(12, "timing:", "  max_clock_drift: 0.5"), 13, "timing.max_clock_drift", "0.5 is outside [0, 0.5)"},
 	{"drift negative", with(12, "timing:", "  max_clock_drift: -0.1"), 13, "timing.max_clock_drift", "is outside [0, 0.5)"},
 	{"drift nan", with(12, "timing:", "  max_clock_drift: .nan"), 13, "timing.max_clock_drift", `".nan" is not a number`},
@@ -452,6 +455,8 @@ func TestMembersHash(t *testing.T) {
 		with(12, "timing: {profile: fast}"),
 		with(12, "timing: {rank_step: 60ms}"),
 		with(12, "timing: {max_clock_drift: 0.06}"),
+		with(12, "timing: {stop_budget: 0s}"),
+		with(12, "timing: {stop_budget: 1s}"),
 	}
 	for i, src := range differ {
 		if parse(src) == h {

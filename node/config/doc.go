@@ -12,5 +12,6 @@
 // [Load] and [Parse] return a [Config] whose values are resolved: defaults
 // filled in, relative paths made absolute, secrets read, the timing profile
 // merged with explicit overrides and validated. [Init] writes a fresh
-// cluster's files, one per node plus a shared secret.
+// cluster's files, one per node plus a shared secret; [ImportSeed] writes
+// them from the 2018 daemon's config.yml files.
 package config

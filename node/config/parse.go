@@ -21,12 +21,12 @@ var (
 	rootFields = []string{
 		"id", "listen", "advertise", "data_dir", "secret_file", "secret",
 		"drivers_secret_file", "members", "timing", "preempt", "http",
-		"demote_timeout", "log_level", "log_format",
+		"demote_timeout", "log_level", "log_format", "seed_driver_grace",
 	}
 	memberFields  = []string{"id", "address", "witness", "priority"}
-	timingFields  = []string{"profile", "heartbeat", "election_timeout_min", "election_timeout_max", "rank_step", "max_clock_drift"}
+	timingFields  = []string{"profile", "heartbeat", "election_timeout_min", "election_timeout_max", "rank_step", "max_clock_drift", "stop_budget"}
 	preemptFields = []string{"enabled", "hold_down"}
-	httpFields    = []string{"listen", "allow_non_loopback"}
+	httpFields    = []string{"listen", "allow_non_loopback", "seed_drivers"}
 
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"text", "json"}
@@ -59,10 +59,12 @@ type rawConfig struct {
 	profile                             field[string]
 	heartbeat, electionMin, electionMax field[time.Duration]
 	step                                field[time.Duration]
+	stopBudget                          field[time.Duration]
 	drift                               field[float64]
 	preempt, allowNonLoopback           field[bool]
 	holdDown, demoteTimeout             field[time.Duration]
 	logLevel, logFormat                 field[string]
+	seed                                rawSeed
 }
 
 type parser struct {
@@ -543,6 +545,13 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 					return p.duration(&r.step, tv, name, maxTimingDuration)
 				case "max_clock_drift":
 					return p.drift(&r.drift, tv, name)
+				case "stop_budget":
+					// Zero is a choice: services that stop at once.
+					if v := strings.TrimSpace(tv.Value); tv.Kind == yaml.ScalarNode && (v == "0" || v == "0s" || v == "0ms") {
+						r.stopBudget.n, r.stopBudget.v, r.stopBudget.set = tv, 0, true
+						return nil
+					}
+					return p.duration(&r.stopBudget, tv, name, election.MaxStopBudget)
 				}
 				return nil
 			})
@@ -557,8 +566,11 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 		case "http":
 			return p.mapping(v, key, httpFields, func(hk string, _, hv *yaml.Node) error {
 				name := joinField(key, hk)
-				if hk == "listen" {
+				switch hk {
+				case "listen":
 					return p.address(&r.httpListen, hv, name, ruleListen)
+				case "seed_drivers":
+					return p.boolean(&r.seed.enabled, hv, name)
 				}
 				return p.boolean(&r.allowNonLoopback, hv, name)
 			})
@@ -568,6 +580,8 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 			return p.choice(&r.logLevel, v, key, logLevels)
 		case "log_format":
 			return p.choice(&r.logFormat, v, key, logFormats)
+		case "seed_driver_grace":
+			return p.duration(&r.seed.grace, v, key, maxOtherDuration)
 		}
 		return nil
 	})
@@ -703,8 +717,12 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 	if c.Secret, err = p.secrets(r); err != nil {
 		return nil, err
 	}
+	if r.secretFile.set {
+		c.SecretFile = p.resolvePath(r.secretFile.v)
+	}
 	c.DriversSecret = c.Secret
 	if r.driversSecretFile.set {
+		c.DriversSecretFile = p.resolvePath(r.driversSecretFile.v)
 		if c.DriversSecret, err = p.secretFromFile(r.driversSecretFile, "drivers_secret_file"); err != nil {
 			return nil, err
 		}
@@ -729,6 +747,9 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 	}
 	if r.drift.set {
 		t.MaxClockDrift = r.drift.v
+	}
+	if r.stopBudget.set {
+		t.StopBudget = r.stopBudget.v
 	}
 	if err := t.Validate(); err != nil {
 		return nil, p.errAt(orNode(r.timingKey, root), "timing", "%v", err)
@@ -781,6 +802,9 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 	}
 	if r.logFormat.set {
 		c.LogFormat = r.logFormat.v
+	}
+	if err := p.resolveSeed(r, c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

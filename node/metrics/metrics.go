@@ -77,6 +77,8 @@ type Metrics struct {
 	peerReachable *prometheus.GaugeVec
 	peerRTT       *prometheus.GaugeVec
 	drivers       prometheus.Gauge
+	seedDrivers   prometheus.Gauge
+	overruns      prometheus.Counter
 }
 
 // New creates the metrics of the node with the given id and registers them
@@ -111,6 +113,8 @@ func New(reg prometheus.Registerer, node string) *Metrics {
 		peerReachable: gaugeVec("peer_reachable", "1 if an authenticated session to the peer is up and it was heard from within the election timeout, else 0.", "peer"),
 		peerRTT:       gaugeVec("peer_rtt_seconds", "The last measured round trip to each peer.", "peer"),
 		drivers:       gauge("drivers_connected", "Drivers connected to this daemon."),
+		seedDrivers:   gauge("seed_drivers_connected", seedDriversHelp),
+		overruns:      counter("driver_demote_overruns_total", "Driver demotes that did not finish within the time they were given: their declared demote time in a hand-over, the stop budget after a lost lease."),
 	}
 	for _, r := range dropReasons {
 		m.framesDropped.WithLabelValues(r)
@@ -188,6 +192,14 @@ func (m *Metrics) MasterChange() {
 		return
 	}
 	m.masterChanges.Inc()
+}
+
+// DemoteOverrun counts a driver demote that did not finish in time.
+func (m *Metrics) DemoteOverrun() {
+	if m == nil {
+		return
+	}
+	m.overruns.Inc()
 }
 
 // AuthFailure counts a failed authentication of a peer, a driver or an

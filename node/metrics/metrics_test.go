@@ -98,6 +98,9 @@ clustd_lease_remaining_seconds{node="n1"} 1
 # HELP clustd_term The current election term.
 # TYPE clustd_term gauge
 clustd_term{node="n1"} 7
+# HELP clustd_seed_drivers_connected Legacy 2018 (clustd-lib) drivers connected to this daemon. They hold no lease and acknowledge nothing: on an unplanned failover nothing stops them from acting until this daemon tells them; a planned hand-over only waits seed_driver_grace after they answer.
+# TYPE clustd_seed_drivers_connected gauge
+clustd_seed_drivers_connected{node="n1"} 0
 # HELP clustd_elections_total Elections this node started as a candidate.
 # TYPE clustd_elections_total counter
 clustd_elections_total{node="n1"} 1
@@ -136,6 +139,9 @@ clustd_peer_rtt_seconds{node="n1",peer="n2"} 0.0004
 # HELP clustd_drivers_connected Drivers connected to this daemon.
 # TYPE clustd_drivers_connected gauge
 clustd_drivers_connected{node="n1"} 2
+# HELP clustd_driver_demote_overruns_total Driver demotes that did not finish within the time they were given: their declared demote time in a hand-over, the stop budget after a lost lease.
+# TYPE clustd_driver_demote_overruns_total counter
+clustd_driver_demote_overruns_total{node="n1"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Fatal(err)

@@ -88,7 +88,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "few trials and short windows, for a quick look")
 	fs.StringVar(&o.out, "out", "bench/results.json", "where to write the JSON results (empty: nowhere)")
 	fs.StringVar(&o.clustd, "clustd", "", "clustd executable to measure (default: build ./cmd/clustd)")
-	stages := fs.String("stages", "transfer,failover,idle,sim,micro", "stages to run, comma-separated")
+	stages := fs.String("stages", "transfer,failover,idle,driver-idle,sim,micro", "stages to run, comma-separated")
 	nodes := fs.String("nodes", "3,5", "cluster sizes for the failover and transfer trials")
 	profiles := fs.String("profiles", "default,fast", "timing profiles for the failover and transfer trials and the idle cluster")
 	fs.IntVar(&o.failoverTrials, "trials", 0, "kills per cluster size and profile (default 30, quick 8)")
@@ -126,11 +126,11 @@ func parseFlags(args []string) (*options, error) {
 	for _, s := range strings.Split(*stages, ",") {
 		s = strings.TrimSpace(s)
 		switch s {
-		case "transfer", "failover", "idle", "sim", "micro":
+		case "transfer", "failover", "idle", "driver-idle", "sim", "micro":
 			o.stages[s] = true
 		case "":
 		default:
-			return nil, fmt.Errorf("-stages: unknown stage %q (transfer, failover, idle, sim, micro)", s)
+			return nil, fmt.Errorf("-stages: unknown stage %q (transfer, failover, idle, driver-idle, sim, micro)", s)
 		}
 	}
 	for _, s := range strings.Split(*nodes, ",") {
@@ -231,7 +231,7 @@ func measure(ctx context.Context, o *options, log io.Writer) (*bench.Results, er
 		defer os.RemoveAll(tmp)
 	}
 
-	needDaemons := o.stages["transfer"] || o.stages["failover"] || o.stages["idle"]
+	needDaemons := o.stages["transfer"] || o.stages["failover"] || o.stages["idle"] || o.stages["driver-idle"]
 	bin := o.clustd
 	if needDaemons && bin == "" {
 		bin = filepath.Join(tmp, "clustd")
@@ -311,6 +311,28 @@ func measure(ctx context.Context, o *options, log io.Writer) (*bench.Results, er
 				}
 				fail("idle under pprof", err)
 			}
+		}
+	}
+
+	if o.stages["driver-idle"] {
+		// What a master's driver costs beside a follower's: the one gets
+		// lease renewals, the other only pings.
+		for _, p := range o.profiles {
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			r, err := bench.RunDriverIdle(ctx, bench.DriverIdleConfig{
+				Bin: bin, Dir: filepath.Join(tmp, "driver-idle-"+p), Nodes: 3, Profile: p,
+				Timing: o.timing, Settle: o.idleSettle, Window: o.idle, Log: log,
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return res, ctx.Err()
+				}
+				fail("driver idle "+p, err)
+				continue
+			}
+			res.DriverIdle = append(res.DriverIdle, *r)
 		}
 	}
 

@@ -1,4 +1,4 @@
-package driverclient
+package boottime
 
 import (
 	"testing"
@@ -7,8 +7,8 @@ import (
 
 func TestBootTimerFires(t *testing.T) {
 	for _, d := range []time.Duration{20 * time.Millisecond, 0, -time.Second} {
-		start := monotonic()
-		bt, err := newBootTimer(d)
+		start := Now()
+		bt, err := NewTimer(d)
 		if err != nil {
 			t.Fatalf("timerfd on CLOCK_BOOTTIME: %v", err)
 		}
@@ -17,7 +17,7 @@ func TestBootTimerFires(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("a timer of %v had not fired after 10 s", d)
 		}
-		if elapsed := monotonic() - start; elapsed < d {
+		if elapsed := Now() - start; elapsed < d {
 			t.Errorf("a timer of %v fired after %v of CLOCK_BOOTTIME", d, elapsed)
 		}
 		bt.Stop()
@@ -26,7 +26,7 @@ func TestBootTimerFires(t *testing.T) {
 }
 
 func TestBootTimerStop(t *testing.T) {
-	bt, err := newBootTimer(time.Hour)
+	bt, err := NewTimer(time.Hour)
 	if err != nil {
 		t.Fatalf("timerfd on CLOCK_BOOTTIME: %v", err)
 	}
