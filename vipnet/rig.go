@@ -391,11 +391,11 @@ func (r *Rig) Close() error {
 		r.watch.close()
 	}
 	for _, n := range r.nodes {
+		// Whole process groups: keepalived's VRRP process is a child of
+		// the one started, and would outlive it.
 		for _, c := range []*exec.Cmd{n.check, n.vip, n.daemon, n.resp} {
-			if c != nil && c.Process != nil {
-				c.Process.Signal(syscall.SIGCONT)
-				c.Process.Kill()
-			}
+			signalGroup(c, syscall.SIGCONT)
+			signalGroup(c, syscall.SIGKILL)
 		}
 		if n.handle != nil {
 			n.handle.Close()
