@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 # What clustd --version prints: the tag or commit, -dirty with local changes.
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: package package-test all build test vet staticcheck sweep sim-soak bench bench-quick fuzz clean chaos
+.PHONY: package package-test all build test vet staticcheck sweep sim-soak bench bench-quick fuzz clean chaos vip-test bench-vip
 
 all: build
 
@@ -84,3 +84,17 @@ chaos:
 	$(GO) run ./chaos/cmd/chaos $(CHAOS_FLAGS) --nodes 3
 	$(GO) run ./chaos/cmd/chaos $(CHAOS_FLAGS) --nodes 5
 	$(GO) run ./chaos/cmd/chaos $(CHAOS_FLAGS) --nodes 3 --unsafe --duration 30s
+
+## vip-test: the floating-address rig (root): three nodes and a client in network
+## namespaces on one bridge, real clustd run + clustd driver vip, faults on the
+## master (transfer, kill -9, SIGSTOP, isolation), a required --http check, and a
+## leftover address. About 15 s; skips loudly without root.
+vip-test:
+	VIPNET=1 $(GO) test -count=1 -v ./vipnet/
+
+## bench-vip: client-observed failover of a floating address on the vipnet rig
+## (root, keepalived installed): clustd in both profiles, keepalived with 0.1 s
+## and 1 s adverts, kill -9 / SIGSTOP / isolation / transfer, VIP_TRIALS each
+## (default 20). Writes vipnet/results.json. About 25 minutes.
+bench-vip:
+	$(GO) run ./vipnet/cmd/vip-bench -trials $${VIP_TRIALS:-20} -out vipnet/results.json

@@ -82,6 +82,10 @@ const (
 	EventHealth     = "health"
 	// EventDemoteOverrun: a driver's demote did not finish in time.
 	EventDemoteOverrun = "demote_overrun"
+	// EventMaintenance is sent when an operator turns maintenance on or
+	// off (Detail "on" or "off"), even if it already was: turning it off
+	// is also how an operator clears a check driver's flap damping.
+	EventMaintenance = "maintenance"
 )
 
 // Message is every message of the protocol; Type says which fields matter.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/node/api"
 )
 
@@ -69,7 +70,15 @@ func (d *Daemon) SetMaintenanceFor(ctx context.Context, on bool, dur time.Durati
 	} else if err := removeMaintenance(path); err != nil {
 		return fmt.Errorf("maintenance not turned off: %w", err)
 	}
-	return d.do(ctx, func(now time.Duration) { d.applyMaintenance(now, on, reason, until, "") })
+	err := d.do(ctx, func(now time.Duration) { d.applyMaintenance(now, on, reason, until, "") })
+	if err == nil {
+		detail := "off"
+		if on {
+			detail = "on"
+		}
+		d.hub.event(driverproto.EventMaintenance, detail)
+	}
+	return err
 }
 
 // applyMaintenance sets the window in the core and arms its end. Called

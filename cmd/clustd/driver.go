@@ -51,6 +51,8 @@ func driverCommand() *cli.Command {
 			driverWebhookCommand(),
 			driverFileCommand(),
 			driverNotifyCommand(),
+			driverVIPCommand(),
+			driverCheckCommand(),
 		},
 		HideHelpCommand: true,
 	}

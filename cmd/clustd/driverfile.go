@@ -20,10 +20,10 @@ func driverFileCommand() *cli.Command {
 		Name:      "file",
 		Usage:     "run the driver a YAML file describes (what clustd-driver@NAME.service runs)",
 		ArgsUsage: "FILE",
-		Description: "FILE names the driver (kind: exec, shell or webhook) and holds its flags, with the\n" +
-			"names and values the command line takes; a list repeats a flag, and an exec\n" +
-			"driver's command is the list command. The systemd unit clustd-driver@NAME runs\n" +
-			"the driver of /etc/clustd/drivers/NAME.yml.\n\n" +
+		Description: "FILE names the driver (kind: exec, shell, webhook, vip or check) and holds\n" +
+			"its flags, with the names and values the command line takes; a list repeats a\n" +
+			"flag, and an exec driver's command is the list command. The systemd unit\n" +
+			"clustd-driver@NAME runs the driver of /etc/clustd/drivers/NAME.yml.\n\n" +
 			"Example (/etc/clustd/drivers/vip.yml):\n" +
 			"   kind: shell\n" +
 			"   config: /etc/clustd/clustd.yml\n" +
@@ -80,7 +80,7 @@ func parseDriverFile(path string, data []byte) (args []string, err error) {
 	var doc yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty; it needs at least kind: exec, shell or webhook", path)
+			return nil, fmt.Errorf("%s: empty; it needs at least kind: exec, shell, webhook, vip or check", path)
 		}
 		return nil, fmt.Errorf("%s: invalid YAML: %v", path, err)
 	}
@@ -91,7 +91,7 @@ func parseDriverFile(path string, data []byte) (args []string, err error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s: expected a mapping of kind and flags", path)
 	}
-	kinds := []string{"exec", "shell", "webhook"}
+	kinds := []string{"exec", "shell", "webhook", "vip", "check"}
 	var kind string
 	var flags, command []string
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -103,7 +103,7 @@ func parseDriverFile(path string, data []byte) (args []string, err error) {
 		switch k.Value {
 		case "kind":
 			if v.Kind != yaml.ScalarNode || !slices.Contains(kinds, v.Value) {
-				return nil, fmt.Errorf("%s: expected exec, shell or webhook", where)
+				return nil, fmt.Errorf("%s: expected exec, shell, webhook, vip or check", where)
 			}
 			kind = v.Value
 			continue
@@ -135,7 +135,7 @@ func parseDriverFile(path string, data []byte) (args []string, err error) {
 		}
 	}
 	if kind == "" {
-		return nil, fmt.Errorf("%s: kind is missing: exec, shell or webhook", path)
+		return nil, fmt.Errorf("%s: kind is missing: exec, shell, webhook, vip or check", path)
 	}
 	if command != nil && kind != "exec" {
 		return nil, fmt.Errorf("%s: command is for kind: exec; a %s driver takes flags only", path, kind)
