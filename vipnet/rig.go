@@ -236,6 +236,22 @@ func (r *Rig) writeConfigs() error {
 	}
 	for _, n := range r.nodes {
 		n.config = filepath.Join(conf, n.id+".yml")
+		if r.cfg.CheckURL == "" {
+			continue
+		}
+		// The node's configuration names the required driver: a driver
+		// cannot make its node ineligible by its own word.
+		f, err := os.OpenFile(n.config, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteString("drivers:\n  required: [web]\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

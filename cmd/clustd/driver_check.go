@@ -10,6 +10,7 @@ import (
 
 	"github.com/clustd/clustd/driverclient"
 	"github.com/clustd/clustd/drivers/check"
+	"github.com/clustd/clustd/drivers/webhook"
 )
 
 func driverCheckCommand() *cli.Command {
@@ -76,7 +77,7 @@ func runDriverCheck(c *cli.Context) error {
 		if e := c.Int("expect"); e < 100 || e > 599 {
 			return driverUsageError(c, fmt.Sprintf("--expect %d: want an HTTP status, 100 to 599", e))
 		}
-		kinds, probe, what = append(kinds, "--http"), check.HTTP(s, c.Int("expect")), redactURL(s)
+		kinds, probe, what = append(kinds, "--http"), check.HTTP(s, c.Int("expect")), webhook.Redact(s)
 	} else if c.IsSet("expect") {
 		return driverUsageError(c, "--expect goes with --http")
 	}
