@@ -22,6 +22,7 @@ import (
 	"github.com/clustd/clustd/drivers/shelldriver"
 	"github.com/clustd/clustd/drivers/webhook"
 	"github.com/clustd/clustd/internal/secretfile"
+	"github.com/clustd/clustd/node"
 	"github.com/clustd/clustd/node/config"
 )
 
@@ -53,6 +54,14 @@ func driverCommand() *cli.Command {
 			driverNotifyCommand(),
 			driverVIPCommand(),
 			driverCheckCommand(),
+		},
+		// A driver, like the daemon, waits and reacts: one processor for
+		// Go code spares the runtime a second thread woken after every
+		// message (a master's drivers get several renewals a second).
+		// GOMAXPROCS in the environment still wins.
+		Before: func(*cli.Context) error {
+			node.LimitProcs()
+			return nil
 		},
 		HideHelpCommand: true,
 	}
