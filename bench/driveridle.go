@@ -49,6 +49,36 @@ type DriverIdle struct {
 	RSSMB         float64 `json:"rss_mb"`
 }
 
+// startIdleDrivers starts a `clustd driver shell` with no-op scripts for
+// each daemon of c; stop ends them (and may be called after an error).
+func startIdleDrivers(c *Cluster, dc DriverIdleConfig) (drivers []*exec.Cmd, stop func(), err error) {
+	var logs []*os.File
+	stop = func() {
+		for _, cmd := range drivers {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+		for _, f := range logs {
+			f.Close()
+		}
+	}
+	for i := range c.IDs {
+		out, err := os.Create(filepath.Join(dc.Dir, c.IDs[i]+".driver-shell.log"))
+		if err != nil {
+			return drivers, stop, err
+		}
+		logs = append(logs, out)
+		cmd := exec.Command(dc.Bin, "driver", "shell", "--config", c.Configs[i], "--name", "idle",
+			"--on-master", "true", "--on-standby", "true")
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			return drivers, stop, fmt.Errorf("starting %s's driver: %w", c.IDs[i], err)
+		}
+		drivers = append(drivers, cmd)
+	}
+	return drivers, stop, nil
+}
+
 // RunDriverIdle measures the drivers of an idle cluster.
 func RunDriverIdle(ctx context.Context, dc DriverIdleConfig) (*DriverIdleResult, error) {
 	log := dc.Log
@@ -61,26 +91,10 @@ func RunDriverIdle(ctx context.Context, dc DriverIdleConfig) (*DriverIdleResult,
 	}
 	defer c.Close()
 	res := &DriverIdleResult{Nodes: dc.Nodes, Profile: dc.Profile, Timing: TimingOf(c.Timing)}
-	var drivers []*exec.Cmd
-	defer func() {
-		for _, cmd := range drivers {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		}
-	}()
-	for i := range c.IDs {
-		out, err := os.Create(filepath.Join(dc.Dir, c.IDs[i]+".driver-shell.log"))
-		if err != nil {
-			return res, err
-		}
-		defer out.Close()
-		cmd := exec.Command(dc.Bin, "driver", "shell", "--config", c.Configs[i], "--name", "idle",
-			"--on-master", "true", "--on-standby", "true")
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			return res, fmt.Errorf("starting %s's driver: %w", c.IDs[i], err)
-		}
-		drivers = append(drivers, cmd)
+	drivers, stop, err := startIdleDrivers(c, dc)
+	defer stop()
+	if err != nil {
+		return res, err
 	}
 	master, term, err := WaitStable(ctx, c, nil, startWait)
 	if err != nil {

@@ -362,12 +362,12 @@ func (h *hub) enqueue(c *driverConn, m driverproto.Message) {
 	}
 }
 
-// publish tells every driver a new state of the core. It runs on the
-// daemon's loop goroutine and never blocks.
-func (h *hub) publish(st election.State, members []driverproto.Member) {
-	tm := h.d.cfg.Timing
+// driverState is what drivers are told of a state of the core: master only
+// once the stop budget has passed, the lease less the lateness reserve, and
+// the stop deadline on a master and during a planned hand-over.
+func driverState(id string, tm election.Timing, st election.State, members []driverproto.Member) *driverproto.State {
 	ds := &driverproto.State{
-		Node:         h.d.cfg.ID,
+		Node:         id,
 		Role:         roleName(st.Role),
 		IsMaster:     st.Role == election.Master && st.Act,
 		Term:         st.Term,
@@ -391,6 +391,14 @@ func (h *hub) publish(st election.State, members []driverproto.Member) {
 		ds.Planned = true
 		ds.StopDeadlineNS = int64(tm.StopDeadline(st.LeaseUntil))
 	}
+	return ds
+}
+
+// publish tells every driver a new state of the core. It runs on the
+// daemon's loop goroutine and never blocks.
+func (h *hub) publish(st election.State, members []driverproto.Member) {
+	tm := h.d.cfg.Timing
+	ds := driverState(h.d.cfg.ID, tm, st, members)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.seed != nil {
@@ -433,16 +441,7 @@ func (h *hub) publish(st election.State, members []driverproto.Member) {
 	// A drain may start before the drivers were told to act (the stop
 	// budget had not passed): the core waits for the word all the same.
 	if prev != nil && !ds.IsMaster && (prev.IsMaster || (ds.Planned && !prev.Planned)) {
-		h.demoteSeq = h.seq
-		h.waiting = true
-		if ds.Planned {
-			now := Monotonic()
-			for _, c := range h.conns {
-				c.demoteBy, c.overrun = now+c.demoteTimeout, false
-			}
-			h.armOverrunTimer(now)
-		}
-		h.checkDemoted()
+		h.demoteStarted(ds.Planned)
 	}
 	if prev == nil || prev.Role != ds.Role || prev.Term != ds.Term || prev.Master != ds.Master {
 		kind := driverproto.EventRole
@@ -470,6 +469,22 @@ func (h *hub) ack(c *driverConn, m driverproto.Message) {
 		c.holdsLease = false
 		h.checkDemoted()
 	}
+}
+
+// demoteStarted begins waiting for the drivers' confirmation of the demote
+// just sent; a planned one gives each driver the time it declared. Called
+// with h.mu held.
+func (h *hub) demoteStarted(planned bool) {
+	h.demoteSeq = h.seq
+	h.waiting = true
+	if planned {
+		now := Monotonic()
+		for _, c := range h.conns {
+			c.demoteBy, c.overrun = now+c.demoteTimeout, false
+		}
+		h.armOverrunTimer(now)
+	}
+	h.checkDemoted()
 }
 
 // overrunLocked reports a driver whose demote did not finish in the time
