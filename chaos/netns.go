@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clustd/clustd/internal/netnsutil"
 )
 
 // network is how the nodes reach each other, and how faults cut them.
@@ -80,68 +81,6 @@ func netnsAvailable() error {
 		}
 	}
 	return nil
-}
-
-// removeStaleNetns deletes namespaces left by runs whose process is gone.
-func removeStaleNetns() {
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
-		rest, ok := strings.CutPrefix(name, netnsPrefix)
-		if !ok {
-			continue
-		}
-		pidText, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if err != nil {
-			continue
-		}
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
-			continue // that run is still going
-		}
-		exec.Command("ip", "netns", "del", name).Run()
-	}
-}
-
-// inNetns runs fn on an OS thread inside the named network namespace.
-// Sockets fn creates stay in that namespace after the thread leaves it.
-func inNetns(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(filepath.Join("/run/netns", name))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("entering network namespace %s: %w", name, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// The thread stays locked, so it ends with this goroutine
-			// instead of running others in the wrong namespace.
-			errc <- fmt.Errorf("leaving network namespace %s: %w", name, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 // nsNet puts each node in a network namespace of its own, joined by veth
@@ -208,7 +147,7 @@ func newNsNet(ids []string, seed uint64) (_ *nsNet, err error) {
 	}
 	for i := range ids {
 		var ln net.Listener
-		err := inNetns(hub, func() error {
+		err := netnsutil.Run(hub, func() error {
 			var err error
 			ln, err = net.Listen("tcp", n.memberAddr(i))
 			return err
@@ -224,7 +163,7 @@ func newNsNet(ids []string, seed uint64) (_ *nsNet, err error) {
 			Seed:     seed,
 			Dial: func(ctx context.Context) (net.Conn, error) {
 				var c net.Conn
-				err := inNetns(hub, func() error {
+				err := netnsutil.Run(hub, func() error {
 					var err error
 					c, err = proxyDialer.DialContext(ctx, "tcp", target)
 					return err

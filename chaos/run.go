@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/election"
+	"github.com/clustd/clustd/internal/netnsutil"
 	"github.com/clustd/clustd/sim"
 )
 
@@ -183,7 +184,7 @@ func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 	} else if why := netnsAvailable(); why != nil {
 		r.netNote = "cannot make network namespaces: " + why.Error() + "; falling back to loopback"
 	} else {
-		removeStaleNetns()
+		netnsutil.RemoveStale(netnsPrefix)
 		nw, err = newNsNet(ids, r.cfg.Seed)
 		if err != nil {
 			r.netNote = "cannot make network namespaces: " + err.Error() + "; falling back to loopback"

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clustd/clustd/internal/netnsutil"
 )
 
 // ProbePort is the UDP port the responders answer on.
@@ -96,7 +98,7 @@ type client struct {
 
 func startClient(ns, vip string) (*client, error) {
 	var pc net.PacketConn
-	err := inNetns(ns, func() error {
+	err := netnsutil.Run(ns, func() error {
 		var err error
 		pc, err = net.ListenPacket("udp4", ":0")
 		return err

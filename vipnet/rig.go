@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/clustd/clustd/internal/netnsutil"
 )
 
 // The rig's addresses. Nothing else shares its namespaces, so a fixed
@@ -104,7 +106,7 @@ func newRigWithHook(cfg Config, hook func(*Rig) error) (_ *Rig, err error) {
 	if cfg.Profile == "" {
 		cfg.Profile = "default"
 	}
-	removeStale()
+	netnsutil.RemoveStale(Prefix)
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/clustd/clustd/internal/netnsutil"
 )
 
 var clustdBin string
@@ -175,7 +177,7 @@ type checkRig struct {
 func (c *checkRig) listen(r *Rig) error {
 	for i, n := range r.nodes {
 		var ln net.Listener
-		if err := inNetns(n.ns, func() error {
+		if err := netnsutil.Run(n.ns, func() error {
 			var err error
 			ln, err = net.Listen("tcp", "127.0.0.1:8080")
 			return err
@@ -279,7 +281,7 @@ func TestIPv6NeighbourFollows(t *testing.T) {
 		t.Fatal(err)
 	}
 	var conn net.PacketConn
-	if err := inNetns(r.cl, func() error {
+	if err := netnsutil.Run(r.cl, func() error {
 		var err error
 		conn, err = net.ListenPacket("udp6", "[::]:0")
 		return err
