@@ -5,11 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -197,19 +195,7 @@ func ImportSeed(opts ImportSeedOptions) (*ImportSeedResult, error) {
 		res.Nodes = append(res.Nodes, InitNode{ID: id, ConfigFile: path, HTTPListen: httpListen.String(), Command: "clustd run --config " + shellQuote(path)})
 	}
 
-	if !opts.Force {
-		for _, p := range append([]string{res.SecretFile}, pathsOf(res.Nodes)...) {
-			if _, err := os.Lstat(p); err == nil {
-				return nil, fmt.Errorf("%s already exists; pass --force to overwrite it", p)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("%s: %s", p, describeIOError(err))
-			}
-		}
-	}
-	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("--dir: %v", err)
-	}
-	dir, err := openInitDir(opts.Dir)
+	dir, err := prepareInitDir(opts.Dir, opts.Force, append([]string{res.SecretFile}, pathsOf(res.Nodes)...))
 	if err != nil {
 		return nil, err
 	}

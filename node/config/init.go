@@ -143,19 +143,7 @@ func Init(opts InitOptions) (*InitResult, error) {
 		})
 	}
 
-	if !opts.Force {
-		for _, p := range append(secretFiles, pathsOf(res.Nodes)...) {
-			if _, err := os.Lstat(p); err == nil {
-				return nil, fmt.Errorf("%s already exists; pass --force to overwrite it", p)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("%s: %s", p, describeIOError(err))
-			}
-		}
-	}
-	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("--dir: %v", err)
-	}
-	dir, err := openInitDir(opts.Dir)
+	dir, err := prepareInitDir(opts.Dir, opts.Force, append(secretFiles, pathsOf(res.Nodes)...))
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +179,24 @@ func Init(opts InitOptions) (*InitResult, error) {
 		res.Files = append(res.Files, y.path)
 	}
 	return res, nil
+}
+
+// prepareInitDir refuses, unless force, to write over any of files that
+// exists, then makes dir and opens it for writeNew.
+func prepareInitDir(dir string, force bool, files []string) (*os.File, error) {
+	if !force {
+		for _, p := range files {
+			if _, err := os.Lstat(p); err == nil {
+				return nil, fmt.Errorf("%s already exists; pass --force to overwrite it", p)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s: %s", p, describeIOError(err))
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("--dir: %v", err)
+	}
+	return openInitDir(dir)
 }
 
 // openInitDir opens the directory Init writes to, refusing a symbolic link
