@@ -372,37 +372,16 @@ func TestScenarioPreemption(t *testing.T) {
 // A node restarted at once must not vote while an old lease may still count
 // on it; removing the hold-off must let a test notice.
 func TestScenarioRestartHoldoff(t *testing.T) {
-	// n1 is master; n3 is cut off from n1 and keeps asking for votes; n2,
-	// the only one that could give them, restarts and stops hearing n1.
-	run := func(t *testing.T, unsafe election.Unsafe) *Sim {
-		s, err := New(Options{Nodes: 3, Seed: 11, Timing: defaultTiming(), Unsafe: unsafe,
-			Net: NetParams{Delay: 100 * time.Microsecond}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for s.Master() != 0 && s.Now() < 5*time.Second {
-			s.RunFor(time.Millisecond)
-		}
-		if s.Master() != 0 {
-			t.Fatalf("expected n1 to win first, got %d", s.Master())
-		}
-		s.RunFor(time.Second)
-		s.CutOneWay(0, 2)
-		s.CutOneWay(2, 0)
-		s.RunFor(2 * time.Second)
-		s.Crash(1)
-		s.CutOneWay(0, 1)
-		s.Restart(1)
-		s.RunFor(2 * time.Second)
-		return s
-	}
+	// The schedule is restartHoldoffScenario's (mutants_test.go): n1 is
+	// master; n3 is cut off from n1 and keeps asking for votes; n2, the
+	// only one that could give them, restarts and stops hearing n1.
 	t.Run("safe", func(t *testing.T) {
-		if v := run(t, election.Unsafe{}).Violations(); len(v) > 0 {
+		if v, _ := restartHoldoffScenario(t, election.Unsafe{}); len(v) > 0 {
 			t.Fatalf("violation: %v", v)
 		}
 	})
 	t.Run("without hold-off", func(t *testing.T) {
-		v := run(t, election.Unsafe{NoRestartHoldoff: true}).Violations()
+		v, _ := restartHoldoffScenario(t, election.Unsafe{NoRestartHoldoff: true})
 		if len(v) == 0 || !strings.Contains(v[0].What, "two masters") {
 			t.Fatalf("a restarted node voting at once went unnoticed: %v", v)
 		}
