@@ -84,10 +84,9 @@ type hub struct {
 	// masterSeq is the last state that told drivers they are master: an
 	// acknowledgement only confirms a demote sent after it.
 	masterSeq uint64
-	// sentDeadline is the lease deadline last sent to the drivers, or
-	// during a planned hand-over the stop deadline; stopDeadline is the
-	// last stop deadline sent, which an unplanned demote carries on.
-	sentDeadline int64
+	// stopDeadline is the stop deadline last sent to the drivers, on a
+	// master or during a planned hand-over: renewals are paced by it, and
+	// an unplanned demote carries it on.
 	stopDeadline int64
 	// overrunTimer fires when the first driver of a planned hand-over
 	// overruns the demote time it declared.
@@ -410,7 +409,7 @@ func (h *hub) publish(st election.State, members []driverproto.Member) {
 		// they were last given, which nothing renews now.
 		ds.StopDeadlineNS = h.stopDeadline
 	}
-	if renewal(prev, ds) && ds.StopDeadlineNS-h.sentDeadline < int64(tm.LeaseDuration()/4) {
+	if renewal(prev, ds) && ds.StopDeadlineNS-h.stopDeadline < int64(tm.LeaseDuration()/4) {
 		// A renewal every heartbeat round is more than drivers need: one
 		// per quarter lease keeps them well inside it, at a fraction of
 		// the wake-ups. Not fewer: on a busy machine a renewal can come a
@@ -421,7 +420,6 @@ func (h *hub) publish(st election.State, members []driverproto.Member) {
 		return
 	}
 	if ds.IsMaster || ds.Planned {
-		h.sentDeadline = ds.StopDeadlineNS
 		h.stopDeadline = ds.StopDeadlineNS
 	}
 	h.seq++
