@@ -156,6 +156,10 @@ type Config struct {
 	// SeedDriverGrace is seed_driver_grace as set, or 0 for the default;
 	// SeedGrace resolves it.
 	SeedDriverGrace time.Duration
+	// Roles are the singletons the cluster elects, each an election of its
+	// own (roles.go), as roles: lists them; nil without roles:, and then
+	// RoleList gives the one role DefaultRole.
+	Roles []Role
 }
 
 // Self returns this node's own entry in Members.
@@ -204,6 +208,7 @@ func (c *Config) MembersHash() [32]byte {
 		drift = math.Copysign(0, 1) // -0 and +0 are the same drift but not the same bits
 	}
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(drift))
+	b = c.appendRolesHash(b)
 	return sha256.Sum256(b)
 }
 

@@ -23,7 +23,7 @@ var (
 	rootFields = []string{
 		"id", "listen", "advertise", "data_dir", "secret_file", "secret",
 		"drivers_secret_file", "admin_token_file", "members", "timing", "preempt", "http", "drivers",
-		"demote_timeout", "log_level", "log_format", "seed_driver_grace",
+		"demote_timeout", "log_level", "log_format", "seed_driver_grace", "roles",
 	}
 	memberFields  = []string{"id", "address", "witness", "priority"}
 	timingFields  = []string{"profile", "heartbeat", "election_timeout_min", "election_timeout_max", "rank_step", "max_clock_drift", "stop_budget"}
@@ -70,6 +70,7 @@ type rawConfig struct {
 	requiredDrivers                     field[[]string]
 	tlsCertFile, tlsKeyFile             field[string]
 	seed                                rawSeed
+	roles                               field[[]rawRole]
 }
 
 type parser struct {
@@ -635,6 +636,8 @@ func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 			return p.choice(&r.logFormat, v, key, logFormats)
 		case "seed_driver_grace":
 			return p.duration(&r.seed.grace, v, key, maxOtherDuration)
+		case "roles":
+			return p.roles(&r.roles, k, v)
 		}
 		return nil
 	})
@@ -857,6 +860,9 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 		c.LogFormat = r.logFormat.v
 	}
 	if err := p.resolveSeed(r, c); err != nil {
+		return nil, err
+	}
+	if err := p.resolveRoles(r, c); err != nil {
 		return nil, err
 	}
 	return c, nil
