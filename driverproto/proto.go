@@ -113,6 +113,11 @@ type Message struct {
 	// acknowledgement, and the daemon refuses a driver that declares more
 	// than its own demote_timeout. Zero declares nothing.
 	DemoteTimeoutMS int64 `json:"demote_timeout_ms,omitempty"`
+	// RoleName, in a hello, is the role the driver serves (roles[].name in
+	// the daemon's configuration); empty chooses the first role. A driver
+	// sends it only when told a role, so that daemons from before roles,
+	// which refuse unknown fields, still take the others.
+	RoleName string `json:"role_name,omitempty"`
 
 	// state, ack, event
 	Seq uint64 `json:"seq,omitempty"`
@@ -163,6 +168,11 @@ type State struct {
 	Planned bool     `json:"planned,omitempty"`
 	Members []Member `json:"members"`
 	Reason  string   `json:"reason,omitempty"`
+	// RoleName is the role this state is of (roles[].name in the daemon's
+	// configuration; "master" in a cluster without roles:). Role, IsMaster,
+	// Term and Master are this node's part in that role; "role" was taken
+	// by the node's part before roles existed, and keeps that meaning.
+	RoleName string `json:"role_name,omitempty"`
 }
 
 // Member is one cluster member in a state message.
@@ -185,6 +195,11 @@ type Event struct {
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,96}$`)
+
+var rolePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
+
+// ValidRoleName reports whether s may name a role (config.ValidRoleName).
+func ValidRoleName(s string) bool { return rolePattern.MatchString(s) }
 
 // ValidID reports whether s may be a driver id or name.
 func ValidID(s string) bool { return idPattern.MatchString(s) }
@@ -228,6 +243,8 @@ func (m *Message) Validate() error {
 			return errors.New("hello: missing or malformed mac")
 		case m.DemoteTimeoutMS < 0:
 			return fmt.Errorf("hello: demote_timeout_ms %d: must not be negative", m.DemoteTimeoutMS)
+		case m.RoleName != "" && !ValidRoleName(m.RoleName):
+			return fmt.Errorf("hello: role_name %q: need 1-32 of [A-Za-z0-9_-], starting with a letter or digit", m.RoleName)
 		}
 		return checkNonce("hello", m.Nonce)
 	case TypeWelcome:
@@ -290,6 +307,24 @@ func HelloMACDemote(secret []byte, daemonNonce, driverNonce, id string, required
 		return mac(secret, "clustd driver hello v1", daemonNonce, driverNonce, id, string(flags))
 	}
 	return mac(secret, "clustd driver hello v1", daemonNonce, driverNonce, id, string(flags), strconv.FormatInt(demoteMS, 10))
+}
+
+// HelloMACRole is HelloMACDemote for a hello that names the role the
+// driver serves (RoleName); an empty role gives HelloMACDemote's value, so
+// drivers that name none prove the secret as they always did. The role is
+// covered so that it cannot be changed in transit.
+func HelloMACRole(secret []byte, daemonNonce, driverNonce, id string, required, events bool, demoteMS int64, role string) string {
+	if role == "" {
+		return HelloMACDemote(secret, daemonNonce, driverNonce, id, required, events, demoteMS)
+	}
+	flags := []byte{0, 0}
+	if required {
+		flags[0] = 1
+	}
+	if events {
+		flags[1] = 1
+	}
+	return mac(secret, "clustd driver hello v1 role", daemonNonce, driverNonce, id, string(flags), strconv.FormatInt(demoteMS, 10), role)
 }
 
 // WelcomeMAC is the daemon's proof of the secret.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -39,10 +38,15 @@ import (
 // time. Inputs are not handed to a goroutine that owns the core: on an idle
 // cluster that hand-off, a wake-up per frame, was most of the cost.
 type Daemon struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	store   stateStore
-	core    *election.Node
+	cfg *config.Config
+	log *slog.Logger
+	// roles are the elections this node takes part in (roles.go), in the
+	// configuration's order; a peer frame names a role by its index. The
+	// first role's fields are promoted (d.core, d.state, d.hub): the
+	// top-level keys of the status describe it, and the failover journal
+	// follows it.
+	*roleElection
+	roles   []*roleElection
 	peers   map[string]*peer
 	order   []*peer
 	hello   transport.Hello
@@ -57,7 +61,6 @@ type Daemon struct {
 
 	peerLn net.Listener
 	httpLn net.Listener
-	hub    *hub
 	seed   *seeddrv.Server // nil unless http.seed_drivers
 	rec    *recorder       // the event journal (events.go)
 
@@ -71,10 +74,12 @@ type Daemon struct {
 	leaving   bool // stopping: wake the loop after each input
 	wake      chan struct{}
 	scratch   []byte // encodes outgoing messages
+	// batches are the frames being built for each peer (by index in
+	// order) while the cores' output of one input is sent: with several
+	// roles, one frame per peer carries every role's messages.
+	batches   [][]byte
 	nextLinks time.Duration
 	lastPing  []time.Duration // by index in order
-	state     election.State
-	roleSince time.Duration
 	// nextPing is when the loop next pings the watchdog (service.go).
 	nextPing   time.Duration
 	statusLine string
@@ -85,6 +90,18 @@ type Daemon struct {
 	Notify *sdnotify.Notifier
 	// maint is the maintenance window (maintenance.go).
 	maint maintenance
+	// driverIDs are the ids of the drivers connected to any role: an id is
+	// unique on the node.
+	driverIDs struct {
+		sync.Mutex
+		ids map[string]bool
+	}
+	// health is the node's health as its required drivers have it, across
+	// roles (drivers.go, updateHealth).
+	health struct {
+		sync.Mutex
+		unhealthy bool
+	}
 }
 
 // stateStore keeps the term and vote: *store.Store, or in tests one that
@@ -107,47 +124,33 @@ func LimitProcs() {
 	}
 }
 
-// New opens the state file and binds both listeners, so that every start-up
-// problem (a corrupt state file, a port in use) is reported before Run.
+// New opens the state files and binds both listeners, so that every
+// start-up problem (a corrupt state file, a port in use) is reported
+// before Run.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err := checkOwnAddress(cfg); err != nil {
 		return nil, err
 	}
-	st, hs, err := store.Open(cfg.DataDir)
+	now := Monotonic()
+	roles, err := openRoles(cfg, now)
 	if err != nil {
 		return nil, err
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			st.Close()
+			for _, r := range roles {
+				r.store.Close()
+			}
 		}
 	}()
-	members := make([]election.Member, len(cfg.Members))
-	for i, m := range cfg.Members {
-		members[i] = election.Member{ID: m.ID, Witness: m.Witness, Priority: m.Priority}
-	}
-	now := Monotonic()
-	core, err := election.New(election.Config{
-		ID:              cfg.ID,
-		Members:         members,
-		Timing:          cfg.Timing,
-		Preempt:         cfg.Preempt,
-		PreemptHoldDown: cfg.PreemptHoldDown,
-		DemoteTimeout:   cfg.DemoteTimeout,
-		Rand:            rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		Unsafe:          unsafeCore,
-	}, election.HardState{Term: hs.Term, Vote: hs.Vote}, now)
-	if err != nil {
-		return nil, err
-	}
 	reg := metrics.NewRegistry()
 	d := &Daemon{
-		cfg:     cfg,
-		log:     log,
-		store:   st,
-		core:    core,
-		peers:   map[string]*peer{},
+		cfg:          cfg,
+		log:          log,
+		roleElection: roles[0],
+		roles:        roles,
+		peers:        map[string]*peer{},
 		hello:   transport.Hello{Node: cfg.ID, ClusterHash: cfg.MembersHash(), Instance: transport.NewInstance()},
 		timer:   time.NewTimer(0),
 		failed:  make(chan struct{}),
@@ -158,17 +161,19 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 
 		handshakes: newShedder(maxHandshakes, maxHandshakesPerSource),
 	}
+	d.driverIDs.ids = map[string]bool{}
 	d.nextPing = noPing
 	for _, m := range cfg.Members {
 		if m.ID == cfg.ID {
 			continue
 		}
-		p := &peer{id: m.ID, addr: m.Address, out: make(chan []byte, outQueue), kick: make(chan struct{}, 1), count: d.metrics.Peer(m.ID)}
+		p := &peer{id: m.ID, idx: len(d.order), addr: m.Address, out: make(chan []byte, outQueue), kick: make(chan struct{}, 1), count: d.metrics.Peer(m.ID)}
 		d.metrics.AddPeer(m.ID)
 		d.peers[m.ID] = p
 		d.order = append(d.order, p)
 	}
 	d.lastPing = make([]time.Duration, len(d.order))
+	d.batches = make([][]byte, len(d.order))
 	if d.peerLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("peer listener: %w", err)
 	}
@@ -176,7 +181,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		d.peerLn.Close()
 		return nil, fmt.Errorf("local HTTP listener (http.listen): %w", err)
 	}
-	d.hub = newHub(d)
+	for _, r := range d.roles {
+		r.hub = newHub(d, r)
+	}
 	d.rec = newRecorder(d)
 	if err := d.restoreMaintenance(now); err != nil {
 		d.peerLn.Close()
@@ -186,7 +193,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.startSeed()
 	ok = true
-	log.Info("starting", "term", hs.Term, "vote", hs.Vote, "listen", d.peerLn.Addr().String(),
+	hs := d.core.HardState()
+	log.Info("starting", "term", hs.Term, "vote", hs.Vote, "roles", len(d.roles), "listen", d.peerLn.Addr().String(),
 		"http", d.httpLn.Addr().String(), "members", len(cfg.Members), "instance", hex.EncodeToString(d.hello.Instance[:]),
 		"election_timeout", cfg.Timing.ElectionMin, "lease", cfg.Timing.LeaseDuration())
 	return d, nil
@@ -208,7 +216,11 @@ func (d *Daemon) HTTPAddr() net.Addr { return d.httpLn.Addr() }
 // Run runs the daemon until ctx ends, then hands leadership over if this
 // node is master, and stops.
 func (d *Daemon) Run(ctx context.Context) error {
-	defer d.store.Close()
+	defer func() {
+		for _, r := range d.roles {
+			r.store.Close()
+		}
+	}()
 	defer d.rec.stopped()
 	netCtx, stopNet := context.WithCancel(context.Background())
 	defer stopNet()
@@ -260,7 +272,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	// A required driver absent at start keeps the node ineligible until
 	// it connects.
-	d.hub.updateHealth()
+	d.updateHealth()
 	err := d.loop(ctx)
 	d.stopMaintenanceTimer()
 
@@ -300,7 +312,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.input(func(now time.Duration) {
 				d.deadline = -1 // spent: set the timer again
 				d.rec.ticked(now)
-				d.core.Tick(now)
+				for _, r := range d.roles {
+					r.core.Tick(now)
+				}
 				d.pingWatchdog(now)
 			})
 		case <-done:
@@ -317,7 +331,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 			continue
 		}
 		d.mu.Lock()
-		handedOver, draining := d.handedOver(), d.core.Draining()
+		handedOver, draining := d.handedOver(), d.draining()
 		d.mu.Unlock()
 		if handedOver {
 			return nil
@@ -368,7 +382,7 @@ func (d *Daemon) acted(now time.Duration) {
 	// Most inputs leave the deadline where it was (a master's next
 	// heartbeat is due whatever the acknowledgements say): resetting the
 	// timer costs more than comparing.
-	if dl := min(d.core.NextDeadline(), d.nextLinks, d.nextPing); dl != d.deadline {
+	if dl := min(d.nextDeadline(), d.nextLinks, d.nextPing); dl != d.deadline {
 		d.deadline = dl
 		d.timer.Reset(max(dl-now, 0))
 	}
@@ -380,44 +394,63 @@ func (d *Daemon) acted(now time.Duration) {
 	}
 }
 
-// ready acts on the core's output. The hard state reaches the disk before
+// ready acts on the cores' output. The hard state reaches the disk before
 // any message that depends on it leaves; failing that, the daemon stops:
 // carrying on could vote twice in one term after a restart. It reports
-// whether it saved anything.
+// whether it saved anything. With several roles every role's messages to
+// a peer leave in one frame (wire.go, frameRoles).
 func (d *Daemon) ready() (bool, error) {
-	if !d.core.HasReady() {
-		return false, nil
-	}
-	rd := d.core.Ready()
-	if rd.HardState != nil {
-		if err := d.store.Save(store.HardState{Term: rd.HardState.Term, Vote: rd.HardState.Vote}); err != nil {
-			d.log.Error("cannot persist term and vote; stopping", "err", err)
-			return false, fmt.Errorf("persisting term and vote: %w", err)
+	saved := false
+	for _, r := range d.roles {
+		if !r.core.HasReady() {
+			continue
+		}
+		rd := r.core.Ready()
+		if rd.HardState != nil {
+			if err := r.store.Save(store.HardState{Term: rd.HardState.Term, Vote: rd.HardState.Vote}); err != nil {
+				d.log.Error("cannot persist term and vote; stopping", "role", r.name, "file", r.statePath, "err", err)
+				return false, fmt.Errorf("persisting term and vote of role %s in %s: %w", r.name, r.statePath, err)
+			}
+			saved = true
+		}
+		for _, m := range rd.Messages {
+			p := d.peers[m.To]
+			if p == nil {
+				continue
+			}
+			if len(d.roles) == 1 {
+				d.scratch = encodeMessage(d.scratch[:0], m)
+				if !p.send(d.scratch) {
+					d.metrics.FrameDropped("queue_full")
+				}
+				continue
+			}
+			d.batches[p.idx] = appendRoleMessage(d.batches[p.idx], r.idx, m)
+		}
+		for _, st := range rd.States {
+			d.publish(r, st)
 		}
 	}
-	for _, m := range rd.Messages {
-		if p := d.peers[m.To]; p != nil {
-			d.scratch = encodeMessage(d.scratch[:0], m)
-			if !p.send(d.scratch) {
+	for i, b := range d.batches {
+		if len(b) > 0 {
+			if !d.order[i].send(b) {
 				d.metrics.FrameDropped("queue_full")
 			}
+			d.batches[i] = b[:0]
 		}
 	}
-	for _, st := range rd.States {
-		d.publish(st)
-	}
-	return rd.HardState != nil, nil
+	return saved, nil
 }
 
-// publish logs, counts and forwards one state change.
-func (d *Daemon) publish(st election.State) {
-	prev := d.state
-	d.state = st
+// publish logs, counts and forwards one state change of role r.
+func (d *Daemon) publish(r *roleElection, st election.State) {
+	prev := r.state
+	r.state = st
 	if st.Role == election.Candidate && st.Term != prev.Term {
 		d.metrics.Election()
 	}
 	if st.Role != prev.Role || st.Term != prev.Term || st.Master != prev.Master {
-		d.roleSince = st.At
+		r.roleSince = st.At
 		if st.Role == election.Master {
 			d.metrics.MasterChange()
 		}
@@ -429,18 +462,27 @@ func (d *Daemon) publish(st election.State) {
 		if st.Role == election.Master {
 			args = append(args, "lease", st.LeaseUntil-st.At)
 		}
+		if len(d.roles) > 1 {
+			args = append(args, "role_name", r.name)
+		}
 		d.log.Log(context.Background(), level, "role changed", args...)
 	}
-	d.metrics.SetRole(roleName(st.Role))
-	d.metrics.SetTerm(st.Term)
-	if st.Role == election.Master {
-		d.metrics.SetLease((st.LeaseUntil - st.At).Seconds())
-	} else {
-		d.metrics.SetLease(0)
+	if r.idx == 0 {
+		d.metrics.SetRole(roleName(st.Role))
+		d.metrics.SetTerm(st.Term)
+		if st.Role == election.Master {
+			d.metrics.SetLease((st.LeaseUntil - st.At).Seconds())
+		} else {
+			d.metrics.SetLease(0)
+		}
 	}
-	d.hub.publish(st, d.memberList(st.At))
+	r.hub.publish(st, d.memberList(st.At))
 	d.notifyStatus()
-	d.rec.state(prev, st)
+	if r.idx == 0 {
+		d.rec.state(prev, st)
+	} else {
+		d.rec.roleState(r, prev, st)
+	}
 }
 
 // roleName maps a core role onto the three the status API promises. A
@@ -461,11 +503,18 @@ func roleName(r election.Role) string {
 // with d.mu held.
 func (d *Daemon) leave(now time.Duration) <-chan time.Time {
 	d.leaving = true
-	if !d.core.IsMaster(now) {
-		return time.After(0)
+	handing := false
+	for _, r := range d.roles {
+		if !r.core.IsMaster(now) {
+			continue
+		}
+		if err := r.core.Transfer(now, ""); err != nil {
+			d.log.Warn("stopping as master without handing over", "role", r.name, "err", err)
+			continue
+		}
+		r.leaving, handing = true, true
 	}
-	if err := d.core.Transfer(now, ""); err != nil {
-		d.log.Warn("stopping as master without handing over", "err", err)
+	if !handing {
 		return time.After(0)
 	}
 	d.log.Info("stopping: handing leadership over first")
@@ -475,26 +524,27 @@ func (d *Daemon) leave(now time.Duration) <-chan time.Time {
 	return time.After(d.cfg.DemoteTimeout + d.cfg.Timing.LeaseDuration() + d.cfg.Timing.ElectionMax)
 }
 
-// demoteDone tells the core that every driver confirmed its demote.
-func (d *Daemon) demoteDone() {
+// demoteDone tells role r's core that every driver confirmed its demote.
+func (d *Daemon) demoteDone(r *roleElection) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d.do(ctx, func(now time.Duration) { d.core.DemoteDone(now) })
+	d.do(ctx, func(now time.Duration) { r.core.DemoteDone(now) })
 }
 
-// demoteUnconfirmed tells the core that some driver will not confirm its
-// demote: it overran its declared time or went away.
-func (d *Daemon) demoteUnconfirmed() {
+// demoteUnconfirmed tells role r's core that some driver will not confirm
+// its demote: it overran its declared time or went away.
+func (d *Daemon) demoteUnconfirmed(r *roleElection) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d.do(ctx, func(now time.Duration) { d.core.DemoteUnconfirmed(now) })
+	d.do(ctx, func(now time.Duration) { r.core.DemoteUnconfirmed(now) })
 }
 
-// setHealthy passes the drivers' verdict on the node's health to the core.
-func (d *Daemon) setHealthy(ok bool) {
+// setHealthy passes the drivers' verdict on the node's health for role r
+// to its core.
+func (d *Daemon) setHealthy(r *roleElection, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d.do(ctx, func(now time.Duration) { d.core.SetHealthy(now, ok) })
+	d.do(ctx, func(now time.Duration) { r.core.SetHealthy(now, ok) })
 }
 
 // memberList is the member list drivers get with each state.
@@ -512,10 +562,26 @@ func (d *Daemon) memberList(now time.Duration) []driverproto.Member {
 	return out
 }
 
-// handedOver reports whether another node is master now.
+// handedOver reports whether another node is master now of every role
+// this node was master of when it began to stop.
 func (d *Daemon) handedOver() bool {
-	st := d.core.State()
-	return st.Master != "" && st.Master != d.cfg.ID
+	for _, r := range d.roles {
+		if st := r.core.State(); r.leaving && (st.Master == "" || st.Master == d.cfg.ID) {
+			return false
+		}
+	}
+	return true
+}
+
+// draining reports whether a role waits for its drivers to confirm a
+// demote.
+func (d *Daemon) draining() bool {
+	for _, r := range d.roles {
+		if r.core.Draining() {
+			return true
+		}
+	}
+	return false
 }
 
 // flush gives queued frames a moment to leave before the sockets close.
@@ -585,6 +651,13 @@ func (d *Daemon) status(now time.Duration) api.Status {
 	if d.core.IsMaster(now) {
 		s.LeaseMS = (st.LeaseUntil - now).Milliseconds()
 	}
+	for _, r := range d.roles {
+		rs := api.RoleStatus{Name: r.name, Role: roleName(r.state.Role), Term: r.state.Term, Master: r.state.Master}
+		if r.core.IsMaster(now) {
+			rs.LeaseMS = (r.state.LeaseUntil - now).Milliseconds()
+		}
+		s.Roles = append(s.Roles, rs)
+	}
 	for _, m := range d.cfg.Members {
 		ms := api.MemberStatus{ID: m.ID, Address: m.Address, Witness: m.Witness, Priority: m.Priority, LastSeenMS: -1}
 		if m.ID == d.cfg.ID {
@@ -615,16 +688,27 @@ func (d *Daemon) status(now time.Duration) api.Status {
 	return s
 }
 
-// Transfer hands leadership to target, or the best node when empty.
+// Transfer hands leadership of the first role to target, or the best
+// node when empty.
 func (d *Daemon) Transfer(ctx context.Context, target string) error {
+	return d.TransferRole(ctx, "", target)
+}
+
+// TransferRole hands leadership of the role named role (the first when
+// empty) to target, or the best node when target is empty.
+func (d *Daemon) TransferRole(ctx context.Context, role, target string) error {
+	r := d.role(role)
+	if r == nil {
+		return fmt.Errorf("%w: no role %q; the roles are %s", api.ErrBadRequest, role, strings.Join(d.roleNames(), ", "))
+	}
 	var err error
 	var master string
 	if e := d.do(ctx, func(now time.Duration) {
-		master = d.state.Master
-		err = d.core.Transfer(now, target)
+		master = r.state.Master
+		err = r.core.Transfer(now, target)
 		if err == nil {
-			d.log.Info("transferring leadership", "to", target)
-			d.rec.transfer(target)
+			d.log.Info("transferring leadership", "to", target, "role_name", r.name)
+			d.rec.transfer(r, target)
 		}
 	}); e != nil {
 		return e

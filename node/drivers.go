@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/election"
+	"github.com/clustd/clustd/node/config"
 	"github.com/clustd/clustd/node/rawio"
 )
 
@@ -47,6 +49,10 @@ type driverConn struct {
 	// daemon's demote_timeout if it declared nothing).
 	demoteTimeout time.Duration
 
+	// roleName is the role the driver chose in its hello ("" for the
+	// first); nonce and peerNonce are the handshake's, for the welcome.
+	roleName, nonce, peerNonce string
+
 	// Guarded by hub.mu.
 	healthy      bool
 	healthReason string
@@ -65,10 +71,13 @@ func (c *driverConn) close() {
 	c.once.Do(func() { close(c.closed) })
 }
 
-// hub serves drivers: it tells them every state of the core, collects their
-// acknowledgements, and turns their health into the node's.
+// hub serves the drivers of one role: it tells them every state of the
+// role's core, collects their acknowledgements, and turns their health
+// into the node's. The first role's hub also accepts every driver's
+// connection and hands it to the hub of the role it chose.
 type hub struct {
 	d      *Daemon
+	role   *roleElection
 	log    *slog.Logger
 	secret []byte
 
@@ -94,7 +103,6 @@ type hub struct {
 	// required names the drivers listed in drivers.required, and healthy
 	// is whether the node is healthy as far as drivers go.
 	required  map[string]bool
-	healthy   bool
 	reachable map[string]bool
 	// orphans are drivers that went away while told they were master: they
 	// act until their stop deadline (by id, that deadline).
@@ -105,14 +113,18 @@ type hub struct {
 	upgrader websocket.Upgrader
 }
 
-func newHub(d *Daemon) *hub {
+func newHub(d *Daemon, r *roleElection) *hub {
+	log := d.log.With("component", "drivers")
+	if len(d.roles) > 1 {
+		log = log.With("role_name", r.name)
+	}
 	h := &hub{
 		d:         d,
-		log:       d.log.With("component", "drivers"),
+		role:      r,
+		log:       log,
 		secret:    d.cfg.DriversSecret,
 		conns:     map[string]*driverConn{},
 		required:  map[string]bool{},
-		healthy:   true,
 		reachable: map[string]bool{},
 		orphans:   map[string]time.Duration{},
 	}
@@ -141,7 +153,7 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(driverproto.MaxMessage)
-	c, err := h.handshake(ws)
+	c, rh, err := h.handshake(ws)
 	if err != nil {
 		if h.d.failLog.first("driver/"+hostOf(r.RemoteAddr), Monotonic()) {
 			h.log.Warn("driver refused", "remote", r.RemoteAddr, "err", err)
@@ -149,7 +161,7 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(ws, err.Error())
 		return
 	}
-	h.run(c)
+	rh.run(c)
 }
 
 // rawHijacker hands the websocket library a connection whose reads and
@@ -183,8 +195,27 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// handshake proves both sides know the secret and registers the driver.
-func (h *hub) handshake(ws *websocket.Conn) (*driverConn, error) {
+// handshake proves both sides know the secret and registers the driver
+// with the hub of the role it chose, which it returns.
+func (h *hub) handshake(ws *websocket.Conn) (*driverConn, *hub, error) {
+	c, err := h.hello(ws)
+	if err != nil {
+		return nil, nil, err
+	}
+	rh := h.d.role(c.roleName).hub
+	if !rh.register(c) {
+		return nil, nil, fmt.Errorf("driver id %q is already connected to this node", c.id)
+	}
+	ws.SetWriteDeadline(time.Now().Add(driverWriteTimeout))
+	if err := ws.WriteJSON(driverproto.Message{Type: driverproto.TypeWelcome, Node: h.d.cfg.ID, MAC: driverproto.WelcomeMAC(h.secret, c.peerNonce, c.nonce, c.id)}); err != nil {
+		rh.drop(c, "welcome failed")
+		return nil, nil, err
+	}
+	return c, rh, nil
+}
+
+// hello runs the handshake up to the driver's proof of the secret.
+func (h *hub) hello(ws *websocket.Conn) (*driverConn, error) {
 	var nb [driverproto.NonceLen]byte
 	rand.Read(nb[:])
 	nonce := hex.EncodeToString(nb[:])
@@ -204,7 +235,7 @@ func (h *hub) handshake(ws *websocket.Conn) (*driverConn, error) {
 	if m.Type != driverproto.TypeHello {
 		return nil, fmt.Errorf("expected hello, got %q", m.Type)
 	}
-	if !driverproto.CheckMAC(m.MAC, driverproto.HelloMACDemote(h.secret, nonce, m.Nonce, m.ID, m.Required, m.Events, m.DemoteTimeoutMS)) {
+	if !driverproto.CheckMAC(m.MAC, driverproto.HelloMACRole(h.secret, nonce, m.Nonce, m.ID, m.Required, m.Events, m.DemoteTimeoutMS, m.RoleName)) {
 		h.d.metrics.AuthFailure()
 		return nil, fmt.Errorf("driver %q failed authentication: wrong secret", m.ID)
 	}
@@ -217,15 +248,26 @@ func (h *hub) handshake(ws *websocket.Conn) (*driverConn, error) {
 		}
 		demoteTimeout = declared
 	}
-	c := &driverConn{
+	if m.RoleName != "" && h.d.role(m.RoleName) == nil {
+		return nil, fmt.Errorf("driver %q chose the role %q, which this cluster does not have; its roles are %s", m.ID, m.RoleName, strings.Join(h.d.roleNames(), ", "))
+	}
+	return &driverConn{
 		id: m.ID, name: m.Name, required: h.required[m.Name], declaredRequired: m.Required, events: m.Events, ws: ws, demoteTimeout: demoteTimeout,
 		send: make(chan driverproto.Message, driverQueue), closed: make(chan struct{}), healthy: true,
+		roleName: m.RoleName, nonce: nonce, peerNonce: m.Nonce,
+	}, nil
+}
+
+// register adds c to the hub and queues the state it must start from. A
+// driver id is unique across the node's roles.
+func (h *hub) register(c *driverConn) bool {
+	h.d.driverIDs.Lock()
+	defer h.d.driverIDs.Unlock()
+	if h.d.driverIDs.ids[c.id] {
+		return false
 	}
+	h.d.driverIDs.ids[c.id] = true
 	h.mu.Lock()
-	if _, dup := h.conns[c.id]; dup {
-		h.mu.Unlock()
-		return nil, fmt.Errorf("driver id %q is already connected to this node", c.id)
-	}
 	h.conns[c.id] = c
 	// Queued under the same lock as the registration, so that no state is
 	// missed or sent twice; the writer sends it after the welcome.
@@ -235,27 +277,21 @@ func (h *hub) handshake(ws *websocket.Conn) (*driverConn, error) {
 		}
 		h.enqueue(c, driverproto.Message{Type: driverproto.TypeState, Seq: h.lastSeq, State: h.last})
 	}
-	h.d.metrics.SetDrivers(len(h.conns))
 	h.mu.Unlock()
-
-	ws.SetWriteDeadline(time.Now().Add(driverWriteTimeout))
-	if err := ws.WriteJSON(driverproto.Message{Type: driverproto.TypeWelcome, Node: h.d.cfg.ID, MAC: driverproto.WelcomeMAC(h.secret, m.Nonce, nonce, c.id)}); err != nil {
-		h.drop(c, "welcome failed")
-		return nil, err
-	}
-	return c, nil
+	h.d.metrics.SetDrivers(len(h.d.driverIDs.ids))
+	return true
 }
 
 // run serves one driver until it goes: the writer here, the reader in its
 // own goroutine.
 func (h *hub) run(c *driverConn) {
-	h.log.Info("driver connected", "driver", c.id, "required", c.required, "events", c.events, "demote_timeout", c.demoteTimeout)
+	h.log.Info("driver connected", "driver", c.id, "required", c.required, "events", c.events, "demote_timeout", c.demoteTimeout, "role_name", h.role.name)
 	if c.declaredRequired && !c.required {
 		h.log.Warn("driver declares itself required, but drivers.required does not name it, so it does not affect eligibility; list it there to make it required",
 			"driver", c.id, "name", c.name)
 	}
 	h.d.rec.driverConnected(c)
-	h.updateHealth()
+	h.d.updateHealth()
 
 	go h.read(c)
 	ping := time.NewTicker(driverPingPeriod)
@@ -327,27 +363,34 @@ func (h *hub) read(c *driverConn) {
 				h.d.rec.driverHealth(c, *m.OK, m.Reason)
 				h.event(driverproto.EventHealth, fmt.Sprintf("driver %s: ok=%v %s", c.id, *m.OK, m.Reason))
 			}
-			h.updateHealth()
+			h.d.updateHealth()
 		}
 	}
 }
 
 func (h *hub) drop(c *driverConn, reason string) {
 	h.mu.Lock()
-	if h.conns[c.id] == c {
+	mine := h.conns[c.id] == c
+	if mine {
 		delete(h.conns, c.id)
 	}
 	if c.holdsLease && c.stopUntil > Monotonic() {
 		h.orphans[c.id] = c.stopUntil
 	}
 	h.checkDemoted()
-	n := len(h.conns)
 	h.mu.Unlock()
+	n := 0
+	h.d.driverIDs.Lock()
+	if mine {
+		delete(h.d.driverIDs.ids, c.id)
+	}
+	n = len(h.d.driverIDs.ids)
+	h.d.driverIDs.Unlock()
 	c.close()
 	h.d.metrics.SetDrivers(n)
 	h.log.Info("driver gone", "driver", c.id, "reason", reason)
 	h.d.rec.driverGone(c, reason)
-	h.updateHealth()
+	h.d.updateHealth()
 }
 
 // enqueue sends without blocking; a driver too far behind is cut off.
@@ -366,6 +409,7 @@ func (h *hub) enqueue(c *driverConn, m driverproto.Message) {
 // the stop deadline on a master and during a planned hand-over.
 func driverState(id string, tm election.Timing, st election.State, members []driverproto.Member) *driverproto.State {
 	ds := &driverproto.State{
+		RoleName:     config.DefaultRole,
 		Node:         id,
 		Role:         roleName(st.Role),
 		IsMaster:     st.Role == election.Master && st.Act,
@@ -396,8 +440,9 @@ func driverState(id string, tm election.Timing, st election.State, members []dri
 // publish tells every driver a new state of the core. It runs on the
 // daemon's loop goroutine and never blocks.
 func (h *hub) publish(st election.State, members []driverproto.Member) {
-	tm := h.d.cfg.Timing
+	tm := h.d.cfg.RoleTiming(h.role.cfg)
 	ds := driverState(h.d.cfg.ID, tm, st, members)
+	ds.RoleName = h.role.name
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.seed != nil {
@@ -565,25 +610,28 @@ func (h *hub) checkDemoted() {
 		delete(h.orphans, id)
 	}
 	if confirmed {
-		go h.d.demoteDone()
+		go h.d.demoteDone(h.role)
 	} else {
-		go h.d.demoteUnconfirmed()
+		go h.d.demoteUnconfirmed(h.role)
 	}
 }
 
-// missingRequired lists the required driver names with no connection, in
-// order, for status. Called with the daemon's lock held (the lock order is
-// daemon, then hub).
-func (h *hub) missingRequired() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []string
-	for name := range h.required {
-		found := false
+// missingRequired lists the required driver names with no connection to
+// any role, in order, for status. Called with the daemon's lock held (the
+// lock order is daemon, then hub).
+func (d *Daemon) missingRequired() []string {
+	connected := map[string]bool{}
+	for _, r := range d.roles {
+		h := r.hub
+		h.mu.Lock()
 		for _, c := range h.conns {
-			found = found || c.name == name
+			connected[c.name] = true
 		}
-		if !found {
+		h.mu.Unlock()
+	}
+	var out []string
+	for name := range d.hub.required {
+		if !connected[name] {
 			out = append(out, name)
 		}
 	}
@@ -591,27 +639,37 @@ func (h *hub) missingRequired() []string {
 	return out
 }
 
+// missingRequired is the node's missing required drivers.
+func (h *hub) missingRequired() []string { return h.d.missingRequired() }
+
 // updateHealth recomputes the node's health from its required drivers':
 // unhealthy while one says so, or while a required name has no healthy
 // connection. Other drivers' health is reported (events, logs) but does
-// not move the master.
-func (h *hub) updateHealth() {
-	h.mu.Lock()
+// not move the master. A driver serves one role, but the health it
+// reports is its node's: it counts for every role, as maintenance does.
+func (d *Daemon) updateHealth() {
+	d.health.Lock()
+	defer d.health.Unlock()
 	ok := true
 	why := ""
 	connected := map[string]bool{}
-	for _, c := range h.conns {
-		if !c.required {
-			continue
+	for _, r := range d.roles {
+		h := r.hub
+		h.mu.Lock()
+		for _, c := range h.conns {
+			if !c.required {
+				continue
+			}
+			if c.healthy {
+				connected[c.name] = true
+			} else {
+				ok, why = false, fmt.Sprintf("required driver %s unhealthy: %s", c.id, c.healthReason)
+			}
 		}
-		if c.healthy {
-			connected[c.name] = true
-		} else {
-			ok, why = false, fmt.Sprintf("required driver %s unhealthy: %s", c.id, c.healthReason)
-		}
+		h.mu.Unlock()
 	}
 	var names []string
-	for name := range h.required {
+	for name := range d.hub.required {
 		names = append(names, name)
 	}
 	sort.Strings(names)
@@ -620,14 +678,18 @@ func (h *hub) updateHealth() {
 			ok, why = false, fmt.Sprintf("required driver %s not connected", name)
 		}
 	}
-	changed := ok != h.healthy
-	h.healthy = ok
-	h.mu.Unlock()
-	if changed {
-		h.log.Info("node health from drivers", "ok", ok, "reason", why)
-		h.d.setHealthy(ok)
+	if ok != d.health.unhealthy {
+		return // the cores start healthy
+	}
+	d.health.unhealthy = !ok
+	d.hub.log.Info("node health from drivers", "ok", ok, "reason", why)
+	for _, r := range d.roles {
+		d.setHealthy(r, ok)
 	}
 }
+
+// updateHealth recomputes the node's health (Daemon.updateHealth).
+func (h *hub) updateHealth() { h.d.updateHealth() }
 
 // event sends an event to the drivers that asked for the stream.
 func (h *hub) event(kind, detail string) {
@@ -649,6 +711,14 @@ func (h *hub) eventLocked(kind, detail string) {
 	}
 }
 
+// event sends an event to the drivers of every role that asked for the
+// stream.
+func (d *Daemon) event(kind, detail string) {
+	for _, r := range d.roles {
+		r.hub.event(kind, detail)
+	}
+}
+
 // checkMembers emits member_lost and member_back events as peers come and
 // go. The link watcher calls it on every tick.
 func (h *hub) checkMembers(now time.Duration) {
@@ -665,13 +735,13 @@ func (h *hub) checkMembers(now time.Duration) {
 		case known && was && !up:
 			h.log.Info("member lost", "peer", p.id)
 			h.d.rec.member(p.id, false)
-			h.event(driverproto.EventMemberLost, p.id)
+			h.d.event(driverproto.EventMemberLost, p.id)
 		case known && !was && up, !known && up:
 			if known {
 				h.log.Info("member back", "peer", p.id)
 				h.d.rec.member(p.id, true)
 			}
-			h.event(driverproto.EventMemberBack, p.id)
+			h.d.event(driverproto.EventMemberBack, p.id)
 		}
 	}
 }

@@ -158,16 +158,7 @@ func (r *recorder) state(prev, st election.State) {
 		}
 		return
 	}
-	role := roleName(st.Role)
-	switch {
-	case st.Role == election.PreCandidate:
-		// Asking whether an election is needed raises no term; journaling
-		// every pre-vote would bury the elections under a partition.
-	case st.Role == election.Candidate && st.Term != prev.Term:
-		r.record(journal.Event{Kind: journal.KindElection, Term: st.Term, Role: role, Detail: "campaigning: " + st.Reason})
-	default:
-		r.record(journal.Event{Kind: journal.KindRole, Term: st.Term, Role: role, Master: st.Master, Detail: st.Reason})
-	}
+	r.journalState(r.d.roles[0], prev, st)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -186,6 +177,39 @@ func (r *recorder) state(prev, st election.State) {
 		r.lastMaster, r.lastTerm = st.Master, st.Term
 		r.masterSeen = now
 	}
+}
+
+// journalState journals a change of role r's state.
+func (r *recorder) journalState(re *roleElection, prev, st election.State) {
+	role := roleName(st.Role)
+	switch {
+	case st.Role == election.PreCandidate:
+		// Asking whether an election is needed raises no term; journaling
+		// every pre-vote would bury the elections under a partition.
+	case st.Role == election.Candidate && st.Term != prev.Term:
+		r.record(journal.Event{Kind: journal.KindElection, Term: st.Term, Role: role, RoleName: r.roleName(re), Detail: "campaigning: " + st.Reason})
+	default:
+		r.record(journal.Event{Kind: journal.KindRole, Term: st.Term, Role: role, Master: st.Master, RoleName: r.roleName(re), Detail: st.Reason})
+	}
+}
+
+// roleState journals a state change of a role other than the first. The
+// failover records follow the first role only: their terms are its terms.
+// Called with d.mu held.
+func (r *recorder) roleState(re *roleElection, prev, st election.State) {
+	if st.Role == prev.Role && st.Term == prev.Term && st.Master == prev.Master {
+		return
+	}
+	r.journalState(re, prev, st)
+}
+
+// roleName is the role_name journal events of role re carry: its name in
+// a cluster with roles:, else none.
+func (r *recorder) roleName(re *roleElection) string {
+	if len(r.d.cfg.Roles) == 0 || re == nil {
+		return ""
+	}
+	return re.name
 }
 
 // ticked notes that the daemon's timer fired. Called with d.mu held.
@@ -591,12 +615,16 @@ func (r *recorder) stopped() {
 	r.close()
 }
 
-func (r *recorder) transfer(target string) {
-	detail := "handing the master role over to " + target
-	if target == "" {
-		detail = "handing the master role over to the best eligible member"
+func (r *recorder) transfer(re *roleElection, target string) {
+	what := "the master role"
+	if len(r.d.cfg.Roles) > 0 {
+		what = "the role " + re.name
 	}
-	r.record(journal.Event{Kind: journal.KindTransfer, Peer: target, Detail: detail})
+	detail := "handing " + what + " over to " + target
+	if target == "" {
+		detail = "handing " + what + " over to the best eligible member"
+	}
+	r.record(journal.Event{Kind: journal.KindTransfer, Peer: target, RoleName: r.roleName(re), Detail: detail})
 }
 
 func (r *recorder) maintenance(on bool, reason string, until time.Time, why string) {
@@ -644,13 +672,19 @@ func (d *Daemon) Reloaded(detail string) {
 
 // Drivers lists the connected drivers for the status page.
 func (d *Daemon) Drivers() []api.DriverStatus {
-	h := d.hub
-	h.mu.Lock()
-	out := make([]api.DriverStatus, 0, len(h.conns))
-	for _, c := range h.conns {
-		out = append(out, api.DriverStatus{ID: c.id, Name: c.name, Required: c.required, Healthy: c.healthy, Reason: c.healthReason})
+	var out []api.DriverStatus
+	for _, r := range d.roles {
+		h := r.hub
+		h.mu.Lock()
+		for _, c := range h.conns {
+			ds := api.DriverStatus{ID: c.id, Name: c.name, Required: c.required, Healthy: c.healthy, Reason: c.healthReason}
+			if len(d.roles) > 1 {
+				ds.RoleName = r.name
+			}
+			out = append(out, ds)
+		}
+		h.mu.Unlock()
 	}
-	h.mu.Unlock()
 	slices.SortFunc(out, func(a, b api.DriverStatus) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }

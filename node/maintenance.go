@@ -76,7 +76,7 @@ func (d *Daemon) SetMaintenanceFor(ctx context.Context, on bool, dur time.Durati
 		if on {
 			detail = "on"
 		}
-		d.hub.event(driverproto.EventMaintenance, detail)
+		d.event(driverproto.EventMaintenance, detail)
 	}
 	return err
 }
@@ -91,7 +91,10 @@ func (d *Daemon) applyMaintenance(now time.Duration, on bool, reason string, unt
 		m.timer = nil
 	}
 	m.on, m.reason, m.until = on, reason, until
-	d.core.SetMaintenance(now, on)
+	// Maintenance is the node's: every role hands over and stays away.
+	for _, r := range d.roles {
+		r.core.SetMaintenance(now, on)
+	}
 	if on {
 		gen := m.gen
 		m.timer = time.AfterFunc(time.Until(until), func() { d.endMaintenance(gen) })

@@ -21,6 +21,7 @@ import (
 // one-way streams per pair need no rule for who keeps which connection.
 type peer struct {
 	id, addr string
+	idx      int // in Daemon.order
 	// out queues frames for the writer goroutine; a nil frame asks it to
 	// finish what a TrySend left owed.
 	out chan []byte
@@ -442,6 +443,28 @@ func (d *Daemon) handleFrame(p *peer, frame []byte) {
 		_ = d.input(func(now time.Duration) {
 			d.core.Step(now, m)
 			d.rec.heard(m.From, m.Term, now)
+		})
+	case frameRoles:
+		ms, err := decodeRoles(frame[1:], len(d.roles), nil)
+		if err != nil {
+			d.dropFrame(p, "decode", err)
+			return
+		}
+		for _, rm := range ms {
+			if rm.m.From != p.id || rm.m.To != d.cfg.ID {
+				d.dropFrame(p, "decode", errors.New("message names the wrong sender or receiver"))
+				return
+			}
+		}
+		// One input for the whole frame: the answers of every role leave
+		// in one frame too.
+		_ = d.input(func(now time.Duration) {
+			for _, rm := range ms {
+				d.roles[rm.role].core.Step(now, rm.m)
+				if rm.role == 0 {
+					d.rec.heard(rm.m.From, rm.m.Term, now)
+				}
+			}
 		})
 	case framePing:
 		if _, err := decodePing(frame[1:]); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/clustd/clustd/election"
@@ -145,6 +146,42 @@ func refusedChanges(old, cfg *config.Config) []string {
 	}
 	if !bytes.Equal(old.DriversSecret, cfg.DriversSecret) {
 		out = append(out, "drivers_secret_file (the drivers secret changed) "+restart)
+	}
+	return append(out, refusedRoles(old, cfg)...)
+}
+
+// refusedRoles lists what a reload cannot change in a configuration with
+// roles:. A reload changes priorities and preemption of the one role of a
+// configuration without; with roles: a restart changes them, as it does
+// the list itself.
+func refusedRoles(old, cfg *config.Config) []string {
+	if len(old.Roles) == 0 && len(cfg.Roles) == 0 {
+		return nil
+	}
+	restart := "cannot change by a reload in a configuration with roles: change every node's file, then restart the nodes one at a time"
+	var out []string
+	if !reflect.DeepEqual(old.RoleList(), cfg.RoleList()) {
+		out = append(out, fmt.Sprintf("roles (%s → %s) %s", strings.Join(roleNamesOf(old), ", "), strings.Join(roleNamesOf(cfg), ", "), restart))
+	}
+	prio := map[string]int{}
+	for _, m := range cfg.Members {
+		prio[m.ID] = m.Priority
+	}
+	for _, m := range old.Members {
+		if p, ok := prio[m.ID]; ok && p != m.Priority {
+			out = append(out, fmt.Sprintf("priority of member %s (%d → %d) %s", m.ID, m.Priority, p, restart))
+		}
+	}
+	if old.Preempt != cfg.Preempt || old.PreemptHoldDown != cfg.PreemptHoldDown {
+		out = append(out, "preempt "+restart)
+	}
+	return out
+}
+
+func roleNamesOf(c *config.Config) []string {
+	var out []string
+	for _, r := range c.RoleList() {
+		out = append(out, r.Name)
 	}
 	return out
 }

@@ -36,7 +36,7 @@ func (d *Daemon) startNotify() {
 		d.timer.Reset(0)
 		d.deadline = -1
 	}
-	d.statusLine = summary(d.state, d.cfg.ID, d.core.Maintenance())
+	d.statusLine = d.summary()
 	if err := d.Notify.Send(sdnotify.Ready, sdnotify.Status(d.statusLine)); err != nil {
 		d.log.Warn("cannot tell the service manager we are ready", "err", err)
 	}
@@ -63,12 +63,28 @@ func (d *Daemon) notifyStatus() {
 	if d.Notify == nil {
 		return
 	}
-	line := summary(d.state, d.cfg.ID, d.core.Maintenance())
+	line := d.summary()
 	if line == d.statusLine {
 		return
 	}
 	d.statusLine = line
 	d.Notify.Send(sdnotify.Status(line))
+}
+
+// summary is the status line: the first role's, and with several roles
+// how many this node is master of. Called with d.mu held.
+func (d *Daemon) summary() string {
+	line := summary(d.state, d.cfg.ID, d.core.Maintenance())
+	if len(d.roles) > 1 {
+		n := 0
+		for _, r := range d.roles {
+			if r.state.Role == election.Master {
+				n++
+			}
+		}
+		line = fmt.Sprintf("%s: %s; master of %d of %d roles", d.name, line, n, len(d.roles))
+	}
+	return line
 }
 
 // summary is the role in one line for people: "master, term 7",

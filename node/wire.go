@@ -17,7 +17,19 @@ const (
 	framePing    byte = 2 // 8 bytes: the sender's monotonic clock
 	framePong    byte = 3 // the ping's 8 bytes, echoed
 	// 4 to 6: the failover journal's frames (wire_journal.go).
+
+	// frameRoles carries election messages of several roles: one or more
+	// entries, each a role's index in the configuration's roles: list
+	// (uvarint), the length of the message (uvarint) and the message as
+	// frameMessage encodes it after its kind byte. Only a cluster with more
+	// than one role sends it; roles are part of the cluster hash, so every
+	// peer such a node talks to understands it.
+	frameRoles byte = 7
 )
+
+// maxRoleEntries bounds the entries of one frameRoles: a heartbeat and an
+// answer per role at most, with room to spare.
+const maxRoleEntries = 4 * 256
 
 const maxIDLen = 64
 
@@ -161,6 +173,64 @@ func decodeMessage(body []byte) (election.Message, error) {
 	m.Eligible = flags&flagEligible != 0
 	m.Confirmed = flags&flagConfirmed != 0
 	return m, nil
+}
+
+// appendRoleMessage appends m of role idx to b, the frameRoles being
+// built for one peer; an empty b starts one.
+func appendRoleMessage(b []byte, idx int, m election.Message) []byte {
+	if len(b) == 0 {
+		b = append(b, frameRoles)
+	}
+	b = binary.AppendUvarint(b, uint64(idx))
+	// The message is appended after room for its length, then moved into
+	// place: its encoding is at most a few hundred bytes, whose length
+	// fits two bytes of uvarint.
+	start := len(b)
+	b = encodeMessage(b, m)
+	body := b[start+1:] // without the kind byte
+	n := len(body)
+	var lb [binary.MaxVarintLen64]byte
+	ln := binary.PutUvarint(lb[:], uint64(n))
+	b = append(b[:start], lb[:ln]...)
+	return append(b, body...)
+}
+
+// roleMessage is one entry of a frameRoles.
+type roleMessage struct {
+	role int
+	m    election.Message
+}
+
+// decodeRoles parses the body of a frameRoles (after the kind byte) of a
+// cluster of roles roles. Any bad entry drops the whole frame.
+func decodeRoles(body []byte, roles int, out []roleMessage) ([]roleMessage, error) {
+	d := decoder{b: body}
+	if len(body) == 0 {
+		return out, fmt.Errorf("%w: no messages", errFrame)
+	}
+	for len(d.b) > 0 {
+		if len(out) >= maxRoleEntries {
+			return out, fmt.Errorf("%w: more than %d messages", errFrame, maxRoleEntries)
+		}
+		role := d.uvarint("role")
+		n := d.uvarint("length")
+		if d.err != nil {
+			return out, d.err
+		}
+		if role >= uint64(roles) {
+			return out, fmt.Errorf("%w: role %d of %d", errFrame, role, roles)
+		}
+		if n > uint64(len(d.b)) {
+			return out, fmt.Errorf("%w: truncated message", errFrame)
+		}
+		m, err := decodeMessage(d.b[:n])
+		if err != nil {
+			return out, err
+		}
+		d.b = d.b[n:]
+		out = append(out, roleMessage{role: int(role), m: m})
+	}
+	return out, nil
 }
 
 // encodePing appends a ping (or pong) frame carrying stamp.

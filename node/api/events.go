@@ -42,6 +42,9 @@ type DriverStatus struct {
 	Required bool   `json:"required"`
 	Healthy  bool   `json:"healthy"`
 	Reason   string `json:"reason,omitempty"`
+	// RoleName is the role the driver serves, when the cluster has more
+	// than one.
+	RoleName string `json:"role_name,omitempty"`
 }
 
 // DriverLister is what a Daemon also implements when it has drivers to

@@ -47,6 +47,22 @@ type Status struct {
 	// DriversActing says this node's drivers were told to act as master:
 	// false on a new master until the stop budget has passed.
 	DriversActing bool `json:"drivers_acting"`
+	// Roles lists every role of the cluster as this node sees it, in the
+	// configuration's order; the keys above describe the first. A
+	// configuration without roles: has one, named "master".
+	Roles []RoleStatus `json:"roles,omitempty"`
+}
+
+// RoleStatus is one role as a node sees it.
+type RoleStatus struct {
+	// Name is the role's name (roles[].name in the configuration).
+	Name string `json:"name"`
+	// Role is this node's part in it: "master", "follower" or "candidate".
+	Role   string `json:"role"`
+	Term   uint64 `json:"term"`
+	Master string `json:"master"`
+	// LeaseMS is the lease remaining on the master; 0 elsewhere.
+	LeaseMS int64 `json:"lease_ms"`
 }
 
 // Duplicate is a member id claimed by two live daemons at once: one was

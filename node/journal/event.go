@@ -40,6 +40,10 @@ type Event struct {
 	// Role and Master: a role change's new role and the master it knows.
 	Role   string `json:"role,omitempty"`
 	Master string `json:"master,omitempty"`
+	// RoleName is the role (roles[].name) an election, role change,
+	// transfer or driver event concerns, in a cluster configured with
+	// roles:; absent otherwise. A failover record is of the first role.
+	RoleName string `json:"role_name,omitempty"`
 	// Peer is the member lost or back; Driver the driver concerned.
 	Peer   string `json:"peer,omitempty"`
 	Driver string `json:"driver,omitempty"`
