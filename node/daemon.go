@@ -65,15 +65,15 @@ type Daemon struct {
 	rec    *recorder       // the event journal (events.go)
 
 	// mu guards the core and everything below it.
-	mu        sync.Mutex
-	timer     *time.Timer
-	deadline  time.Duration // what timer is set for
-	stopped   bool          // no more input: the loop has returned
-	fatal     error         // why the daemon must stop, once failed is closed
-	failed    chan struct{}
-	leaving   bool // stopping: wake the loop after each input
-	wake      chan struct{}
-	scratch   []byte // encodes outgoing messages
+	mu       sync.Mutex
+	timer    *time.Timer
+	deadline time.Duration // what timer is set for
+	stopped  bool          // no more input: the loop has returned
+	fatal    error         // why the daemon must stop, once failed is closed
+	failed   chan struct{}
+	leaving  bool // stopping: wake the loop after each input
+	wake     chan struct{}
+	scratch  []byte // encodes outgoing messages
 	// batches are the frames being built for each peer (by index in
 	// order) while the cores' output of one input is sent: with several
 	// roles, one frame per peer carries every role's messages.
@@ -151,13 +151,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		roleElection: roles[0],
 		roles:        roles,
 		peers:        map[string]*peer{},
-		hello:   transport.Hello{Node: cfg.ID, ClusterHash: cfg.MembersHash(), Instance: transport.NewInstance()},
-		timer:   time.NewTimer(0),
-		failed:  make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		reg:     reg,
-		metrics: metrics.New(reg, cfg.ID),
-		failLog: burstLog{quiet: 30 * time.Second},
+		hello:        transport.Hello{Node: cfg.ID, ClusterHash: cfg.MembersHash(), Instance: transport.NewInstance()},
+		timer:        time.NewTimer(0),
+		failed:       make(chan struct{}),
+		wake:         make(chan struct{}, 1),
+		reg:          reg,
+		metrics:      metrics.New(reg, cfg.ID),
+		failLog:      burstLog{quiet: 30 * time.Second},
 
 		handshakes: newShedder(maxHandshakes, maxHandshakesPerSource),
 	}
