@@ -47,6 +47,9 @@ type State struct {
 	Members []driverproto.Member
 	// Reason says why the state changed, for logs.
 	Reason string
+	// RoleName is the role the state is of ("master" in a cluster without
+	// roles:; empty from a daemon from before roles).
+	RoleName string
 	// Planned, on a demote, says it is a planned hand-over: the daemon
 	// waits up to Options.DemoteTimeout for it and keeps renewing
 	// StopDeadline meanwhile.
@@ -103,6 +106,12 @@ type Options struct {
 	// demote the daemon asks for carries it as a deadline. Zero declares
 	// nothing: the daemon's demote_timeout bounds the wait.
 	DemoteTimeout time.Duration
+	// Role names the role the driver serves, in a cluster whose daemons
+	// elect several (roles: in their configuration); empty serves the
+	// first role. A daemon that has no such role refuses the driver, and
+	// so does a daemon from before roles: the driver never acts on
+	// another role's states.
+	Role string
 	// OnEvent, if set, asks the daemon for its event stream and receives
 	// it. It is called from a goroutine of its own, one event at a time and
 	// in order; events that arrive while it is busy are queued, and dropped
@@ -214,6 +223,9 @@ func New(opts Options, d Driver) (*Client, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = boottime.Now
+	}
+	if opts.Role != "" && !driverproto.ValidRoleName(opts.Role) {
+		return nil, fmt.Errorf("driverclient: Role %q: need 1-32 of [A-Za-z0-9_-], starting with a letter or digit", opts.Role)
 	}
 	if opts.DemoteTimeout < 0 {
 		return nil, fmt.Errorf("driverclient: DemoteTimeout %v: must not be negative", opts.DemoteTimeout)

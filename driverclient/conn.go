@@ -174,8 +174,9 @@ func (c *Client) handshake(ws *websocket.Conn) (string, error) {
 		// Rounded up: a declaration may not promise less than the driver
 		// needs.
 		DemoteTimeoutMS: int64((c.opts.DemoteTimeout + time.Millisecond - 1) / time.Millisecond),
+		RoleName:        c.opts.Role,
 	}
-	hello.MAC = driverproto.HelloMACDemote(c.opts.Secret, challenge.Nonce, ours, c.id, c.opts.Required, events, hello.DemoteTimeoutMS)
+	hello.MAC = driverproto.HelloMACRole(c.opts.Secret, challenge.Nonce, ours, c.id, c.opts.Required, events, hello.DemoteTimeoutMS, c.opts.Role)
 	if err := writeMessage(ws, hello, c.writeWait); err != nil {
 		return "", fmt.Errorf("sending hello: %w", err)
 	}
@@ -220,6 +221,10 @@ func (c *Client) read(ctx context.Context, cn *conn, alive func(), states chan<-
 				return protocolErrorf(websocket.CloseProtocolError, "state seq %d after seq %d: sequence numbers must not go back", m.Seq, lastSeq)
 			}
 			lastSeq = m.Seq
+			if c.opts.Role != "" && m.State.RoleName != c.opts.Role {
+				// Never act on another role's state.
+				return protocolErrorf(websocket.ClosePolicyViolation, "state of role %q on a connection for role %q", m.State.RoleName, c.opts.Role)
+			}
 			select {
 			case states <- inState{cn: cn, seq: m.Seq, st: fromWire(m.State, c.opts.Clock())}:
 			case <-ctx.Done():
@@ -289,6 +294,7 @@ func fromWire(w *driverproto.State, now time.Duration) State {
 		Members:  w.Members,
 		Reason:   w.Reason,
 		Planned:  w.Planned,
+		RoleName: w.RoleName,
 	}
 	if w.IsMaster {
 		s.LeaseDeadline = time.Duration(w.LeaseDeadlineNS)

@@ -97,10 +97,15 @@ func transferCommand() *cli.Command {
 			"with an error naming the master. Needs the admin token, which is derived from the\n" +
 			"cluster secret given by --config or --secret-file, or passed with --token.\n\n" +
 			"Examples:\n" +
+			"In a cluster with roles:, --role names the role to hand over (default: the first);\n" +
+			"run it against that role's master.\n\n" +
+			"Examples:\n" +
 			"   clustd transfer --config /etc/clustd/clustd.yml --to b\n" +
+			"   clustd transfer --config /etc/clustd/clustd.yml --role web --to b\n" +
 			"   clustd transfer --addr 127.0.0.1:3001 --secret-file /etc/clustd/secret",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "the id of the member to hand over to (default: the best eligible member)"},
+			&cli.StringFlag{Name: "role", Usage: "the role to hand over, in a cluster with roles: (default: the first role)"},
 		}, authFlags()...),
 		Action: runTransfer,
 	}
@@ -171,20 +176,28 @@ func runTransfer(c *cli.Context) error {
 	if c.IsSet("to") && !api.ValidID(to) {
 		return usageError(c, fmt.Sprintf("--to %q is not a node id (1 to 64 of A-Z a-z 0-9 . _ -); leave --to out to let the master pick the best eligible node", to))
 	}
+	role := c.String("role")
+	if c.IsSet("role") && !config.ValidRoleName(role) {
+		return usageError(c, fmt.Sprintf("--role %q is not a role name (1 to 32 of A-Z a-z 0-9 _ -, starting with a letter or digit)", role))
+	}
 	client, err := adminClient(c, true)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.Context, mutationTimeout)
 	defer cancel()
-	if err := client.Transfer(ctx, to); err != nil {
+	if err := client.TransferRole(ctx, role, to); err != nil {
 		return client.failed(err)
 	}
 	target := "the best eligible node"
 	if to != "" {
 		target = to
 	}
-	fmt.Fprintf(c.App.Writer, "transfer to %s accepted by the master at %s; see clustd status\n", target, client.Addr)
+	what := "transfer"
+	if role != "" {
+		what = "transfer of role " + role
+	}
+	fmt.Fprintf(c.App.Writer, "%s to %s accepted by the master at %s; see clustd status\n", what, target, client.Addr)
 	return nil
 }
 
@@ -469,6 +482,9 @@ func writeStatus(w io.Writer, s *api.Status) error {
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 	}
+	if len(s.Roles) > 1 {
+		fmt.Fprintf(tw, "roles:\t%d (the lines above are of the first, %s)\n", len(s.Roles), printable(s.Roles[0].Name))
+	}
 	if len(s.MissingDrivers) > 0 {
 		names := make([]string, len(s.MissingDrivers))
 		for i, n := range s.MissingDrivers {
@@ -501,10 +517,35 @@ func writeStatus(w io.Writer, s *api.Status) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writeRoles(w, s.Roles); err != nil {
+		return err
+	}
 	if err := writeDuplicates(w, s.Duplicates); err != nil {
 		return err
 	}
 	return writeSeedDrivers(w, s.SeedDrivers)
+}
+
+// writeRoles prints every role when there are several; a cluster of one
+// role reads as it did before roles existed.
+func writeRoles(w io.Writer, roles []api.RoleStatus) error {
+	if len(roles) < 2 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tTHIS NODE\tTERM\tMASTER\tLEASE")
+	for _, r := range roles {
+		master, lease := printable(r.Master), "-"
+		if r.Master == "" {
+			master = "(none known)"
+		}
+		if r.Role == "master" {
+			lease = msString(r.LeaseMS)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", printable(r.Name), printable(r.Role), r.Term, master, lease)
+	}
+	return tw.Flush()
 }
 
 // writeDuplicates prints the member ids two live daemons claimed at once.

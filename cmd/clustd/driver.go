@@ -84,6 +84,7 @@ func driverFlags(name string) []cli.Flag {
 			Usage: "the drivers secret (the cluster secret unless the daemon has a drivers_secret_file), instead of the one --config names",
 		},
 		&cli.StringFlag{Name: "name", Value: name, Usage: "what this driver does, as the daemon's logs and status name it (a random suffix is added)"},
+		&cli.StringFlag{Name: "role", EnvVars: []string{"CLUSTD_DRIVER_ROLE"}, Usage: "the role this driver serves, in a cluster with roles: (default: the first role)"},
 		&cli.BoolFlag{Name: "required", Usage: "declare the driver required; only the node's drivers.required makes it so (list its --name there): then the node is ineligible for master while it is not connected or reports itself unhealthy"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
@@ -444,6 +445,10 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, demoteLimi
 	if len(name) > maxDriverName || !driverproto.ValidID(name) {
 		return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--name %q: need 1 to %d of A-Z a-z 0-9 . _ -", name, maxDriverName))
 	}
+	role := c.String("role")
+	if c.IsSet("role") && !driverproto.ValidRoleName(role) {
+		return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--role %q: need 1 to 32 of A-Z a-z 0-9 _ -, starting with a letter or digit", role))
+	}
 	cfgPath := strings.TrimSpace(c.String("config"))
 	addr := strings.TrimSpace(c.String("addr"))
 	secretFile := strings.TrimSpace(c.String("secret-file"))
@@ -488,6 +493,17 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, demoteLimi
 		}
 		limit = demoteLimit{d: cfg.DemoteTimeout, path: cfgPath}
 		log = log.With("node", cfg.ID)
+		if role != "" {
+			var names []string
+			found := false
+			for _, r := range cfg.RoleList() {
+				names = append(names, r.Name)
+				found = found || r.Name == role
+			}
+			if !found {
+				return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--role %q: %s has no such role; its roles are %s", role, cfgPath, strings.Join(names, ", ")))
+			}
+		}
 	}
 	if addr == "" {
 		addr = config.DefaultHTTPListen
@@ -498,6 +514,7 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, demoteLimi
 		Secret:   secret,
 		Name:     name,
 		Required: c.Bool("required"),
+		Role:     role,
 		Logger:   log,
 	}, log, limit, nil
 }

@@ -24,6 +24,9 @@ const (
 	EnvNode = "CLUSTD_NODE"
 	// EnvReason says why the state changed, for the command's logs.
 	EnvReason = "CLUSTD_REASON"
+	// EnvRoleName names the role the state is of (roles[].name; "master"
+	// in a cluster without roles:).
+	EnvRoleName = "CLUSTD_ROLE_NAME"
 )
 
 // Role is the role a command is told about: master exactly when s.IsMaster,
@@ -43,15 +46,19 @@ func Role(s driverclient.State) string {
 // Env returns base followed by the CLUSTD_* variables for s. Later entries
 // win in os/exec, so an inherited CLUSTD_ROLE cannot mislead the command.
 func Env(base []string, s driverclient.State) []string {
-	env := make([]string, 0, len(base)+5)
+	env := make([]string, 0, len(base)+6)
 	env = append(env, base...)
-	return append(env,
+	env = append(env,
 		EnvRole+"="+Role(s),
 		EnvTerm+"="+strconv.FormatUint(s.Term, 10),
 		EnvMaster+"="+s.Master,
 		EnvNode+"="+s.Node,
 		EnvReason+"="+s.Reason,
 	)
+	if s.RoleName != "" {
+		env = append(env, EnvRoleName+"="+s.RoleName)
+	}
+	return env
 }
 
 // Health forwards health reports to a setter, such as

@@ -79,6 +79,12 @@ func (c *Client) Transfer(ctx context.Context, to string) error {
 	return c.do(ctx, http.MethodPost, "/v1/transfer", TransferRequest{To: to}, nil)
 }
 
+// TransferRole is Transfer of the role named role; an empty role sends
+// the request Transfer sends, which daemons from before roles understand.
+func (c *Client) TransferRole(ctx context.Context, role, to string) error {
+	return c.do(ctx, http.MethodPost, "/v1/transfer", TransferRequest{To: to, Role: role}, nil)
+}
+
 // Maintenance turns the daemon's maintenance mode on or off.
 func (c *Client) Maintenance(ctx context.Context, on bool) error {
 	return c.do(ctx, http.MethodPost, "/v1/maintenance", MaintenanceRequest{On: on}, nil)

@@ -40,29 +40,67 @@ func badRequest(format string, args ...any) *requestError {
 // from ?to=ID, which is easier to type with curl; if both are given they
 // must agree.
 func decodeTransfer(w http.ResponseWriter, r *http.Request) (string, *requestError) {
-	qTo, inQuery, rerr := queryParam(r, "to")
+	req, rerr := decodeTransferRequest(w, r)
+	return req.To, rerr
+}
+
+// decodeTransferRequest is decodeTransfer with the role, which may also
+// come from the body or from ?role=NAME; empty is the first role.
+func decodeTransferRequest(w http.ResponseWriter, r *http.Request) (TransferRequest, *requestError) {
+	qRole, inRoleQuery, rerr := queryParam(r, "role", "to")
 	if rerr != nil {
-		return "", rerr
+		return TransferRequest{}, rerr
+	}
+	if inRoleQuery && qRole == "" {
+		return TransferRequest{}, badRequest("?role= is empty: name the role, or leave the parameter out for the first role")
+	}
+	qTo, inQuery, rerr := queryParam(r, "to", "role")
+	if rerr != nil {
+		return TransferRequest{}, rerr
 	}
 	if inQuery && qTo == "" {
-		return "", badRequest("?to= is empty: name the target node, or leave the parameter out to let the master pick the best eligible node")
+		return TransferRequest{}, badRequest("?to= is empty: name the target node, or leave the parameter out to let the master pick the best eligible node")
 	}
 	var body TransferRequest
-	inBody, rerr := decodeBody(w, r, &body, []string{"to"}, `{"to": "ID"}`)
+	inBody, rerr := decodeBody(w, r, &body, []string{"to", "role"}, `{"to": "ID"}`)
 	if rerr != nil {
-		return "", rerr
+		return TransferRequest{}, rerr
 	}
 	to := body.To
 	if inQuery {
 		if inBody && body.To != "" && body.To != qTo {
-			return "", badRequest("the query says to=%s but the body says %s; give the target once", quoteShort(qTo), quoteShort(body.To))
+			return TransferRequest{}, badRequest("the query says to=%s but the body says %s; give the target once", quoteShort(qTo), quoteShort(body.To))
 		}
 		to = qTo
 	}
 	if to != "" && !ValidID(to) {
-		return "", badRequest("%s is not a valid node id: use 1 to 64 of the characters A-Z a-z 0-9 . _ -", quoteShort(to))
+		return TransferRequest{}, badRequest("%s is not a valid node id: use 1 to 64 of the characters A-Z a-z 0-9 . _ -", quoteShort(to))
 	}
-	return to, nil
+	role := body.Role
+	if inRoleQuery {
+		if inBody && body.Role != "" && body.Role != qRole {
+			return TransferRequest{}, badRequest("the query says role=%s but the body says %s; give the role once", quoteShort(qRole), quoteShort(body.Role))
+		}
+		role = qRole
+	}
+	if role != "" && !validRoleName(role) {
+		return TransferRequest{}, badRequest("%s is not a role name: use 1 to 32 of the characters A-Z a-z 0-9 _ -, starting with a letter or digit", quoteShort(role))
+	}
+	return TransferRequest{To: to, Role: role}, nil
+}
+
+// validRoleName is config.ValidRoleName, which this package cannot import.
+func validRoleName(s string) bool {
+	if len(s) < 1 || len(s) > 32 || s[0] == '-' || s[0] == '_' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeMaintenance returns whether maintenance is to be turned on, and for
@@ -139,7 +177,7 @@ func decodeMaintenanceOn(w http.ResponseWriter, r *http.Request) (bool, maintena
 // queryParam returns the one query parameter an endpoint accepts. Anything
 // else in the query is refused: a misspelt parameter silently ignored would
 // turn "transfer to n2" into "transfer anywhere".
-func queryParam(r *http.Request, name string) (value string, ok bool, _ *requestError) {
+func queryParam(r *http.Request, name string, others ...string) (value string, ok bool, _ *requestError) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return "", false, badRequest("malformed query string: %v", err)
@@ -150,11 +188,14 @@ func queryParam(r *http.Request, name string) (value string, ok bool, _ *request
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if k != name {
+		if k != name && !slices.Contains(others, k) {
+			if len(others) > 0 {
+				return "", false, badRequest("unknown query parameter %s; the ones accepted here are %q and %q", quoteShort(k), name, strings.Join(others, ", "))
+			}
 			return "", false, badRequest("unknown query parameter %s; the only one accepted here is %q", quoteShort(k), name)
 		}
 		if n := len(q[k]); n != 1 {
-			return "", false, badRequest("query parameter %q is given %d times; give it once", name, n)
+			return "", false, badRequest("query parameter %q is given %d times; give it once", k, n)
 		}
 	}
 	vs, ok := q[name]

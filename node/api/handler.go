@@ -39,6 +39,13 @@ type Daemon interface {
 	SetMaintenance(ctx context.Context, on bool) error
 }
 
+// RoleTransferer is implemented by a Daemon that elects several roles:
+// a transfer request naming a role goes to TransferRole.
+type RoleTransferer interface {
+	// TransferRole is Transfer of the role named role (roles[].name).
+	TransferRole(ctx context.Context, role, target string) error
+}
+
 // MaintenanceWindow is implemented by a Daemon whose maintenance ends by
 // itself. The handler then passes it every maintenance request whole.
 type MaintenanceWindow interface {
@@ -180,16 +187,25 @@ func (h *handler) transfer(w http.ResponseWriter, r *http.Request) {
 	if !h.authorized(w, r, "transfer") {
 		return
 	}
-	to, rerr := decodeTransfer(w, r)
+	req, rerr := decodeTransferRequest(w, r)
 	if rerr != nil {
 		h.reject(w, r, "transfer", rerr)
 		return
 	}
+	to := req.To
 	target := to
 	if target == "" {
 		target = "(best eligible)"
 	}
 	start := time.Now()
+	if req.Role != "" {
+		err := fmt.Errorf("%w: this daemon has no roles to choose from", ErrBadRequest)
+		if rt, ok := h.d.(RoleTransferer); ok {
+			err = rt.TransferRole(r.Context(), req.Role, to)
+		}
+		h.finish(w, r, "transfer", start, err, "to", target, "role_name", req.Role)
+		return
+	}
 	err := h.d.Transfer(r.Context(), to)
 	h.finish(w, r, "transfer", start, err, "to", target)
 }

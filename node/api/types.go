@@ -103,6 +103,8 @@ type MemberStatus struct {
 type TransferRequest struct {
 	// To names the target; empty picks the best eligible node.
 	To string `json:"to,omitempty"`
+	// Role names the role to hand over (roles[].name); empty is the first.
+	Role string `json:"role,omitempty"`
 }
 
 // MaintenanceRequest is the body of POST /v1/maintenance.
