@@ -79,4 +79,14 @@
 // count it expects next, so a replayed, reordered, dropped or modified frame
 // fails authentication. A length above MaxFrame plus the 16-byte tag is
 // refused before anything is allocated.
+//
+// # Payloads
+//
+// The daemon's payloads (node/wire.go, docs/wire.md) start with a kind
+// byte. One session carries every role of a cluster configured with
+// roles:: kind 7 packs the election messages of several roles, each
+// tagged with its role's index, so that one heartbeat round is one frame
+// per peer and one answer, whatever the number of roles. A cluster without
+// roles: never sends kind 7; its payloads are those of daemons from
+// before roles.
 package transport
