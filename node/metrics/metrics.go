@@ -74,6 +74,9 @@ var dropReasons = []string{
 // under test need not build one.
 type Metrics struct {
 	state *stateCollector
+	// roles are the per-role series of a daemon made by NewRoles, by
+	// role index; nil from New, whose series have no role label.
+	roles []*RoleMetrics
 
 	term          prometheus.Gauge
 	elections     prometheus.Counter
@@ -99,6 +102,10 @@ type Metrics struct {
 // refuses the metrics for another reason, which only a programming error
 // can cause (a clashing metric of the same name).
 func New(reg prometheus.Registerer, node string) *Metrics {
+	return newMetrics(reg, node, nil)
+}
+
+func newMetrics(reg prometheus.Registerer, node string, roleNames []string) *Metrics {
 	cl := prometheus.Labels{"node": node}
 	gauge := func(name, help string) prometheus.Gauge {
 		return register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help, ConstLabels: cl}))
@@ -113,10 +120,6 @@ func New(reg prometheus.Registerer, node string) *Metrics {
 		return register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help, ConstLabels: cl}, []string{label}))
 	}
 	m := &Metrics{
-		state:         register(reg, newStateCollector(cl)),
-		term:          gauge("term", "The current election term."),
-		elections:     counter("elections_total", "Elections this node started as a candidate."),
-		masterChanges: counter("master_changes_total", "Times the master known to this node changed."),
 		authFailures:  counter("auth_failures_total", "Failed authentications of peers, drivers or admin requests."),
 		framesDropped: counterVec("frames_dropped_total", "Peer frames dropped, incoming or outgoing, by reason.", "reason"),
 		peerSent:      counterVec("peer_messages_sent_total", "Messages sent to each peer.", "peer"),
@@ -129,6 +132,14 @@ func New(reg prometheus.Registerer, node string) *Metrics {
 		duplicates:    counter("duplicate_members_total", "Connections refused because another live instance already claims the member id."),
 		seedDrivers:   gauge("seed_drivers_connected", seedDriversHelp),
 		overruns:      counter("driver_demote_overruns_total", "Driver demotes that did not finish within the time they were given: their declared demote time in a hand-over, the stop budget after a lost lease."),
+	}
+	if roleNames == nil {
+		m.state = register(reg, newStateCollector(cl))
+		m.term = gauge("term", termHelp)
+		m.elections = counter("elections_total", electionsHelp)
+		m.masterChanges = counter("master_changes_total", masterChangesHelp)
+	} else {
+		m.addRoles(reg, cl, roleNames, gaugeVec, counterVec)
 	}
 	for _, l := range listeners {
 		m.acceptErrors.WithLabelValues(l)
@@ -175,12 +186,20 @@ func (m *Metrics) SetRole(role string) {
 	if m == nil {
 		return
 	}
+	if m.roles != nil {
+		m.roles[0].SetRole(role)
+		return
+	}
 	m.state.setRole(role)
 }
 
 // SetTerm records the current election term.
 func (m *Metrics) SetTerm(term uint64) {
 	if m == nil {
+		return
+	}
+	if m.roles != nil {
+		m.roles[0].SetTerm(term)
 		return
 	}
 	m.term.Set(float64(term))
@@ -193,6 +212,10 @@ func (m *Metrics) SetLease(seconds float64) {
 	if m == nil {
 		return
 	}
+	if m.roles != nil {
+		m.roles[0].SetLease(seconds)
+		return
+	}
 	m.state.setLease(seconds)
 }
 
@@ -201,12 +224,20 @@ func (m *Metrics) Election() {
 	if m == nil {
 		return
 	}
+	if m.roles != nil {
+		m.roles[0].Election()
+		return
+	}
 	m.elections.Inc()
 }
 
 // MasterChange counts a change of the master this node knows of.
 func (m *Metrics) MasterChange() {
 	if m == nil {
+		return
+	}
+	if m.roles != nil {
+		m.roles[0].MasterChange()
 		return
 	}
 	m.masterChanges.Inc()
