@@ -156,7 +156,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		failed:       make(chan struct{}),
 		wake:         make(chan struct{}, 1),
 		reg:          reg,
-		metrics:      metrics.New(reg, cfg.ID),
+		metrics:      metrics.NewRoles(reg, cfg.ID, roleNamesOf(cfg)),
 		failLog:      burstLog{quiet: 30 * time.Second},
 
 		handshakes: newShedder(maxHandshakes, maxHandshakesPerSource),
@@ -446,13 +446,14 @@ func (d *Daemon) ready() (bool, error) {
 func (d *Daemon) publish(r *roleElection, st election.State) {
 	prev := r.state
 	r.state = st
+	rm := d.metrics.Role(r.idx)
 	if st.Role == election.Candidate && st.Term != prev.Term {
-		d.metrics.Election()
+		rm.Election()
 	}
 	if st.Role != prev.Role || st.Term != prev.Term || st.Master != prev.Master {
 		r.roleSince = st.At
 		if st.Role == election.Master {
-			d.metrics.MasterChange()
+			rm.MasterChange()
 		}
 		level := slog.LevelInfo
 		if st.Role == election.PreCandidate || (st.Role == election.Candidate && st.Reason != election.ReasonWon) {
@@ -467,14 +468,12 @@ func (d *Daemon) publish(r *roleElection, st election.State) {
 		}
 		d.log.Log(context.Background(), level, "role changed", args...)
 	}
-	if r.idx == 0 {
-		d.metrics.SetRole(roleName(st.Role))
-		d.metrics.SetTerm(st.Term)
-		if st.Role == election.Master {
-			d.metrics.SetLease((st.LeaseUntil - st.At).Seconds())
-		} else {
-			d.metrics.SetLease(0)
-		}
+	rm.SetRole(roleName(st.Role))
+	rm.SetTerm(st.Term)
+	if st.Role == election.Master {
+		rm.SetLease((st.LeaseUntil - st.At).Seconds())
+	} else {
+		rm.SetLease(0)
 	}
 	r.hub.publish(st, d.memberList(st.At))
 	d.notifyStatus()

@@ -113,8 +113,17 @@ func TestRolesTransfer(t *testing.T) {
 	a := tc.roleHolder("a", anyNode)
 	aTerm := roleOf(tc.daemons[a].Status(), "a").Term
 	ctx := context.Background()
-	if err := tc.daemons[c].TransferRole(ctx, "c", tc.cfgs[to].ID); err != nil {
-		t.Fatal(err)
+	// The target counts as reachable once the master has heard its
+	// answers to a heartbeat round: retry until then.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		err := tc.daemons[c].TransferRole(ctx, "c", tc.cfgs[to].ID)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	tc.roleHolder("c", func(i int) bool { return i == to })
 	if rs := roleOf(tc.daemons[a].Status(), "a"); rs.Role != "master" || rs.Term != aTerm {
