@@ -68,7 +68,21 @@ button { margin: 0 0.3em 0.3em 0; }
 <tr><th>witness</th><td id="witness">{{yesno .S.Witness}}</td></tr>
 <tr><th>role since</th><td id="since">{{.Since}}{{if .S.Reason}} ({{.S.Reason}}){{end}}</td></tr>
 </table>
-<h2>Members</h2>
+{{if gt (len .S.Roles) 1}}<h2>Roles</h2>
+<p>The cluster elects {{len .S.Roles}} roles; the summary above is of the first.</p>
+<table>
+<thead><tr><th>role</th><th>this node</th><th>term</th><th>master</th><th>lease</th></tr></thead>
+<tbody id="roles">
+{{range .S.Roles}}<tr>
+<td>{{.Name}}</td>
+<td class="{{.Role}}">{{.Role}}</td>
+<td>{{.Term}}</td>
+<td>{{if .Master}}{{.Master}}{{else}}<span class="bad">none known</span>{{end}}</td>
+<td>{{if eq .Role "master"}}{{.LeaseMS}} ms{{else}}&ndash;{{end}}</td>
+</tr>
+{{end}}</tbody>
+</table>
+{{end}}<h2>Members</h2>
 <table>
 <thead><tr><th>id</th><th>role</th><th>term</th><th>address</th><th>reachable</th><th>last seen</th><th>rtt</th><th>witness</th><th>priority</th><th></th></tr></thead>
 <tbody id="members">
@@ -158,6 +172,19 @@ const pageScript = `"use strict";
     setText("witness", yesno(st.witness));
     setText("since", fmtMS(st.since_ms) + " ago" + (st.reason ? " (" + st.reason + ")" : ""));
     renderLease();
+    var rb = $("roles");
+    if (rb) {
+      rb.textContent = "";
+      (st.roles || []).forEach(function (r) {
+        var tr = el("tr");
+        tr.appendChild(el("td", "", r.name));
+        tr.appendChild(el("td", r.role, r.role));
+        tr.appendChild(el("td", "", String(r.term)));
+        tr.appendChild(r.master ? el("td", "", r.master) : el("td", "bad", "none known"));
+        tr.appendChild(el("td", "", r.role === "master" ? fmtMS(r.lease_ms) : "–"));
+        rb.appendChild(tr);
+      });
+    }
     var tb = $("members");
     tb.textContent = "";
     (st.members || []).forEach(function (m) {
