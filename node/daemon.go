@@ -673,7 +673,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		s.Members = append(s.Members, ms)
 	}
 	s.Duplicates = d.duplicateStatus(now)
-	s.MissingDrivers = d.hub.missingRequired()
+	s.MissingDrivers = d.missingRequired()
 	s.SeedDrivers = d.seedStatus()
 	slices.SortFunc(s.Members, func(a, b api.MemberStatus) int {
 		switch {

@@ -639,9 +639,6 @@ func (d *Daemon) missingRequired() []string {
 	return out
 }
 
-// missingRequired is the node's missing required drivers.
-func (h *hub) missingRequired() []string { return h.d.missingRequired() }
-
 // updateHealth recomputes the node's health from its required drivers':
 // unhealthy while one says so, or while a required name has no healthy
 // connection. Other drivers' health is reported (events, logs) but does
@@ -687,9 +684,6 @@ func (d *Daemon) updateHealth() {
 		d.setHealthy(r, ok)
 	}
 }
-
-// updateHealth recomputes the node's health (Daemon.updateHealth).
-func (h *hub) updateHealth() { h.d.updateHealth() }
 
 // event sends an event to the drivers that asked for the stream.
 func (h *hub) event(kind, detail string) {
