@@ -1,0 +1,40 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/clustd/clustd/node/api"
+)
+
+func TestStatusShowsRoles(t *testing.T) {
+	e := newAdminEnv(t)
+	e.d.mu.Lock()
+	e.d.status = api.Status{Node: "a", Role: "master", Master: "a", Term: 3, LeaseMS: 800,
+		Roles: []api.RoleStatus{{Name: "web", Role: "master", Term: 3, Master: "a", LeaseMS: 800}, {Name: "db", Role: "follower", Term: 7, Master: "b"}}}
+	e.d.mu.Unlock()
+	out, code, msg := runApp(t, "status", "--addr", e.addr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	for _, want := range []string{"roles:        2 (the lines above are of the first, web)", "ROLE", "web   master", "db    follower   7     b"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// One role reads as before roles existed.
+	e.d.mu.Lock()
+	e.d.status.Roles = e.d.status.Roles[:1]
+	e.d.mu.Unlock()
+	out, _, _ = runApp(t, "status", "--addr", e.addr)
+	if strings.Contains(out, "ROLE") || strings.Contains(out, "roles:") {
+		t.Errorf("one role shows a table of roles:\n%s", out)
+	}
+}
+
+func TestTransferRoleFlag(t *testing.T) {
+	_, code, msg := runApp(t, "transfer", "--addr", "127.0.0.1:1", "--token", "x", "--role", "a.b")
+	if code != 2 || !strings.Contains(msg, `--role "a.b" is not a role name`) {
+		t.Errorf("exit %d: %s", code, msg)
+	}
+}
