@@ -52,6 +52,8 @@ type driverConn struct {
 	// roleName is the role the driver chose in its hello ("" for the
 	// first); nonce and peerNonce are the handshake's, for the welcome.
 	roleName, nonce, peerNonce string
+	// role is the role it serves, set as it registers.
+	role *roleElection
 
 	// Guarded by hub.mu.
 	healthy      bool
@@ -267,6 +269,7 @@ func (h *hub) register(c *driverConn) bool {
 		return false
 	}
 	h.d.driverIDs.ids[c.id] = true
+	c.role = h.role
 	h.mu.Lock()
 	h.conns[c.id] = c
 	// Queued under the same lock as the registration, so that no state is

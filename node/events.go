@@ -646,15 +646,15 @@ func (r *recorder) driverConnected(c *driverConn) {
 	if c.required {
 		detail += " (required)"
 	}
-	r.record(journal.Event{Kind: journal.KindDriverConnected, Driver: c.id, Detail: detail})
+	r.record(journal.Event{Kind: journal.KindDriverConnected, Driver: c.id, RoleName: r.roleName(c.role), Detail: detail})
 }
 
 func (r *recorder) driverGone(c *driverConn, reason string) {
-	r.record(journal.Event{Kind: journal.KindDriverDisconnected, Driver: c.id, Detail: reason})
+	r.record(journal.Event{Kind: journal.KindDriverDisconnected, Driver: c.id, RoleName: r.roleName(c.role), Detail: reason})
 }
 
 func (r *recorder) driverHealth(c *driverConn, ok bool, reason string) {
-	r.record(journal.Event{Kind: journal.KindDriverHealth, Driver: c.id, OK: journal.Bool(ok), Detail: reason})
+	r.record(journal.Event{Kind: journal.KindDriverHealth, Driver: c.id, RoleName: r.roleName(c.role), OK: journal.Bool(ok), Detail: reason})
 }
 
 func (r *recorder) member(id string, back bool) {

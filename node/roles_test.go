@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/node/api"
+	"github.com/clustd/clustd/node/journal"
 	"github.com/clustd/clustd/node/store"
 )
 
@@ -128,6 +129,23 @@ func TestRolesTransfer(t *testing.T) {
 	tc.roleHolder("c", func(i int) bool { return i == to })
 	if rs := roleOf(tc.daemons[a].Status(), "a"); rs.Role != "master" || rs.Term != aTerm {
 		t.Errorf("a moved with c: %+v", rs)
+	}
+	// The journal names the role of a transfer and of role changes.
+	var transfer, changes bool
+	deadline := time.Now().Add(10 * time.Second)
+	for !(transfer && changes) && time.Now().Before(deadline) {
+		evs, err := tc.daemons[c].Journal().Read(journal.Query{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			transfer = transfer || (ev.Kind == journal.KindTransfer && ev.RoleName == "c" && strings.Contains(ev.Detail, "role c"))
+			changes = changes || (ev.Kind == journal.KindRole && ev.RoleName == "c" && ev.Master == tc.cfgs[to].ID)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !transfer || !changes {
+		t.Errorf("the journal of n%d lacks role c's transfer (%v) or its new master (%v)", c+1, transfer, changes)
 	}
 	if err := tc.daemons[0].TransferRole(ctx, "nope", ""); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "a, b, c") {
 		t.Errorf("transfer of an unknown role: %v", err)
