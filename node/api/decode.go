@@ -35,17 +35,11 @@ func badRequest(format string, args ...any) *requestError {
 	return &requestError{code: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
-// decodeTransfer returns the validated target of a transfer request, empty
-// for "the best eligible node". The target may come from the JSON body or
-// from ?to=ID, which is easier to type with curl; if both are given they
-// must agree.
-func decodeTransfer(w http.ResponseWriter, r *http.Request) (string, *requestError) {
-	req, rerr := decodeTransferRequest(w, r)
-	return req.To, rerr
-}
-
-// decodeTransferRequest is decodeTransfer with the role, which may also
-// come from the body or from ?role=NAME; empty is the first role.
+// decodeTransferRequest returns the validated target and role of a
+// transfer request; an empty target is "the best eligible node", an empty
+// role the first role. Each may come from the JSON body or from the query
+// (?to=ID, ?role=NAME), which is easier to type with curl; if both give
+// one they must agree.
 func decodeTransferRequest(w http.ResponseWriter, r *http.Request) (TransferRequest, *requestError) {
 	qRole, inRoleQuery, rerr := queryParam(r, "role", "to")
 	if rerr != nil {
