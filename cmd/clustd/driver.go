@@ -446,8 +446,8 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, demoteLimi
 		return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--name %q: need 1 to %d of A-Z a-z 0-9 . _ -", name, maxDriverName))
 	}
 	role := c.String("role")
-	if c.IsSet("role") && !driverproto.ValidRoleName(role) {
-		return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--role %q: need 1 to 32 of A-Z a-z 0-9 _ -, starting with a letter or digit", role))
+	if err := checkRole(c, nil, role); err != nil {
+		return opts, nil, limit, err
 	}
 	cfgPath := strings.TrimSpace(c.String("config"))
 	addr := strings.TrimSpace(c.String("addr"))
@@ -493,16 +493,8 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, demoteLimi
 		}
 		limit = demoteLimit{d: cfg.DemoteTimeout, path: cfgPath}
 		log = log.With("node", cfg.ID)
-		if role != "" {
-			var names []string
-			found := false
-			for _, r := range cfg.RoleList() {
-				names = append(names, r.Name)
-				found = found || r.Name == role
-			}
-			if !found {
-				return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--role %q: %s has no such role; its roles are %s", role, cfgPath, strings.Join(names, ", ")))
-			}
+		if err := checkRole(c, cfg, role); err != nil {
+			return opts, nil, limit, err
 		}
 	}
 	if addr == "" {
@@ -517,6 +509,28 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, demoteLimi
 		Role:     role,
 		Logger:   log,
 	}, log, limit, nil
+}
+
+// checkRole checks --role: a role name, and one that cfg (when not nil)
+// has.
+func checkRole(c *cli.Context, cfg *config.Config, role string) error {
+	if role == "" {
+		return nil
+	}
+	if !driverproto.ValidRoleName(role) {
+		return driverUsageError(c, fmt.Sprintf("--role %q: need 1 to 32 of A-Z a-z 0-9 _ -, starting with a letter or digit", role))
+	}
+	if cfg == nil {
+		return nil
+	}
+	var names []string
+	for _, r := range cfg.RoleList() {
+		if r.Name == role {
+			return nil
+		}
+		names = append(names, r.Name)
+	}
+	return driverUsageError(c, fmt.Sprintf("--role %q: %s has no such role; its roles are %s", role, cfg.Path, strings.Join(names, ", ")))
 }
 
 // driverExit turns what the client's Run returned into the exit status:
