@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/journal"
 	"github.com/clustd/clustd/node/store"
@@ -267,5 +268,56 @@ func TestRolesOneFramePerPeer(t *testing.T) {
 	// hand-over: n frames per round means the roles went out one by one.
 	if frames > 2*rounds+5 {
 		t.Errorf("%v frames to n2 in %.0f heartbeat rounds of %d roles", frames, rounds, n)
+	}
+}
+
+// TestOneRoleReadsAsBefore: without roles: the one role is "master", kept
+// in DATA_DIR/state, and status, driver states and metrics read as before
+// with the role added.
+func TestOneRoleReadsAsBefore(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	m := tc.waitMaster(-1)
+	s := tc.daemons[m].Status()
+	want := api.RoleStatus{Name: "master", Role: s.Role, Term: s.Term, Master: s.Master}
+	if len(s.Roles) != 1 || s.Roles[0].Name != want.Name || s.Roles[0].Role != want.Role || s.Roles[0].Term != want.Term || s.Roles[0].Master != want.Master || s.Roles[0].LeaseMS <= 0 {
+		t.Errorf("roles %+v, want one like %+v", s.Roles, want)
+	}
+	dir := tc.cfgs[m].DataDir
+	if _, err := os.Stat(filepath.Join(dir, "state")); err != nil {
+		t.Errorf("the master role's state is not in DATA_DIR/state: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "roles")); err == nil {
+		t.Error("DATA_DIR/roles exists in a cluster without roles:")
+	}
+	h := tc.daemons[m].hub
+	var last *driverproto.State
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		h.mu.Lock()
+		last = h.last
+		h.mu.Unlock()
+		if last != nil && last.IsMaster { // once the stop budget has passed
+			break
+		}
+	}
+	if last == nil || last.RoleName != "master" || !last.IsMaster {
+		t.Errorf("driver state %+v, want role_name master", last)
+	}
+	mfs, err := tc.daemons[m].reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != "clustd_is_master" {
+			continue
+		}
+		for _, mm := range mf.GetMetric() {
+			for _, l := range mm.GetLabel() {
+				found = found || (l.GetName() == "role" && l.GetValue() == "master" && mm.GetGauge().GetValue() == 1)
+			}
+		}
+	}
+	if !found {
+		t.Error(`no clustd_is_master{role="master"} 1 on the master`)
 	}
 }
