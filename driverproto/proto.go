@@ -8,7 +8,8 @@
 //  2. driver → daemon: hello {version, id, name, required, events, nonce, mac}
 //     where mac = HMAC-SHA256(secret, "clustd driver hello v1" ‖ daemon nonce
 //     ‖ driver nonce ‖ id ‖ flags): the driver proves it knows the secret
-//     without sending it, bound to this connection's nonces.
+//     without sending it, bound to this connection's nonces. A hello that
+//     chooses a role adds role_name, and its mac is HelloMACRole's.
 //  3. daemon → driver: welcome {node, mac} with mac = HMAC-SHA256(secret,
 //     "clustd driver welcome v1" ‖ driver nonce ‖ daemon nonce ‖ id), so the
 //     driver knows it talks to the real daemon; or error {error} and close.
