@@ -77,7 +77,9 @@ type Daemon struct {
 	// batches are the frames being built for each peer (by index in
 	// order) while the cores' output of one input is sent: with several
 	// roles, one frame per peer carries every role's messages.
-	batches   [][]byte
+	batches [][]byte
+	// members is the member list the states published by one input share.
+	members   []driverproto.Member
 	nextLinks time.Duration
 	lastPing  []time.Duration // by index in order
 	// nextPing is when the loop next pings the watchdog (service.go).
@@ -400,7 +402,9 @@ func (d *Daemon) acted(now time.Duration) {
 // whether it saved anything. With several roles every role's messages to
 // a peer leave in one frame (wire.go, frameRoles).
 func (d *Daemon) ready() (bool, error) {
-	saved := false
+	saved, published := false, false
+	// One member list serves every role's states of this input.
+	d.members = nil
 	for _, r := range d.roles {
 		if !r.core.HasReady() {
 			continue
@@ -429,7 +433,11 @@ func (d *Daemon) ready() (bool, error) {
 		}
 		for _, st := range rd.States {
 			d.publish(r, st)
+			published = true
 		}
+	}
+	if published {
+		d.notifyStatus()
 	}
 	for i, b := range d.batches {
 		if len(b) > 0 {
@@ -475,8 +483,10 @@ func (d *Daemon) publish(r *roleElection, st election.State) {
 	} else {
 		rm.SetLease(0)
 	}
-	r.hub.publish(st, d.memberList(st.At))
-	d.notifyStatus()
+	if d.members == nil {
+		d.members = d.memberList(st.At)
+	}
+	r.hub.publish(st, d.members)
 	if r.idx == 0 {
 		d.rec.state(prev, st)
 	} else {
