@@ -124,14 +124,22 @@ func (h *history) read(client int, term uint64, master string, call, ret time.Du
 // Linearizable checks the leadership history with porcupine. When it is not
 // linearizable, or the check timed out (Unknown: the history was not
 // checked), and htmlPath is not empty, the visualisation of what porcupine
-// got through is written there, so the history is kept either way.
+// got through is written there, so the history is kept either way. It
+// checks the first role's history; LinearizableRole checks another's.
 func (s *Sim) Linearizable(timeout time.Duration, htmlPath string) (porcupine.CheckResult, error) {
-	if s.hist == nil {
+	return s.LinearizableRole(0, timeout, htmlPath)
+}
+
+// LinearizableRole is Linearizable for role r's history. Faults hit every
+// role, and the visualisation shows them all.
+func (s *Sim) LinearizableRole(r int, timeout time.Duration, htmlPath string) (porcupine.CheckResult, error) {
+	h := s.roles[r].hist
+	if h == nil {
 		return porcupine.Unknown, fmt.Errorf("linearizability history was not recorded")
 	}
 	// The verbose check, which keeps what the visualisation needs, is many
 	// times slower: run it only on a history already known to be bad.
-	ops := s.hist.closed()
+	ops := h.closed()
 	res := porcupine.CheckOperationsTimeout(leadershipModel, ops, timeout)
 	if res != porcupine.Ok && htmlPath != "" {
 		_, info := porcupine.CheckOperationsVerbose(leadershipModel, ops, timeout)
