@@ -26,7 +26,11 @@ type Options struct {
 	// over the same network and under the same faults: a crash, pause or
 	// partition hits every role of a node at once. Zero means one. With
 	// more than one, role r's priorities rotate so that it prefers node
-	// r mod N, then the nodes after it (see RolePriority).
+	// r mod N, then the nodes after it (see RolePriority), replacing those
+	// of Members. Every role's messages cross the same links, but each
+	// message meets the weather (loss, delay) on its own: the daemon's
+	// batching of every role's heartbeats into one frame, which makes a
+	// lost frame cost every role its heartbeat at once, is not modelled.
 	Roles int
 	// Preempt and PreemptHoldDown are passed to every core.
 	Preempt         bool
