@@ -86,7 +86,7 @@ func (s *Sim) Restart(i int) {
 	s.fault(i, FaultRestart, "")
 	for _, n := range s.replicas(i) {
 		if err := s.start(n); err != nil {
-			s.check.violateIn(n, "restart failed: "+err.Error())
+			s.check.violate(i, "restart failed: "+err.Error())
 		}
 	}
 }
