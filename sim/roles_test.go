@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -211,5 +212,37 @@ func TestRolesShareFaults(t *testing.T) {
 	s.RunFor(5 * time.Second)
 	if v := s.Violations(); len(v) > 0 {
 		t.Fatalf("violations: %v", v)
+	}
+}
+
+// TestUnknownFailsTheRunRoles: with several roles, porcupine checks each
+// role's history; a check that times out fails the run as that role's
+// violation, and each role's history is kept in its own file.
+func TestUnknownFailsTheRunRoles(t *testing.T) {
+	old := linearizeTimeout
+	linearizeTimeout = time.Nanosecond
+	t.Cleanup(func() { linearizeTimeout = old })
+	dir := t.TempDir()
+	r, err := Run(RunConfig{Nodes: 3, Roles: 2, Seed: 1, Duration: 5 * time.Minute, Faults: true, Mix: DefaultMix(), Profile: election.ProfileFast,
+		Linearizability: true, HTMLPath: filepath.Join(dir, "history.html")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rr := range r.Roles {
+		if rr.Linearizable != "Unknown" {
+			t.Skipf("porcupine finished role %s's %d operations within its nanosecond (%s): nothing to see", rr.Name, rr.HistoryOps, rr.Linearizable)
+		}
+	}
+	if len(r.Violations) != 2 {
+		t.Fatalf("two roles' checks timed out, violations: %q", r.Violations)
+	}
+	for k, name := range []string{"r0", "r1"} {
+		html := filepath.Join(dir, "history-"+name+".html")
+		if v := r.Violations[k]; !strings.Contains(v, "role "+name+": ") || !strings.Contains(v, "timed out (Unknown)") || !strings.Contains(v, html) {
+			t.Errorf("violation %q: want role %s's check timed out, kept in %s", v, name, html)
+		}
+		if fi, err := os.Stat(html); err != nil || fi.Size() == 0 {
+			t.Errorf("role %s's history was not kept at %s: %v", name, html, err)
+		}
 	}
 }

@@ -40,7 +40,7 @@ func simCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of the summary"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print the timeline as it happens"},
 			&cli.BoolFlag{Name: "linearizability", Value: true, Usage: "check the leadership history with porcupine"},
-			&cli.StringFlag{Name: "html", Usage: "where to write porcupine's visualisation if the history is not linearizable (default: clustd-sim-SEED.html in the temp dir)"},
+			&cli.StringFlag{Name: "html", Usage: "where to write porcupine's visualisation if the history is not linearizable (default: clustd-sim-SEED.html in the temp dir; with --roles, one file per role: clustd-sim-SEED-r2.html)"},
 		},
 		Action: runSim,
 	}
