@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -244,5 +245,39 @@ func TestUnknownFailsTheRunRoles(t *testing.T) {
 		if fi, err := os.Stat(html); err != nil || fi.Size() == 0 {
 			t.Errorf("role %s's history was not kept at %s: %v", name, html, err)
 		}
+	}
+}
+
+// TestDeterministicRoles: a multi-role run, timeline included, replays byte
+// for byte from its seed, and its first role is not a copy of the others.
+func TestDeterministicRoles(t *testing.T) {
+	run := func(seed uint64) ([]byte, *Result) {
+		var b bytes.Buffer
+		r, err := Run(RunConfig{Nodes: 5, Roles: 3, Seed: seed, Duration: 20 * time.Second, Faults: true, Mix: DefaultMix(), Profile: election.ProfileFast, Verbose: &b, Linearizability: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.WriteSummary(&b)
+		if err := r.WriteJSON(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes(), r
+	}
+	a, r := run(42)
+	b, _ := run(42)
+	if !bytes.Equal(a, b) {
+		t.Fatal("two runs of seed 42 with 3 roles differ")
+	}
+	for _, label := range []string{" n1/r0 ", " n2/r1 ", " n3/r2 "} {
+		if !bytes.Contains(a, []byte(label)) {
+			t.Errorf("the timeline never mentions%s", label)
+		}
+	}
+	if r.Roles[0].Elections == r.Roles[1].Elections && r.Roles[1].Elections == r.Roles[2].Elections &&
+		r.Roles[0].HistoryOps == r.Roles[1].HistoryOps && r.Roles[1].HistoryOps == r.Roles[2].HistoryOps {
+		t.Errorf("three roles with the same figures: %+v", r.Roles)
+	}
+	if c, _ := run(43); bytes.Equal(a, c) {
+		t.Fatal("seeds 42 and 43 gave the same run")
 	}
 }

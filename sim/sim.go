@@ -354,7 +354,8 @@ func (s *Sim) Up(i int) bool { return s.nodes[i].up }
 // Violations returns what the checkers found so far.
 func (s *Sim) Violations() []Violation { return s.check.violations }
 
-// Stats returns the figures gathered so far.
+// Stats returns the figures gathered so far: the first role's, and the
+// faults and traffic of every role (RoleStats has another role's).
 func (s *Sim) Stats() *Stats { return &s.stats }
 
 func (s *Sim) start(n *node) error {
