@@ -51,7 +51,7 @@ var leadershipModel = leadership.Model(leadership.Options{Repromote: true, Write
 
 // Operations returns the porcupine history of the tenures. Client ids are
 // node indexes in h.Nodes, so the visualisation has one row per node.
-func (h *History) Operations() []porcupine.Operation {
+func (h *history) Operations() []porcupine.Operation {
 	ops := make([]porcupine.Operation, 0, 2*len(h.Tenures))
 	for _, t := range h.Tenures {
 		c := slices.Index(h.Nodes, t.Node)
@@ -64,8 +64,8 @@ func (h *History) Operations() []porcupine.Operation {
 	return ops
 }
 
-// Note is a fault or other event of the run, shown on the visualisation.
-type Note struct {
+// vizNote is a fault or other event of the run, shown on the visualisation.
+type vizNote struct {
 	// Node is the index of the node it concerns, or -1 for the cluster.
 	Node     int
 	From, To time.Duration
@@ -76,7 +76,7 @@ type Note struct {
 // not linearizable, or the check timed out (Unknown), and htmlPath is not
 // empty, the visualisation of what porcupine got through is written there
 // with notes as annotations.
-func (h *History) Linearizable(timeout time.Duration, htmlPath string, notes []Note) (porcupine.CheckResult, error) {
+func (h *history) Linearizable(timeout time.Duration, htmlPath string, notes []vizNote) (porcupine.CheckResult, error) {
 	var ann []porcupine.Annotation
 	for _, n := range notes {
 		a := porcupine.Annotation{Start: int64(n.From), End: int64(max(n.To, n.From)), Description: n.Text, BackgroundColor: "#fde2c4"}
