@@ -55,7 +55,7 @@ func RunIdle(ctx context.Context, ic IdleConfig) (*IdleResult, error) {
 	if rec != nil {
 		defer rec.Stop()
 	}
-	res := &IdleResult{Nodes: ic.Nodes, Profile: ic.Profile, Timing: TimingOf(c.Timing), Drivers: ic.Drivers, LinkBytesPerS: map[string]float64{}}
+	res := &IdleResult{Nodes: ic.Nodes, Profile: ic.Profile, Timing: timingOf(c.Timing), Drivers: ic.Drivers, LinkBytesPerS: map[string]float64{}}
 	master, term, err := WaitStable(ctx, c, rec, startWait)
 	if err != nil {
 		return res, c.explain(err)
@@ -104,8 +104,8 @@ func processesOf(c *Cluster) processes {
 // /proc and socket readings and mwin by the scrapes, in seconds.
 type idleWindow struct {
 	m0, m1    [][]Metric
-	p0, p1    []ProcSample
-	s0, s1    []Socket
+	p0, p1    []procSample
+	s0, s1    []socket
 	win, mwin float64
 }
 
@@ -191,13 +191,13 @@ func (w *idleWindow) daemon(i int) DaemonIdle {
 // addLinks adds the traffic of every peer connection open through the
 // whole window, in order of sender and receiver, and each kind's average.
 func (res *IdleResult) addLinks(c *Cluster, w *idleWindow, procs processes, master int) {
-	before := map[string]Socket{}
+	before := map[string]socket{}
 	for _, s := range w.s0 {
-		before[s.Key()] = s
+		before[s.key()] = s
 	}
 	kinds := map[string][]float64{}
 	for _, s := range w.s1 {
-		b, ok := before[s.Key()]
+		b, ok := before[s.key()]
 		if !ok || len(s.PIDs) == 0 {
 			continue // opened during the window (a reconnect): not comparable
 		}
@@ -246,17 +246,17 @@ func linkKind(fromMaster, toMaster bool) string {
 
 // readAll reads every daemon's /proc counters and the peer sockets, and
 // the time in between.
-func readAll(ctx context.Context, pids, peerPorts []int) ([]ProcSample, []Socket, time.Duration, error) {
+func readAll(ctx context.Context, pids, peerPorts []int) ([]procSample, []socket, time.Duration, error) {
 	at := boottime.Now()
-	ps := make([]ProcSample, len(pids))
+	ps := make([]procSample, len(pids))
 	for i, pid := range pids {
-		p, err := ReadProc(pid)
+		p, err := readProc(pid)
 		if err != nil {
 			return nil, nil, 0, fmt.Errorf("reading /proc of pid %d: %w", pid, err)
 		}
 		ps[i] = p
 	}
-	socks, err := ListSockets(ctx, peerPorts)
+	socks, err := listSockets(ctx, peerPorts)
 	if err != nil {
 		return nil, nil, 0, err
 	}

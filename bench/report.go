@@ -308,7 +308,7 @@ func busyNote(samples []Sample) string {
 	if len(ps) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%.0f%%, %.0f%%", Median(ps), *slowest.PressurePct)
+	return fmt.Sprintf("%.0f%%, %.0f%%", median(ps), *slowest.PressurePct)
 }
 
 func table(w io.Writer) *tabwriter.Writer {

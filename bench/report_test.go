@@ -31,15 +31,15 @@ func reportResults() *Results {
 	r.Failover = append(r.Failover, FailoverResult{
 		Nodes: 5, Profile: "fast", Timing: fast, Trials: 4, Failures: 1, Overlaps: 1,
 		FailureNotes: []string{"no driver promoted"},
-		Failover:     Summarize([]time.Duration{120 * ms, 140 * ms, 250 * ms}),
-		Daemon:       Summarize([]time.Duration{110 * ms, 130 * ms}),
-		LeaseGap:     Summarize([]time.Duration{-2 * ms, 10 * ms, 30 * ms}),
+		Failover:     summarize([]time.Duration{120 * ms, 140 * ms, 250 * ms}),
+		Daemon:       summarize([]time.Duration{110 * ms, 130 * ms}),
+		LeaseGap:     summarize([]time.Duration{-2 * ms, 10 * ms, 30 * ms}),
 		Samples:      []Sample{{MS: 120}, {MS: 140, PressurePct: ptr(5)}},
 	})
 	r.Transfer[0].Timing = def
 	r.Transfer = append(r.Transfer, TransferResult{
 		Nodes: 5, Profile: "fast", Timing: fast, Trials: 3, Failures: 1, Overlaps: 1,
-		Gap: Summarize([]time.Duration{-1 * ms, 60 * ms}), Total: Summarize([]time.Duration{3 * ms, 70 * ms}),
+		Gap: summarize([]time.Duration{-1 * ms, 60 * ms}), Total: summarize([]time.Duration{3 * ms, 70 * ms}),
 	})
 	r.Idle[0].Timing = def
 	r.Idle[0].Daemons = append(r.Idle[0].Daemons, DaemonIdle{Node: "n2", Role: "follower", CPUPct: 0.4, RSSMB: 16, AnonMB: 9, FileMB: 7, PSSMB: 11, PeakRSSMB: 18, Threads: 8,

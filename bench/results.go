@@ -69,15 +69,15 @@ type Timing struct {
 	StopBudgetMS  float64 `json:"stop_budget_ms"`
 }
 
-// TimingOf converts t to milliseconds.
-func TimingOf(t election.Timing) Timing {
+// timingOf converts t to milliseconds.
+func timingOf(t election.Timing) Timing {
 	return Timing{
-		HeartbeatMS:   Millis(t.Heartbeat),
-		ElectionMinMS: Millis(t.ElectionMin),
-		StopBudgetMS:  Millis(t.StopBudget),
-		ElectionMaxMS: Millis(t.ElectionMax),
-		StepMS:        Millis(t.Step),
-		LeaseMS:       Millis(t.LeaseDuration()),
+		HeartbeatMS:   millis(t.Heartbeat),
+		ElectionMinMS: millis(t.ElectionMin),
+		StopBudgetMS:  millis(t.StopBudget),
+		ElectionMaxMS: millis(t.ElectionMax),
+		StepMS:        millis(t.Step),
+		LeaseMS:       millis(t.LeaseDuration()),
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -83,15 +82,11 @@ func run() int {
 // measure runs the stages. A stage that fails is recorded in the results'
 // Errors and the others still run; only an interruption stops everything.
 func measure(ctx context.Context, o *options, log io.Writer) (*bench.Results, error) {
-	start := time.Now()
-	res := newResults(o, start)
-	cpu0 := bench.ReadCPUTimes()
-	psi := bench.StartPressure()
+	res := newResults(o)
+	var watch *bench.MachineWatch
+	res.Machine, watch = bench.WatchMachine(time.Now())
 	defer func() {
-		res.Machine.BusyPct, res.Machine.StealPct = bench.BusyPct(cpu0, bench.ReadCPUTimes())
-		res.Machine.PressurePct = psi.Pct()
-		res.Machine.LoadEnd = bench.LoadAvg()
-		res.Machine.WallS = time.Since(start).Round(time.Second).Seconds()
+		watch.Finish(&res.Machine)
 		res.Targets = bench.EvaluateTargets(res)
 	}()
 
@@ -135,9 +130,9 @@ func measure(ctx context.Context, o *options, log io.Writer) (*bench.Results, er
 	return res, nil
 }
 
-// newResults starts the results of a run: empty stages, this machine and
-// what the run changes from a standard one.
-func newResults(o *options, start time.Time) *bench.Results {
+// newResults starts the results of a run: empty stages and what the run
+// changes from a standard one.
+func newResults(o *options) *bench.Results {
 	res := &bench.Results{
 		Quick:    o.quick,
 		Failover: []bench.FailoverResult{},
@@ -146,7 +141,6 @@ func newResults(o *options, start time.Time) *bench.Results {
 		Micro:    []bench.MicroResult{},
 		Errors:   []string{},
 	}
-	res.Machine = machine(start)
 	res.Experiment = []string{}
 	for _, e := range o.env {
 		res.Experiment = append(res.Experiment, "env "+e)
@@ -161,17 +155,6 @@ func newResults(o *options, start time.Time) *bench.Results {
 		res.Experiment = append(res.Experiment, "built with -overlay "+o.overlay)
 	}
 	return res
-}
-
-func machine(start time.Time) bench.Machine {
-	return bench.Machine{
-		Cores:     runtime.NumCPU(),
-		CPUModel:  bench.CPUModel(),
-		Kernel:    bench.KernelRelease(),
-		GoVersion: runtime.Version(),
-		Date:      start.Format(time.RFC3339),
-		LoadStart: bench.LoadAvg(),
-	}
 }
 
 // moduleRoot asks the go command where go.mod is.
