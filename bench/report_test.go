@@ -80,7 +80,7 @@ func TestReportGolden(t *testing.T) {
 	golden(t, "targets.json", append(targets, '\n'))
 
 	var results bytes.Buffer
-	if err := r.WriteJSON(&results); err != nil {
+	if err := r.writeJSON(&results); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "results.json", results.Bytes())

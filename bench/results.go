@@ -261,8 +261,8 @@ type Target struct {
 	AimMet *bool  `json:"aim_met,omitempty"`
 }
 
-// WriteJSON writes r as indented JSON.
-func (r *Results) WriteJSON(w io.Writer) error {
+// writeJSON writes r as indented JSON.
+func (r *Results) writeJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
@@ -283,7 +283,7 @@ func (r *Results) Save(path string) error {
 		tmp.Close()
 		return err
 	}
-	if err := r.WriteJSON(tmp); err != nil {
+	if err := r.writeJSON(tmp); err != nil {
 		tmp.Close()
 		return err
 	}

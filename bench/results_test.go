@@ -58,7 +58,7 @@ func sampleResults() *Results {
 // figures in BENCHMARKS.md are read from them.
 func TestJSONShape(t *testing.T) {
 	var buf bytes.Buffer
-	if err := sampleResults().WriteJSON(&buf); err != nil {
+	if err := sampleResults().writeJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
 	var doc map[string]any
@@ -143,7 +143,7 @@ func TestEmptyResultsJSON(t *testing.T) {
 	var buf bytes.Buffer
 	r := &Results{Failover: []FailoverResult{}, Transfer: []TransferResult{}, Idle: []IdleResult{}, Micro: []MicroResult{}, Errors: []string{}}
 	r.Targets = EvaluateTargets(r)
-	if err := r.WriteJSON(&buf); err != nil {
+	if err := r.writeJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
 	var doc map[string]any
