@@ -154,3 +154,12 @@ func TestReplayCommand(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
+
+func TestSwarmNamesWeatherAndKinds(t *testing.T) {
+	s := newSchedule(9, 3, election.MustProfile(election.ProfileDefault), []fault.Kind{fault.Partial, fault.Crash})
+	got := s.Swarm()
+	want := "weather " + s.Weather.Name + " {" + s.Weather.Link.String() + "}, faults crash×4 partial×2"
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
