@@ -49,8 +49,9 @@
 // promote done to demote start, give availability, failover times and
 // liveness. Terms must strictly increase along the merged promotions. The
 // same history goes through porcupine as a register of (term, master)
-// (see linearize.go for the model and why it has no false alarms), whose
-// visualisation is kept when it fails. The exec driver's probe writes its
+// (the model is internal/leadership's, shared with the simulator; see
+// linearize.go for how the history is placed on it and why it has no
+// false alarms), whose visualisation is kept when it fails. The exec driver's probe writes its
 // own start and stop, and those runs must not overlap either. After every
 // heal a driver must act as master within the liveness bound, and so must
 // a new one after every fault that takes the master away but leaves a
