@@ -478,7 +478,7 @@ func (d *Daemon) memberList(now time.Duration) []driverproto.Member {
 		dm := driverproto.Member{ID: m.ID, Witness: m.Witness, Reachable: m.ID == d.cfg.ID}
 		if p := d.peers[m.ID]; p != nil {
 			p.mu.Lock()
-			dm.Reachable = p.connected && p.lastSeen > 0 && now-p.lastSeen < d.cfg.Timing.ElectionMin
+			dm.Reachable = d.reachable(p, now)
 			p.mu.Unlock()
 		}
 		out = append(out, dm)
@@ -568,7 +568,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 			if p.lastSeen > 0 {
 				ms.LastSeenMS = (now - p.lastSeen).Milliseconds()
 			}
-			ms.Reachable = p.connected && p.lastSeen > 0 && now-p.lastSeen < d.cfg.Timing.ElectionMin
+			ms.Reachable = d.reachable(p, now)
 			ms.RTTMS = float64(p.rtt.Microseconds()) / 1000
 			p.mu.Unlock()
 		}
