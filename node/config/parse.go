@@ -29,7 +29,9 @@ type fieldKey[T any] struct {
 // error messages quote them in this order.
 var (
 	rootKeys = []fieldKey[*rawConfig]{
-		{"id", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error { return p.id(&r.id, v, name) }},
+		{"id", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.id(&r.id, v, name)
+		}},
 		{"listen", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
 			return p.address(&r.listen, v, name, ruleListen)
 		}},
@@ -42,7 +44,9 @@ var (
 		{"secret_file", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
 			return p.nonEmpty(&r.secretFile, v, name)
 		}},
-		{"secret", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error { return p.str(&r.secret, v, name) }},
+		{"secret", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.str(&r.secret, v, name)
+		}},
 		{"drivers_secret_file", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
 			return p.nonEmpty(&r.driversSecretFile, v, name)
 		}},
@@ -80,7 +84,9 @@ var (
 		}},
 	}
 	memberKeys = []fieldKey[*rawMember]{
-		{"id", func(p *parser, m *rawMember, _, v *yaml.Node, name string) error { return p.id(&m.id, v, name) }},
+		{"id", func(p *parser, m *rawMember, _, v *yaml.Node, name string) error {
+			return p.id(&m.id, v, name)
+		}},
 		{"address", func(p *parser, m *rawMember, _, v *yaml.Node, name string) error {
 			return p.address(&m.addr, v, name, ruleDial)
 		}},
@@ -107,7 +113,9 @@ var (
 		{"rank_step", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
 			return p.duration(&r.step, v, name, maxTimingDuration)
 		}},
-		{"max_clock_drift", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error { return p.drift(&r.drift, v, name) }},
+		{"max_clock_drift", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.drift(&r.drift, v, name)
+		}},
 		{"stop_budget", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
 			return p.stopBudget(&r.stopBudget, v, name)
 		}},
