@@ -213,11 +213,13 @@ func (s *Sim) roleResults() []RoleResult {
 	return out
 }
 
-// checkHistories runs porcupine on every role's history, the visualisation
-// of role r going to htmlPath with "-r" inserted before its extension when
-// there are several roles. A check that timed out proved nothing: it fails
-// the run as a bad history does, and the history is kept the same way.
-func (s *Sim) checkHistories(res *Result, htmlPath string) error {
+// checkLinearizable runs porcupine on every role's history and records the
+// outcome in res; a history that is not linearizable, or could not be
+// checked in time, is a violation of its role. Role r's visualisation goes
+// to htmlPath with "-r" inserted before its extension when there are
+// several roles. A check that timed out proved nothing: it fails the run
+// as a bad history does, and the history is kept the same way.
+func (s *Sim) checkLinearizable(htmlPath string, res *Result) error {
 	for r, rl := range s.roles {
 		path := htmlPath
 		if rl.name != "" && path != "" {

@@ -60,9 +60,12 @@ type Result struct {
 	Availability  float64        `json:"availability"`
 	Faults        map[string]int `json:"faults"`
 	Messages      int            `json:"messages"`
-	Linearizable  string         `json:"linearizable,omitempty"`
-	HistoryOps    int            `json:"history_ops,omitempty"`
-	Violations    []string       `json:"violations"`
+	// Swarm is what the seed drew for a run with faults: printed beside
+	// the seed, since it says what the run was exposed to.
+	Swarm        *Swarm   `json:"swarm,omitempty"`
+	Linearizable string   `json:"linearizable,omitempty"`
+	HistoryOps   int      `json:"history_ops,omitempty"`
+	Violations   []string `json:"violations"`
 	// Command reproduces the run.
 	Command string `json:"command"`
 	// Preempt and PreemptHoldDownS are what a multi-role run drew.
@@ -167,6 +170,7 @@ func Run(rc RunConfig) (*Result, error) {
 		Faults:        st.Faults,
 		Messages:      st.Messages,
 		Violations:    []string{},
+		Swarm:         s.swarm,
 		Command:       rc.command(),
 		sim:           s,
 	}
@@ -175,7 +179,7 @@ func Run(rc RunConfig) (*Result, error) {
 		res.Roles = s.roleResults()
 	}
 	if rc.Linearizability && len(s.Violations()) == 0 {
-		if err := s.checkHistories(res, rc.HTMLPath); err != nil {
+		if err := s.checkLinearizable(rc.HTMLPath, res); err != nil {
 			return nil, err
 		}
 	}
@@ -202,6 +206,9 @@ func (r *Result) WriteJSON(w io.Writer) error {
 // and the timeline of the last events on every node.
 func (r *Result) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "seed:           %d\n", r.Seed)
+	if r.Swarm != nil {
+		fmt.Fprintf(w, "swarm:          %v\n", r.Swarm)
+	}
 	fmt.Fprintf(w, "nodes:          %d\n", r.Nodes)
 	if len(r.Roles) > 0 {
 		r.writeRoles(w)
