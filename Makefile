@@ -49,7 +49,8 @@ $(STATICCHECK):
 sweep:
 	SIM_SEEDS=$${SIM_SEEDS:-500} $(GO) test -count=1 -run 'TestSeedSweep|TestSeedSweepRoles|TestMutantsCaught|TestMutantsCaughtRoles' ./sim
 
-## sim-soak: a far larger sweep, longer runs, both profiles.
+## sim-soak: a far larger sweep, longer runs, both profiles (a tenth as many
+## seeds with 3 roles per node).
 sim-soak:
 	SIM_SEEDS=$${SIM_SEEDS:-20000} SIM_SOAK=1 $(GO) test -count=1 -timeout 3h -run 'TestSeedSweep' -v ./sim
 

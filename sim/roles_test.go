@@ -20,6 +20,9 @@ import (
 func TestSeedSweepRoles(t *testing.T) {
 	n := max(1, sweepSeeds(t, 500)/10)
 	durations := map[string]time.Duration{election.ProfileDefault: 3 * time.Minute, election.ProfileFast: time.Minute}
+	if os.Getenv("SIM_SOAK") != "" {
+		durations = map[string]time.Duration{election.ProfileDefault: 10 * time.Minute, election.ProfileFast: 10 * time.Minute}
+	}
 	for _, p := range []string{election.ProfileDefault, election.ProfileFast} {
 		d := durations[p]
 		t.Run(p, func(t *testing.T) {
