@@ -61,23 +61,32 @@ func TestSeedSweepRoles(t *testing.T) {
 }
 
 // TestMutantsCaughtRoles removes a safety rule from every role, then from
-// role r2 only: the per-role checkers must catch the two masters it lets
-// in, and name the role they are in.
+// role r2 only: the per-role checkers must catch the violation it lets in,
+// and name the role it is in. The rules removed from r2 alone are each
+// caught by another checker: the lease's promise (stickiness), the drivers'
+// (the stop budget) and the cores' hard state (one vote per term).
 func TestMutantsCaughtRoles(t *testing.T) {
 	if raceEnabled {
 		t.Skip("skipped under the race detector, as TestMutantsCaught is: make sweep runs it")
 	}
-	unsafe := election.Unsafe{NoStickiness: true}
 	for _, c := range []struct {
-		name string
+		name    string
+		unsafe  election.Unsafe
+		profile string
 		// only limits the rule's removal to one role (index+1), 0 for all.
 		only int
-	}{{"every role", 0}, {"role r2 only", 3}} {
+		want string
+	}{
+		{"NoStickiness/every role", election.Unsafe{NoStickiness: true}, election.ProfileFast, 0, "two masters at once"},
+		{"NoStickiness/r2 only", election.Unsafe{NoStickiness: true}, election.ProfileFast, 3, "two masters at once"},
+		{"NoStopBudget/r2 only", election.Unsafe{NoStopBudget: true}, election.ProfileDefault, 3, "two masters at once: the drivers of"},
+		{"VoteTwice/r2 only", election.Unsafe{VoteTwice: true}, election.ProfileFast, 3, "changed its vote in term"},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			const bound = 60
 			for seed := uint64(1); seed <= bound; seed++ {
 				r, err := Run(RunConfig{Nodes: 5, Roles: 3, Seed: seed, Duration: time.Minute, Faults: true, Mix: DefaultMix(),
-					Profile: election.ProfileFast, Unsafe: unsafe, Linearizability: true, unsafeRole: c.only})
+					Profile: c.profile, Unsafe: c.unsafe, Linearizability: true, unsafeRole: c.only})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -85,8 +94,8 @@ func TestMutantsCaughtRoles(t *testing.T) {
 				if len(v) == 0 {
 					continue
 				}
-				if !strings.Contains(v[0].What, "two masters at once") {
-					t.Fatalf("seed %d: caught %q, want two masters at once", seed, v[0])
+				if !strings.Contains(v[0].What, c.want) {
+					t.Fatalf("seed %d: caught %q, want a violation containing %q", seed, v[0], c.want)
 				}
 				if c.only > 0 {
 					want := r.Sim().RoleName(c.only - 1)
@@ -101,11 +110,47 @@ func TestMutantsCaughtRoles(t *testing.T) {
 				if !strings.Contains(r.Violations[0], "role "+v[0].Role+": ") {
 					t.Errorf("seed %d: the result's violation %q does not name role %s", seed, r.Violations[0], v[0].Role)
 				}
-				t.Logf("NoStickiness removed from %s: caught in seed %d: %s", c.name, seed, v[0])
+				t.Logf("caught in seed %d: %s", seed, v[0])
 				return
 			}
-			t.Fatalf("NoStickiness removed from %s: nothing caught in seeds 1-%d", c.name, bound)
+			t.Fatalf("nothing caught in seeds 1-%d", bound)
 		})
+	}
+}
+
+// TestLinearizablePerRole: porcupine checks each role's history on its
+// own. A read of a master nobody elected, slipped into role r1's history
+// only, fails r1 and no other role.
+func TestLinearizablePerRole(t *testing.T) {
+	r, err := Run(RunConfig{Nodes: 3, Roles: 3, Seed: 4, Duration: 20 * time.Second, Faults: true, Mix: DefaultMix(), Profile: election.ProfileFast})
+	if err != nil || !r.OK() {
+		t.Fatalf("run: %v %v", err, r.Violations)
+	}
+	s := r.Sim()
+	// Recorded afresh: the run above had no history.
+	for _, rl := range s.roles {
+		rl.hist = newHistory()
+	}
+	s.hist = s.roles[0].hist
+	for _, rl := range s.roles {
+		rl.hist.write(0, 1, "n1", 0)
+		rl.hist.complete(0, time.Millisecond)
+		rl.hist.read(1, 1, "n1", 2*time.Millisecond, 3*time.Millisecond)
+	}
+	s.roles[1].hist.read(2, 1, "n3", 4*time.Millisecond, 5*time.Millisecond)
+	res := &Result{}
+	res.Roles = s.roleResults()
+	if err := s.checkLinearizable("", res); err != nil {
+		t.Fatal(err)
+	}
+	v := s.Violations()
+	if len(v) != 1 || v[0].Role != "r1" || !strings.Contains(v[0].String(), "role r1: leadership history is not linearizable") {
+		t.Fatalf("violations %q: want role r1's history only, not linearizable", v)
+	}
+	for k, want := range []string{"Ok", "Illegal", "Ok"} {
+		if got := res.Roles[k].Linearizable; got != want {
+			t.Errorf("role r%d: history %s, want %s", k, got, want)
+		}
 	}
 }
 
