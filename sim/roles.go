@@ -194,7 +194,7 @@ func (s *Sim) roleResults() []RoleResult {
 		st := rl.stats
 		best := 0
 		for i, m := range rl.members {
-			if m.Priority > rl.members[best].Priority {
+			if b := rl.members[best]; !m.Witness && (b.Witness || m.Priority > b.Priority) {
 				best = i
 			}
 		}

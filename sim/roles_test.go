@@ -329,3 +329,33 @@ func TestDeterministicRoles(t *testing.T) {
 		t.Fatal("seeds 42 and 43 gave the same run")
 	}
 }
+
+// TestRolePriority: role r prefers node r mod n, then the nodes after it;
+// a witness is never a role's preferred node.
+func TestRolePriority(t *testing.T) {
+	for _, c := range []struct{ r, n int }{{0, 3}, {1, 3}, {2, 3}, {4, 3}, {0, 1}, {7, 5}} {
+		seen := map[int]bool{}
+		for k := range c.n {
+			i := (c.r + k) % c.n
+			if got, want := RolePriority(c.r, i, c.n), c.n-k; got != want {
+				t.Errorf("RolePriority(%d, %d, %d) = %d, want %d", c.r, i, c.n, got, want)
+			}
+			seen[RolePriority(c.r, i, c.n)] = true
+		}
+		if len(seen) != c.n {
+			t.Errorf("role %d of %d nodes: priorities not distinct: %v", c.r, c.n, seen)
+		}
+	}
+	s, err := New(Options{Members: []election.Member{{ID: "a"}, {ID: "w", Witness: true}, {ID: "b"}}, Roles: 2, Seed: 1, Timing: defaultTiming()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.roleResults(); got[0].Preferred != "a" || got[1].Preferred != "b" {
+		t.Errorf("preferred nodes %q and %q, want a, then b (not the witness w)", got[0].Preferred, got[1].Preferred)
+	}
+	for _, bad := range []int{-1, MaxRoles + 1} {
+		if _, err := New(Options{Nodes: 3, Roles: bad, Timing: defaultTiming()}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("roles: %d, need 1 to %d", bad, MaxRoles)) {
+			t.Errorf("Roles %d: %v, want an error naming the value and the range", bad, err)
+		}
+	}
+}
