@@ -156,7 +156,7 @@ type State struct {
 	// being master unless the lease is renewed. Zero otherwise.
 	LeaseUntil time.Duration
 	// Reason says why the state changed.
-	Reason string
+	Reason Reason
 	// At is the local time of the change.
 	At time.Duration
 	// Act, on a master, says its drivers may act as master: the stop
@@ -192,29 +192,6 @@ func (r Ready) Empty() bool {
 	return r.HardState == nil && len(r.Messages) == 0 && len(r.States) == 0
 }
 
-// Reasons for state changes. Constants, so a busy core does not allocate.
-const (
-	ReasonStart          = "started"
-	ReasonHeartbeat      = "heartbeat from master"
-	ReasonHigherTerm     = "saw a higher term"
-	ReasonPreVote        = "election timeout: asking for pre-votes"
-	ReasonCampaign       = "pre-vote won: campaigning"
-	ReasonTransferIn     = "told to take over (TimeoutNow)"
-	ReasonWon            = "won election: waiting for a majority to acknowledge"
-	ReasonLeaseAcquired  = "became master: majority acknowledged"
-	ReasonLeaseRenewed   = "lease renewed"
-	ReasonLeaseExpired   = "lease expired: no majority acknowledged in time"
-	ReasonNoQuorum       = "won election but no majority acknowledged"
-	ReasonCampaignLost   = "lost campaign"
-	ReasonTransferOut    = "handing over leadership"
-	ReasonMaintenance    = "maintenance"
-	ReasonUnhealthy      = "unhealthy"
-	ReasonPreempted      = "preempted by a higher-priority node"
-	ReasonBecameEligible = "eligible again"
-	ReasonYielded        = "yielded to a better-ranked candidate"
-	ReasonActing         = "stop budget passed: drivers may act"
-)
-
 type voteResult uint8
 
 const (
@@ -234,7 +211,7 @@ const (
 type transfer struct {
 	target string
 	term   uint64
-	reason string
+	reason Reason
 	// drainUntil ends the draining stage without confirmation.
 	drainUntil time.Duration
 	// driverLease is the lease the drivers were last given.
@@ -272,7 +249,7 @@ type Node struct {
 	role   Role
 	lead   string
 	now    time.Duration
-	reason string
+	reason Reason
 
 	// startedAt: a node grants no vote for ElectionMin after it starts, since
 	// it has forgotten which master it last acknowledged.
@@ -592,7 +569,7 @@ func (n *Node) SetHealthy(now time.Duration, ok bool) {
 	n.publish()
 }
 
-func (n *Node) eligibilityChanged(reason string) {
+func (n *Node) eligibilityChanged(reason Reason) {
 	if n.Eligible() {
 		if n.role == Follower && n.reason != ReasonBecameEligible {
 			n.setRole(Follower, ReasonBecameEligible)
@@ -936,7 +913,7 @@ func (n *Node) campaign(force bool) {
 	n.checkVotes()
 }
 
-func (n *Node) becomeCandidate(reason string) {
+func (n *Node) becomeCandidate(reason Reason) {
 	n.hs.Term++
 	n.hs.Vote = n.id
 	n.hsDirty = true
@@ -1031,7 +1008,7 @@ func (n *Node) becomeMaster() {
 	}
 }
 
-func (n *Node) becomeFollower(term uint64, lead string, reason string) {
+func (n *Node) becomeFollower(term uint64, lead string, reason Reason) {
 	if term > n.hs.Term {
 		n.hs.Term = term
 		n.hs.Vote = ""
@@ -1073,7 +1050,7 @@ func (n *Node) becomeFollower(term uint64, lead string, reason string) {
 // setRole changes the role and publishes it at once, so that a transition
 // passed through within one input (a lone node wins as it campaigns) is
 // still reported.
-func (n *Node) setRole(r Role, reason string) {
+func (n *Node) setRole(r Role, reason Reason) {
 	n.role = r
 	n.reason = reason
 	n.publish()
@@ -1082,14 +1059,14 @@ func (n *Node) setRole(r Role, reason string) {
 // demote gives up mastership without naming a successor. The node stays
 // loyal to its own term for ElectionMin, like a follower that just heard a
 // heartbeat, so its former followers' stickiness and its own agree.
-func (n *Node) demote(reason string) {
+func (n *Node) demote(reason Reason) {
 	n.becomeFollower(n.hs.Term, "", reason)
 	n.lastHeard = n.now
 	n.heard = true
 }
 
 // handOver demotes the master and schedules TimeoutNow for target.
-func (n *Node) handOver(target, reason string) {
+func (n *Node) handOver(target string, reason Reason) {
 	n.draining = &transfer{
 		target:      target,
 		term:        n.hs.Term,

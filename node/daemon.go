@@ -425,7 +425,7 @@ func (d *Daemon) publish(st election.State) {
 		if st.Role == election.PreCandidate || (st.Role == election.Candidate && st.Reason != election.ReasonWon) {
 			level = slog.LevelDebug
 		}
-		args := []any{"role", roleName(st.Role), "term", st.Term, "master", st.Master, "reason", st.Reason}
+		args := []any{"role", roleName(st.Role), "term", st.Term, "master", st.Master, "reason", st.Reason.String()}
 		if st.Role == election.Master {
 			args = append(args, "lease", st.LeaseUntil-st.At)
 		}
@@ -573,7 +573,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		Maintenance: d.core.Maintenance(),
 		Healthy:     d.core.Healthy(),
 		Witness:     d.cfg.Self().Witness,
-		Reason:      st.Reason,
+		Reason:      st.Reason.String(),
 		SinceMS:     (now - d.roleSince).Milliseconds(),
 
 		ElectionTimeoutMS:  d.cfg.Timing.ElectionMin.Milliseconds(),
