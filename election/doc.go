@@ -56,15 +56,18 @@
 //   - step.go: the inputs: Tick, Step and the rules common to every role,
 //     the eligibility commands (SetMaintenance, SetHealthy), NextDeadline,
 //     and advance, which fires the timers of the current role.
-//   - follower.go: becomeFollower, a follower's timers, heartbeats taken,
-//     and the voter's side: stickiness, the start-up hold-off, pre-votes
-//     granted or refused, votes given.
+//   - follower.go: becomeFollower, the timers of a node that is not master
+//     (the election timeout, and the TimeoutNow a stepped-down master
+//     still owes its hand-over's target), heartbeats taken, and the
+//     voter's side: stickiness, the start-up hold-off, pre-votes granted
+//     or refused, votes given.
 //   - candidate.go: campaignState, pre-vote and campaign, the tally of
-//     answers, ranked candidacy, and TimeoutNow taken.
+//     answers, ranksBefore, and TimeoutNow taken. (A follower's ranked
+//     timeout, rankedTimeout, is in follower.go.)
 //   - master.go: masterState and its per-peer progress, becomeMaster,
 //     heartbeat rounds and the lease they earn, the stop budget (Act), and
-//     the hand-over: Transfer, preemption, the drain (DemoteDone,
-//     DemoteUnconfirmed) and TimeoutNow.
+//     the hand-over: Transfer, preemption and the drain (DemoteDone,
+//     DemoteUnconfirmed).
 //   - reason.go: Reason, why the visible state changed.
 //   - message.go: the wire messages between cores.
 //   - timing.go: Timing, its profiles and validation, and the lease
