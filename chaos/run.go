@@ -122,7 +122,7 @@ type runner struct {
 	log    io.Writer
 	bound  time.Duration
 	dir    string
-	c      *cluster
+	c      *testbed
 	track  *tracker
 	faults []FaultRecord
 	start  time.Time
@@ -202,7 +202,7 @@ func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 	}
 	r.logf("%s", nw.describe())
 
-	c := &cluster{net: nw, dir: r.dir, clustd: clustdBin, recorder: recorderBin,
+	c := &testbed{net: nw, dir: r.dir, clustd: clustdBin, recorder: recorderBin,
 		execFile: filepath.Join(r.dir, "exec.jsonl"), noExec: r.cfg.NoExec, drain: probeDrain(r.cfg.Seed, r.timing), freeze: newFreezer()}
 	r.logf("exec probe drains for %v after its stop signal", c.drain)
 	r.logf("%s", c.freeze.describe())
@@ -366,20 +366,20 @@ func (r *runner) inject(ctx context.Context, f Fault, weather LinkParams) error 
 	before := Now()
 	switch f.Kind {
 	case KindKill:
-		target.daemon.kill()
+		target.daemon.Kill()
 		heal = func() error { return c.startDaemon(target) }
 	case KindStop:
 		// SIGTERM: a master hands over before it exits. It is down for
 		// f.For, or until it has exited if that takes longer.
-		applyErr = target.daemon.signal(syscall.SIGTERM)
+		applyErr = target.daemon.Signal(syscall.SIGTERM)
 		rec.HandOver, rec.LosesMaster = rec.LosesMaster, false
 		heal = func() error {
-			target.daemon.stop(r.timing.LeaseDuration() + r.timing.ElectionMax + 2*time.Second)
+			target.daemon.Stop(r.timing.LeaseDuration() + r.timing.ElectionMax + 2*time.Second)
 			return c.startDaemon(target)
 		}
 	case KindPause:
-		applyErr = target.daemon.signal(syscall.SIGSTOP)
-		heal = func() error { return target.daemon.signal(syscall.SIGCONT) }
+		applyErr = target.daemon.Signal(syscall.SIGSTOP)
+		heal = func() error { return target.daemon.Signal(syscall.SIGCONT) }
 	case KindFreeze:
 		applyErr = c.freeze.set(target, true)
 		heal = func() error { return c.freeze.set(target, false) }
