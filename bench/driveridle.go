@@ -90,7 +90,7 @@ func RunDriverIdle(ctx context.Context, dc DriverIdleConfig) (*DriverIdleResult,
 		return nil, err
 	}
 	defer c.Close()
-	res := &DriverIdleResult{Nodes: dc.Nodes, Profile: dc.Profile, Timing: TimingOf(c.Timing)}
+	res := &DriverIdleResult{Nodes: dc.Nodes, Profile: dc.Profile, Timing: timingOf(c.Timing)}
 	drivers, stop, err := startIdleDrivers(c, dc)
 	defer stop()
 	if err != nil {
@@ -104,10 +104,10 @@ func RunDriverIdle(ctx context.Context, dc DriverIdleConfig) (*DriverIdleResult,
 	if err := sleepCtx(ctx, dc.Settle); err != nil {
 		return res, err
 	}
-	read := func() ([]ProcSample, time.Time, error) {
-		s := make([]ProcSample, len(drivers))
+	read := func() ([]procSample, time.Time, error) {
+		s := make([]procSample, len(drivers))
 		for i, cmd := range drivers {
-			p, err := ReadProc(cmd.Process.Pid)
+			p, err := readProc(cmd.Process.Pid)
 			if err != nil {
 				return nil, time.Time{}, fmt.Errorf("%s's driver: %w", c.IDs[i], err)
 			}
