@@ -185,7 +185,7 @@ func (c *Cluster) StartCommand(i int, cmd *exec.Cmd) error {
 	c.ports.Release()
 	p, err := Start(cmd, StartOptions{Log: c.LogPath(i)})
 	if err != nil {
-		return fmt.Errorf("starting node %s with %s: %w", c.IDs[i], cmd.Path, err)
+		return fmt.Errorf("cannot start %s with %s: %w", c.IDs[i], cmd.Path, err)
 	}
 	c.procs[i] = p
 	return nil

@@ -82,9 +82,9 @@ func Reserve(n int) (*Reservation, error) {
 		}
 	}
 	if lastErr != nil {
-		return nil, fmt.Errorf("localcluster: no %d consecutive free ports on 127.0.0.1: %w", n, lastErr)
+		return nil, fmt.Errorf("%w: %d consecutive on 127.0.0.1: %v", ErrNoPorts, n, lastErr)
 	}
-	return nil, fmt.Errorf("localcluster: no %d consecutive free ports on 127.0.0.1: every run tried had a port in use", n)
+	return nil, fmt.Errorf("%w: %d consecutive on 127.0.0.1: every run tried had a port in use", ErrNoPorts, n)
 }
 
 // Ports is Reserve with the ports released at once, for a caller that
@@ -136,3 +136,7 @@ func ephemeralLow() int {
 }
 
 var errNotRunning = errors.New("not running")
+
+// ErrNoPorts is the error Reserve (and so New) wraps when it finds no run
+// of free ports.
+var ErrNoPorts = errors.New("no run of free ports")
