@@ -88,20 +88,15 @@ func New(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Bin: o.Bin, Dir: o.Dir, Profile: o.Profile, IDs: ids, procs: make([]*Proc, n), ports: ports,
-		client: &http.Client{Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
-			MaxIdleConnsPerHost: 2,
-			IdleConnTimeout:     30 * time.Second,
-		}}}
-	var members []string
+	var peer, local, configs, members []string
 	for i, id := range ids {
-		c.Peer = append(c.Peer, fmt.Sprintf("127.0.0.1:%d", ports.Ports[i]))
-		c.HTTP = append(c.HTTP, fmt.Sprintf("127.0.0.1:%d", ports.Ports[n+i]))
-		c.Configs = append(c.Configs, filepath.Join(o.Dir, id+".yml"))
-		members = append(members, id+"="+c.Peer[i])
+		peer = append(peer, fmt.Sprintf("127.0.0.1:%d", ports.Ports[i]))
+		local = append(local, fmt.Sprintf("127.0.0.1:%d", ports.Ports[n+i]))
+		configs = append(configs, filepath.Join(o.Dir, id+".yml"))
+		members = append(members, id+"="+peer[i])
 	}
+	c := Open(o.Bin, o.Dir, ids, configs, local)
+	c.Profile, c.Peer, c.ports = o.Profile, peer, ports
 	io := config.InitOptions{Dir: o.Dir, Members: strings.Join(members, ","), Profile: o.Profile, HTTPPort: ports.Ports[n]}
 	if o.InProcessInit {
 		c.Init, err = config.Init(io)
@@ -113,6 +108,26 @@ func New(ctx context.Context, o Options) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Open returns a cluster whose configuration was written some other way
+// (by clustd import-seed, say), given every node's id, configuration file
+// and local listener. Node i logs to dir/IDS[i].log.
+func Open(bin, dir string, ids, configs, http []string) *Cluster {
+	return &Cluster{Bin: bin, Dir: dir, IDs: ids, Configs: configs, HTTP: http, procs: make([]*Proc, len(ids)),
+		client: newHTTPClient()}
+}
+
+// newHTTPClient makes the client for the daemons' local listeners: no
+// proxy (it would get the token and cannot reach this loopback anyway), a
+// short dial timeout, and few idle connections per daemon.
+func newHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     30 * time.Second,
+	}}
 }
 
 // Init runs `bin init` with the options' directory, members, profile and

@@ -142,17 +142,7 @@ func TestProc(t *testing.T) {
 		t.Fatal("a fresh process does not look running")
 	}
 	// The shell has run once the log has its line.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, _ := os.ReadFile(log)
-		if string(b) == "=== start\nhello\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("log %q", b)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitLog(t, log, "=== start\nhello\n")
 	if err := p.Signal(syscall.SIGSTOP); err != nil || !p.Paused() {
 		t.Fatalf("SIGSTOP: %v, paused %v", err, p.Paused())
 	}
@@ -169,5 +159,67 @@ func TestProc(t *testing.T) {
 	}
 	if err := p.Signal(syscall.SIGTERM); err == nil {
 		t.Error("a signal to an exited process succeeded")
+	}
+}
+
+// TestClusterProcesses runs a stand-in for the daemon (RunBin) to check the
+// bookkeeping: which node runs, which is paused, and that Close leaves
+// nothing behind.
+func TestClusterProcesses(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "fake-clustd")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho \"started with $*\"\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := Open("", dir, []string{"a", "b"}, []string{"a.yml", "b.yml"}, []string{"127.0.0.1:1", "127.0.0.1:2"})
+	c.RunBin = fake
+	t.Cleanup(c.Close)
+	if c.Running(0) || c.PID(0) != 0 || len(c.Live()) != 0 {
+		t.Fatal("a node runs before any was started")
+	}
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(0); err == nil {
+		t.Error("a running node was started again")
+	}
+	// Each has run its script once its log has its line.
+	waitLog(t, c.LogPath(0), "started with --config a.yml\n")
+	waitLog(t, c.LogPath(1), "started with --config b.yml\n")
+	if err := c.Signal(1, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if live := c.Live(); len(live) != 1 || live[0] != 0 || !c.Paused(1) {
+		t.Errorf("live %v, b paused %v; want [0] and true", live, c.Paused(1))
+	}
+	if _, err := c.Kill(0); err != nil || c.Running(0) {
+		t.Fatalf("Kill: %v, still running %v", err, c.Running(0))
+	}
+	if _, err := c.Kill(0); err == nil {
+		t.Error("killing a dead node succeeded")
+	}
+	p := c.Proc(1)
+	c.Close()
+	if p.Running() {
+		t.Error("Close left a node running")
+	}
+	if tail := c.LogTail(0, 1); tail != "started with --config a.yml" {
+		t.Errorf("a's log ends %q", tail)
+	}
+}
+
+// waitLog waits, with a generous bound, for the file at path to hold want.
+func waitLog(t *testing.T, path, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if string(b) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds %q, want %q", path, b, want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
