@@ -157,7 +157,6 @@ type devSession struct {
 type devNode struct {
 	idx      int // in the cluster
 	id       string
-	config   string
 	log      string
 	peerAddr string
 	httpAddr string
@@ -197,7 +196,7 @@ func (d *devSession) run(ctx context.Context, n int, profile string) error {
 	}
 	d.lc = lc
 	for i, id := range lc.IDs {
-		d.nodes = append(d.nodes, &devNode{idx: i, id: id, config: lc.Configs[i], log: lc.LogPath(i), peerAddr: lc.Peer[i], httpAddr: lc.HTTP[i]})
+		d.nodes = append(d.nodes, &devNode{idx: i, id: id, log: lc.LogPath(i), peerAddr: lc.Peer[i], httpAddr: lc.HTTP[i]})
 	}
 	chaos := ""
 	if d.chaos {
