@@ -127,10 +127,6 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// releasePorts gives the reserved ports to the daemons, for a test that
-// starts a node without start.
-func (c *testCluster) releasePorts() { c.lc.ReleasePorts() }
-
 // cleanup kills every node still running and, if the test failed, logs what
 // each node wrote.
 func (c *testCluster) cleanup() {
@@ -186,9 +182,6 @@ func (c *testCluster) startAll() {
 
 // running reports whether node i was started and has not exited.
 func (c *testCluster) running(i int) bool { return c.lc.Running(i) }
-
-// paused reports whether node i is stopped by SIGSTOP.
-func (c *testCluster) paused(i int) bool { return c.lc.Paused(i) }
 
 // proc is node i's current process, or nil.
 func (c *testCluster) proc(i int) *proc { return c.lc.Proc(i) }

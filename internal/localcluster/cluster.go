@@ -216,14 +216,6 @@ func (c *Cluster) StartAll() error {
 	return nil
 }
 
-// ReleasePorts frees the ports reserved for the daemons without starting
-// one, for a caller that runs them itself.
-func (c *Cluster) ReleasePorts() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ports.Release()
-}
-
 // Proc returns node i's current process, or nil if it was never started.
 func (c *Cluster) Proc(i int) *Proc {
 	c.mu.Lock()
