@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -435,9 +434,12 @@ type driverProc struct {
 // killed, since it was registered after newCluster.
 func (c *testCluster) startDriverProc(i int, kind string, args ...string) *driverProc {
 	c.t.Helper()
-	logPath := filepath.Join(c.dir, fmt.Sprintf("%s.driver-%s.log", c.ids[i], kind))
-	full := append([]string{"driver", kind, "--config", c.cfgPath[i]}, args...)
-	dp := &driverProc{proc: c.spawn(logPath, full...), node: i, logPath: logPath}
+	p, err := c.lc.StartDriver(i, kind, args...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	logPath := c.lc.DriverLog(i, kind)
+	dp := &driverProc{proc: p, node: i, logPath: logPath}
 	c.t.Cleanup(func() {
 		dp.terminate(15 * time.Second)
 		if c.t.Failed() {

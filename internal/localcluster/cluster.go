@@ -206,6 +206,22 @@ func (c *Cluster) StartCommand(i int, cmd *exec.Cmd) error {
 	return nil
 }
 
+// DriverLog is the log file of node i's driver of kind KIND.
+func (c *Cluster) DriverLog(i int, kind string) string {
+	return filepath.Join(c.Dir, fmt.Sprintf("%s.driver-%s.log", c.IDs[i], kind))
+}
+
+// StartDriver starts `clustd driver KIND --config NODE.yml ARGS…` beside
+// node i, its output appended to DriverLog(i, kind). The caller stops it.
+func (c *Cluster) StartDriver(i int, kind string, args ...string) (*Proc, error) {
+	full := append([]string{"driver", kind, "--config", c.Configs[i]}, args...)
+	p, err := Start(exec.Command(c.Bin, full...), StartOptions{Log: c.DriverLog(i, kind)})
+	if err != nil {
+		return nil, fmt.Errorf("starting %s's %s driver: %w", c.IDs[i], kind, err)
+	}
+	return p, nil
+}
+
 // StartAll starts every node.
 func (c *Cluster) StartAll() error {
 	for i := range c.IDs {
