@@ -22,10 +22,10 @@ import (
 // end of each connection.
 type loNet struct {
 	ids     []string
-	proxies []*Proxy
+	proxies []*proxy
 	listen  []string
 	http    int
-	shaping Links
+	shaping linkTable
 	// blocked lists the links cut by isolate and drop (pct 100).
 	blocked map[[2]int]bool
 
@@ -56,7 +56,7 @@ func newLoNet(ids []string, seed uint64) (_ *loNet, err error) {
 			return nil, err
 		}
 		target := n.listen[i]
-		n.proxies = append(n.proxies, NewProxy(ProxyOptions{
+		n.proxies = append(n.proxies, newProxy(proxyOptions{
 			Listener: ln,
 			Dst:      i,
 			Links:    &n.shaping,
@@ -97,7 +97,7 @@ func (n *loNet) started(i, pid int) {
 	}
 }
 
-func (n *loNet) links() *Links { return &n.shaping }
+func (n *loNet) links() *linkTable { return &n.shaping }
 
 func (n *loNet) isolate(i int) error {
 	for j := range n.ids {
@@ -116,7 +116,7 @@ func (n *loNet) block(from, to int) {
 	n.shaping.Set(from, to, p)
 }
 
-func (n *loNet) drop(ds ...Drop) error {
+func (n *loNet) drop(ds ...linkDrop) error {
 	for _, d := range ds {
 		if d.Pct >= 100 {
 			n.block(d.From, d.To)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -123,21 +122,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 			st.Close()
 		}
 	}()
-	members := make([]election.Member, len(cfg.Members))
-	for i, m := range cfg.Members {
-		members[i] = election.Member{ID: m.ID, Witness: m.Witness, Priority: m.Priority}
-	}
 	now := Monotonic()
-	core, err := election.New(election.Config{
-		ID:              cfg.ID,
-		Members:         members,
-		Timing:          cfg.Timing,
-		Preempt:         cfg.Preempt,
-		PreemptHoldDown: cfg.PreemptHoldDown,
-		DemoteTimeout:   cfg.DemoteTimeout,
-		Rand:            rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		Unsafe:          unsafeCore,
-	}, election.HardState{Term: hs.Term, Vote: hs.Vote}, now)
+	core, err := newCore(cfg, hs, now)
 	if err != nil {
 		return nil, err
 	}
@@ -159,22 +145,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		handshakes: newShedder(maxHandshakes, maxHandshakesPerSource),
 	}
 	d.nextPing = noPing
-	for _, m := range cfg.Members {
-		if m.ID == cfg.ID {
-			continue
-		}
-		p := &peer{id: m.ID, addr: m.Address, out: make(chan []byte, outQueue), kick: make(chan struct{}, 1), count: d.metrics.Peer(m.ID)}
-		d.metrics.AddPeer(m.ID)
-		d.peers[m.ID] = p
-		d.order = append(d.order, p)
-	}
+	d.addPeers()
 	d.lastPing = make([]time.Duration, len(d.order))
-	if d.peerLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("peer listener: %w", err)
-	}
-	if d.httpLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
-		d.peerLn.Close()
-		return nil, fmt.Errorf("local HTTP listener (http.listen): %w", err)
+	if err := d.listen(); err != nil {
+		return nil, err
 	}
 	d.hub = newHub(d)
 	d.rec = newRecorder(d)
@@ -504,7 +478,7 @@ func (d *Daemon) memberList(now time.Duration) []driverproto.Member {
 		dm := driverproto.Member{ID: m.ID, Witness: m.Witness, Reachable: m.ID == d.cfg.ID}
 		if p := d.peers[m.ID]; p != nil {
 			p.mu.Lock()
-			dm.Reachable = p.connected && p.lastSeen > 0 && now-p.lastSeen < d.cfg.Timing.ElectionMin
+			dm.Reachable = d.reachable(p, now)
 			p.mu.Unlock()
 		}
 		out = append(out, dm)
@@ -594,7 +568,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 			if p.lastSeen > 0 {
 				ms.LastSeenMS = (now - p.lastSeen).Milliseconds()
 			}
-			ms.Reachable = p.connected && p.lastSeen > 0 && now-p.lastSeen < d.cfg.Timing.ElectionMin
+			ms.Reachable = d.reachable(p, now)
 			ms.RTTMS = float64(p.rtt.Microseconds()) / 1000
 			p.mu.Unlock()
 		}

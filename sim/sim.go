@@ -209,6 +209,8 @@ type Sim struct {
 	stats   Stats
 	hist    *history
 	stopped bool
+	// swarm is what RunFaults drew, nil before it ran.
+	swarm *Swarm
 	// cleanWindow is set while a single fault is injected in calm weather.
 	cleanWindow bool
 }
