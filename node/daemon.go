@@ -399,7 +399,7 @@ func (d *Daemon) publish(st election.State) {
 		if st.Role == election.PreCandidate || (st.Role == election.Candidate && st.Reason != election.ReasonWon) {
 			level = slog.LevelDebug
 		}
-		args := []any{"role", roleName(st.Role), "term", st.Term, "master", st.Master, "reason", st.Reason}
+		args := []any{"role", roleName(st.Role), "term", st.Term, "master", st.Master, "reason", st.Reason.String()}
 		if st.Role == election.Master {
 			args = append(args, "lease", st.LeaseUntil-st.At)
 		}
@@ -417,17 +417,19 @@ func (d *Daemon) publish(st election.State) {
 	d.rec.state(prev, st)
 }
 
-// roleName maps a core role onto the three the status API promises. A
-// pre-candidate has raised no term and may well find the master still
-// alive: it is still a follower, and its reason says it is asking.
+// roleName maps a core role onto the three the driver protocol, the status
+// API and the metrics name alike (driverproto.Role*; api and metrics use
+// those constants). A pre-candidate has raised no term and may well find
+// the master still alive: it is still a follower, and its reason says it
+// is asking.
 func roleName(r election.Role) string {
 	switch r {
 	case election.Master:
-		return "master"
+		return driverproto.RoleMaster
 	case election.Candidate:
-		return "candidate"
+		return driverproto.RoleCandidate
 	}
-	return "follower"
+	return driverproto.RoleFollower
 }
 
 // leave starts the graceful stop: a master hands over first; a follower
@@ -531,7 +533,7 @@ func (d *Daemon) Status() api.Status {
 	err := d.do(ctx, func(now time.Duration) { s = d.status(now) })
 	if err != nil {
 		// The loop is gone (stopping): answer from what is known.
-		s = api.Status{Node: d.cfg.ID, Role: "follower", Reason: "stopping"}
+		s = api.Status{Node: d.cfg.ID, Role: driverproto.RoleFollower, Reason: "stopping"}
 	}
 	return s
 }
@@ -547,7 +549,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		Maintenance: d.core.Maintenance(),
 		Healthy:     d.core.Healthy(),
 		Witness:     d.cfg.Self().Witness,
-		Reason:      st.Reason,
+		Reason:      st.Reason.String(),
 		SinceMS:     (now - d.roleSince).Milliseconds(),
 
 		ElectionTimeoutMS:  d.cfg.Timing.ElectionMin.Milliseconds(),

@@ -372,7 +372,7 @@ func driverState(id string, tm election.Timing, st election.State, members []dri
 		Term:         st.Term,
 		Master:       st.Master,
 		Members:      members,
-		Reason:       st.Reason,
+		Reason:       st.Reason.String(),
 		StopBudgetMS: tm.StopBudget.Milliseconds(),
 	}
 	if st.Role == election.Master && !st.Act {

@@ -493,7 +493,7 @@ func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
 	if s.opts.OnState != nil {
 		s.opts.OnState(s.now, n.idx, st)
 	}
-	s.record(n, tlState, st.Reason, 0)
+	s.record(n, tlState, st.Reason.String(), 0)
 	if st.Term < n.lastTerm {
 		s.check.violate(n.idx, fmt.Sprintf("term went back from %d to %d", n.lastTerm, st.Term))
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/internal/secretfile"
 	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/config"
@@ -471,7 +472,7 @@ func readSecretFile(path string) ([]byte, error) {
 func writeStatus(w io.Writer, s *api.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	lease := "-"
-	if s.Role == "master" {
+	if s.Role == driverproto.RoleMaster {
 		lease = msString(s.LeaseMS)
 	}
 	master := printable(s.Master)
