@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/election"
 	"github.com/clustd/clustd/internal/localcluster"
 	"github.com/clustd/clustd/node/api"
@@ -356,7 +357,7 @@ func (nd *devNode) label() string {
 		return "not answering"
 	}
 	s := nd.st.Role
-	if nd.st.Role != "follower" {
+	if nd.st.Role != driverproto.RoleFollower {
 		s += fmt.Sprintf(" term %d", nd.st.Term)
 	}
 	if nd.st.Maintenance {
@@ -367,7 +368,7 @@ func (nd *devNode) label() string {
 
 // isMaster says whether the node's own last answer says it is master.
 func (nd *devNode) isMaster() bool {
-	return nd.running && nd.st != nil && nd.fails < devNoAnswer && nd.st.Role == "master"
+	return nd.running && nd.st != nil && nd.fails < devNoAnswer && nd.st.Role == driverproto.RoleMaster
 }
 
 // show prints the cluster line when it changed, and a note when a master

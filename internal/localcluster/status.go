@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/internal/boottime"
 	"github.com/clustd/clustd/node/api"
 )
@@ -105,7 +106,7 @@ func (c *Cluster) Master(ctx context.Context, nodes ...int) (m int, st *api.Stat
 	}
 	m = c.Index(first.Master)
 	st, answered := sts[m]
-	if !answered || st.Role != "master" || st.LeaseMS <= 0 {
+	if !answered || st.Role != driverproto.RoleMaster || st.LeaseMS <= 0 {
 		return -1, nil, false
 	}
 	return m, st, true
