@@ -31,42 +31,6 @@ func TestParseSS(t *testing.T) {
 	}
 }
 
-func TestParseMetrics(t *testing.T) {
-	text := `# HELP clustd_drivers_connected Drivers connected to this daemon.
-# TYPE clustd_drivers_connected gauge
-clustd_drivers_connected{node="n1"} 1
-clustd_peer_messages_sent_total{node="n1",peer="n2"} 1234
-clustd_peer_messages_sent_total{node="n1",peer="n3"} 5.5e+03
-go_goroutines 17
-go_gc_duration_seconds{quantile="0.5"} 3.1e-05
-bad line without value
-broken{node="n1" 3
-`
-	s := ParseMetrics(text)
-	for _, tc := range []struct {
-		name   string
-		labels []string
-		want   float64
-		ok     bool
-	}{
-		{"clustd_drivers_connected", nil, 1, true},
-		{"clustd_peer_messages_sent_total", []string{"peer", "n2"}, 1234, true},
-		{"clustd_peer_messages_sent_total", []string{"node", "n1", "peer", "n3"}, 5500, true},
-		{"clustd_peer_messages_sent_total", []string{"peer", "n9"}, 0, false},
-		{"go_goroutines", nil, 17, true},
-		{"go_gc_duration_seconds", []string{"quantile", "0.5"}, 3.1e-05, true},
-		{"absent", nil, 0, false},
-	} {
-		got, ok := Find(s, tc.name, tc.labels...)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("Find(%s %v) = %v %v, want %v %v", tc.name, tc.labels, got, ok, tc.want, tc.ok)
-		}
-	}
-	if len(s) != 5 {
-		t.Errorf("%d samples, want 5 (the malformed lines skipped): %+v", len(s), s)
-	}
-}
-
 func TestParseBenchOutput(t *testing.T) {
 	text := `goos: linux
 pkg: github.com/clustd/clustd/election

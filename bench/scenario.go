@@ -218,7 +218,7 @@ func (s *scenario) failover(ctx context.Context) (d, margin, daemon time.Duratio
 	// trial starts from a cluster whose members can all vote.
 	for i := range s.c.IDs {
 		if p := s.c.Proc(i); p != nil {
-			if wait := p.Started + 2*s.c.Timing.ElectionMax - boottime.Now(); wait > 0 {
+			if wait := p.Started() + 2*s.c.Timing.ElectionMax - boottime.Now(); wait > 0 {
 				select {
 				case <-ctx.Done():
 					return 0, 0, 0, "", ctx.Err()

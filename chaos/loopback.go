@@ -5,15 +5,15 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/clustd/clustd/internal/localcluster"
 )
 
 // loNet is the fallback where namespaces cannot be made: every daemon and
@@ -33,14 +33,6 @@ type loNet struct {
 	pids map[int]int // daemon pid → node index
 }
 
-// portLow and portHigh bound the ports the fallback picks for daemons:
-// below Linux's ephemeral range, so that no outgoing connection takes one
-// while its daemon is down between a kill and a restart.
-const (
-	portLow  = 20000
-	portHigh = 32000
-)
-
 func newLoNet(ids []string, seed uint64) (_ *loNet, err error) {
 	n := &loNet{ids: ids, blocked: map[[2]int]bool{}, pids: map[int]int{}}
 	defer func() {
@@ -48,16 +40,13 @@ func newLoNet(ids []string, seed uint64) (_ *loNet, err error) {
 			n.close()
 		}
 	}()
-	rnd := rand.New(rand.NewPCG(seed, 7))
-	ports, err := freePorts(rnd, len(ids), nil)
+	// The daemons' ports: peer listeners, then local listeners (numbered
+	// up from the first by clustd init).
+	ports, err := localcluster.Ports(2 * len(ids))
 	if err != nil {
 		return nil, err
 	}
-	httpPorts, err := freePorts(rnd, len(ids), ports)
-	if err != nil {
-		return nil, err
-	}
-	n.http = httpPorts[0]
+	n.http = ports[len(ids)]
 	for i := range ids {
 		n.listen = append(n.listen, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i])))
 	}
@@ -79,35 +68,6 @@ func newLoNet(ids []string, seed uint64) (_ *loNet, err error) {
 		}))
 	}
 	return n, nil
-}
-
-// freePorts finds count consecutive free ports on 127.0.0.1 in
-// [portLow, portHigh), none of them in avoid.
-func freePorts(rnd *rand.Rand, count int, avoid []int) ([]int, error) {
-	for range 200 {
-		base := portLow + rnd.IntN(portHigh-portLow-count)
-		ok := true
-		for p := base; p < base+count && ok; p++ {
-			if slices.Contains(avoid, p) {
-				ok = false
-				continue
-			}
-			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-			if err != nil {
-				ok = false
-				continue
-			}
-			ln.Close()
-		}
-		if ok {
-			ports := make([]int, count)
-			for i := range ports {
-				ports[i] = base + i
-			}
-			return ports, nil
-		}
-	}
-	return nil, fmt.Errorf("no %d consecutive free ports between %d and %d", count, portLow, portHigh)
 }
 
 func (n *loNet) describe() string {

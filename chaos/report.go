@@ -118,7 +118,7 @@ type Report struct {
 // failoverCauses reads every node's journal and tallies the failover
 // records by cause, the latest revision of each term. It informs, and
 // checks nothing: the cause is the cluster's best account, not a promise.
-func failoverCauses(c *cluster) (map[string]int, int) {
+func failoverCauses(c *testbed) (map[string]int, int) {
 	latest := map[uint64]journal.Event{}
 	for _, n := range c.nodes {
 		cfg, err := config.Load(n.config)

@@ -123,7 +123,7 @@ type runner struct {
 	log    io.Writer
 	bound  time.Duration
 	dir    string
-	c      *cluster
+	c      *testbed
 	track  *tracker
 	faults []faultRecord
 	start  time.Time
@@ -160,7 +160,7 @@ func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 		return nil, err
 	}
 	defer nw.close()
-	c, err := r.newCluster(ctx, nw, ids, clustdBin, recorderBin)
+	c, err := r.newTestbed(ctx, nw, ids, clustdBin, recorderBin)
 	if err != nil {
 		return nil, err
 	}
@@ -246,9 +246,9 @@ func (r *runner) openNetwork(ids []string) (network, error) {
 	return nw, nil
 }
 
-// newCluster lays out the nodes' folders and configuration on nw.
-func (r *runner) newCluster(ctx context.Context, nw network, ids []string, clustdBin, recorderBin string) (*cluster, error) {
-	c := &cluster{net: nw, dir: r.dir, clustd: clustdBin, recorder: recorderBin,
+// newTestbed lays out the nodes' folders and configuration on nw.
+func (r *runner) newTestbed(ctx context.Context, nw network, ids []string, clustdBin, recorderBin string) (*testbed, error) {
+	c := &testbed{net: nw, dir: r.dir, clustd: clustdBin, recorder: recorderBin,
 		execFile: filepath.Join(r.dir, "exec.jsonl"), noExec: r.cfg.NoExec, drain: probeDrain(r.cfg.Seed, r.timing), freeze: newFreezer()}
 	r.logf("exec probe drains for %v after its stop signal", c.drain)
 	r.logf("%s", c.freeze.describe())
@@ -439,20 +439,20 @@ func (r *runner) apply(ctx context.Context, f plannedFault, rec *faultRecord, ba
 	heal = func() error { return c.net.heal() }
 	switch f.Kind {
 	case fault.Crash:
-		target.daemon.kill()
+		target.daemon.Kill()
 		heal = func() error { return c.startDaemon(target) }
 	case fault.Stop:
 		// SIGTERM: a master hands over before it exits. It is down for
 		// f.For, or until it has exited if that takes longer.
-		err = target.daemon.signal(syscall.SIGTERM)
+		err = target.daemon.Signal(syscall.SIGTERM)
 		rec.HandOver, rec.LosesMaster = rec.LosesMaster, false
 		heal = func() error {
-			target.daemon.stop(r.timing.LeaseDuration() + r.timing.ElectionMax + 2*time.Second)
+			target.daemon.Stop(r.timing.LeaseDuration() + r.timing.ElectionMax + 2*time.Second)
 			return c.startDaemon(target)
 		}
 	case fault.Pause:
-		err = target.daemon.signal(syscall.SIGSTOP)
-		heal = func() error { return target.daemon.signal(syscall.SIGCONT) }
+		err = target.daemon.Signal(syscall.SIGSTOP)
+		heal = func() error { return target.daemon.Signal(syscall.SIGCONT) }
 	case fault.Freeze:
 		err = c.freeze.set(target, true)
 		heal = func() error { return c.freeze.set(target, false) }
