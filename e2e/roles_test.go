@@ -42,7 +42,7 @@ func roleStatus(s api.Status, name string) (api.RoleStatus, bool) {
 
 // waitRoleMaster waits until every running node agrees that node want is
 // role's master, and returns the term.
-func (c *cluster) waitRoleMaster(timeout time.Duration, role string, want int) uint64 {
+func (c *testCluster) waitRoleMaster(timeout time.Duration, role string, want int) uint64 {
 	c.t.Helper()
 	var term uint64
 	var last []string
@@ -78,7 +78,7 @@ func (c *cluster) waitRoleMaster(timeout time.Duration, role string, want int) u
 
 // roleMasterAmong waits for a master of role among nodes that every
 // running node agrees on.
-func (c *cluster) roleMasterAmong(timeout time.Duration, role string, nodes ...int) int {
+func (c *testCluster) roleMasterAmong(timeout time.Duration, role string, nodes ...int) int {
 	c.t.Helper()
 	m := -1
 	_, ok := poll(timeout, func() bool {
@@ -216,7 +216,7 @@ func TestActiveActive(t *testing.T) {
 
 // checkRoleStart checks what a copy of role's command wrote as it
 // started: its node, master, and the role's name.
-func checkRoleStart(t *testing.T, c *cluster, marker string, cp *cmdCopy, node int, role string) {
+func checkRoleStart(t *testing.T, c *testCluster, marker string, cp *cmdCopy, node int, role string) {
 	t.Helper()
 	b, err := os.ReadFile(marker)
 	if err != nil {

@@ -165,23 +165,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.driverIDs.ids = map[string]bool{}
 	d.nextPing = noPing
-	for _, m := range cfg.Members {
-		if m.ID == cfg.ID {
-			continue
-		}
-		p := &peer{id: m.ID, idx: len(d.order), addr: m.Address, out: make(chan []byte, outQueue), kick: make(chan struct{}, 1), count: d.metrics.Peer(m.ID)}
-		d.metrics.AddPeer(m.ID)
-		d.peers[m.ID] = p
-		d.order = append(d.order, p)
-	}
+	d.addPeers()
 	d.lastPing = make([]time.Duration, len(d.order))
 	d.batches = make([][]byte, len(d.order))
-	if d.peerLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("peer listener: %w", err)
-	}
-	if d.httpLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
-		d.peerLn.Close()
-		return nil, fmt.Errorf("local HTTP listener (http.listen): %w", err)
+	if err := d.listen(); err != nil {
+		return nil, err
 	}
 	for _, r := range d.roles {
 		r.hub = newHub(d, r)
@@ -467,7 +455,7 @@ func (d *Daemon) publish(r *roleElection, st election.State) {
 		if st.Role == election.PreCandidate || (st.Role == election.Candidate && st.Reason != election.ReasonWon) {
 			level = slog.LevelDebug
 		}
-		args := []any{"role", roleName(st.Role), "term", st.Term, "master", st.Master, "reason", st.Reason}
+		args := []any{"role", roleName(st.Role), "term", st.Term, "master", st.Master, "reason", st.Reason.String()}
 		if st.Role == election.Master {
 			args = append(args, "lease", st.LeaseUntil-st.At)
 		}
@@ -494,17 +482,19 @@ func (d *Daemon) publish(r *roleElection, st election.State) {
 	}
 }
 
-// roleName maps a core role onto the three the status API promises. A
-// pre-candidate has raised no term and may well find the master still
-// alive: it is still a follower, and its reason says it is asking.
+// roleName maps a core role onto the three the driver protocol, the status
+// API and the metrics name alike (driverproto.Role*; api and metrics use
+// those constants). A pre-candidate has raised no term and may well find
+// the master still alive: it is still a follower, and its reason says it
+// is asking.
 func roleName(r election.Role) string {
 	switch r {
 	case election.Master:
-		return "master"
+		return driverproto.RoleMaster
 	case election.Candidate:
-		return "candidate"
+		return driverproto.RoleCandidate
 	}
-	return "follower"
+	return driverproto.RoleFollower
 }
 
 // leave starts the graceful stop: a master hands over first; a follower
@@ -563,7 +553,7 @@ func (d *Daemon) memberList(now time.Duration) []driverproto.Member {
 		dm := driverproto.Member{ID: m.ID, Witness: m.Witness, Reachable: m.ID == d.cfg.ID}
 		if p := d.peers[m.ID]; p != nil {
 			p.mu.Lock()
-			dm.Reachable = p.connected && p.lastSeen > 0 && now-p.lastSeen < d.cfg.Timing.ElectionMin
+			dm.Reachable = d.reachable(p, now)
 			p.mu.Unlock()
 		}
 		out = append(out, dm)
@@ -632,7 +622,7 @@ func (d *Daemon) Status() api.Status {
 	err := d.do(ctx, func(now time.Duration) { s = d.status(now) })
 	if err != nil {
 		// The loop is gone (stopping): answer from what is known.
-		s = api.Status{Node: d.cfg.ID, Role: "follower", Reason: "stopping"}
+		s = api.Status{Node: d.cfg.ID, Role: driverproto.RoleFollower, Reason: "stopping"}
 	}
 	return s
 }
@@ -648,7 +638,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		Maintenance: d.core.Maintenance(),
 		Healthy:     d.core.Healthy(),
 		Witness:     d.cfg.Self().Witness,
-		Reason:      st.Reason,
+		Reason:      st.Reason.String(),
 		SinceMS:     (now - d.roleSince).Milliseconds(),
 
 		ElectionTimeoutMS:  d.cfg.Timing.ElectionMin.Milliseconds(),
@@ -676,7 +666,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 			if p.lastSeen > 0 {
 				ms.LastSeenMS = (now - p.lastSeen).Milliseconds()
 			}
-			ms.Reachable = p.connected && p.lastSeen > 0 && now-p.lastSeen < d.cfg.Timing.ElectionMin
+			ms.Reachable = d.reachable(p, now)
 			ms.RTTMS = float64(p.rtt.Microseconds()) / 1000
 			p.mu.Unlock()
 		}

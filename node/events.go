@@ -187,9 +187,9 @@ func (r *recorder) journalState(re *roleElection, prev, st election.State) {
 		// Asking whether an election is needed raises no term; journaling
 		// every pre-vote would bury the elections under a partition.
 	case st.Role == election.Candidate && st.Term != prev.Term:
-		r.record(journal.Event{Kind: journal.KindElection, Term: st.Term, Role: role, RoleName: r.roleName(re), Detail: "campaigning: " + st.Reason})
+		r.record(journal.Event{Kind: journal.KindElection, Term: st.Term, Role: role, RoleName: r.roleName(re), Detail: "campaigning: " + st.Reason.String()})
 	default:
-		r.record(journal.Event{Kind: journal.KindRole, Term: st.Term, Role: role, Master: st.Master, RoleName: r.roleName(re), Detail: st.Reason})
+		r.record(journal.Event{Kind: journal.KindRole, Term: st.Term, Role: role, Master: st.Master, RoleName: r.roleName(re), Detail: st.Reason.String()})
 	}
 }
 

@@ -2,7 +2,6 @@ package node
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"time"
 
@@ -69,20 +68,7 @@ func openRoles(cfg *config.Config, now time.Duration) (roles []*roleElection, er
 		}
 		r := &roleElection{idx: i, name: rc.Name, cfg: rc, store: st, statePath: filepath.Join(dir, "state")}
 		roles = append(roles, r)
-		members := make([]election.Member, len(cfg.Members))
-		for j, m := range cfg.Members {
-			members[j] = election.Member{ID: m.ID, Witness: m.Witness, Priority: rc.Priority(m.ID)}
-		}
-		r.core, err = election.New(election.Config{
-			ID:              cfg.ID,
-			Members:         members,
-			Timing:          cfg.RoleTiming(rc),
-			Preempt:         rc.Preempt,
-			PreemptHoldDown: rc.PreemptHoldDown,
-			DemoteTimeout:   cfg.DemoteTimeout,
-			Rand:            rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-			Unsafe:          unsafeCore,
-		}, election.HardState{Term: hs.Term, Vote: hs.Vote}, now)
+		r.core, err = newCore(cfg, rc, hs, now)
 		if err != nil {
 			return roles, err
 		}

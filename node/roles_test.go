@@ -31,7 +31,7 @@ const threeRoles = `roles:
 
 // roleHolder waits until the running daemons agree on role's master and
 // returns its index.
-func (tc *testCluster) roleHolder(role string, ok func(int) bool) int {
+func (tc *inProcessCluster) roleHolder(role string, ok func(int) bool) int {
 	tc.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	last := ""

@@ -441,12 +441,8 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, demoteLimi
 		return opts, nil, limit, driverUsageError(c, err.Error())
 	}
 
-	name := c.String("name")
-	if len(name) > maxDriverName || !driverproto.ValidID(name) {
-		return opts, nil, limit, driverUsageError(c, fmt.Sprintf("--name %q: need 1 to %d of A-Z a-z 0-9 . _ -", name, maxDriverName))
-	}
-	role := c.String("role")
-	if err := checkRole(c, nil, role); err != nil {
+	name, role, err := driverIdentity(c)
+	if err != nil {
 		return opts, nil, limit, err
 	}
 	cfgPath := strings.TrimSpace(c.String("config"))
@@ -509,6 +505,16 @@ func driverSetup(c *cli.Context) (driverclient.Options, *slog.Logger, demoteLimi
 		Role:     role,
 		Logger:   log,
 	}, log, limit, nil
+}
+
+// driverIdentity checks --name and --role.
+func driverIdentity(c *cli.Context) (name, role string, err error) {
+	name = c.String("name")
+	if len(name) > maxDriverName || !driverproto.ValidID(name) {
+		return "", "", driverUsageError(c, fmt.Sprintf("--name %q: need 1 to %d of A-Z a-z 0-9 . _ -", name, maxDriverName))
+	}
+	role = c.String("role")
+	return name, role, checkRole(c, nil, role)
 }
 
 // checkRole checks --role: a role name, and one that cfg (when not nil)

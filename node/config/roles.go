@@ -23,8 +23,32 @@ const MaxRoles = 256
 // metric label value, and travels in status and driver messages.
 const maxRoleName = 32
 
-// roleFields are the fields of one entry of roles:.
-var roleFields = []string{"name", "priorities", "preempt", "hold_down", "stop_budget"}
+// roleKeys are the keys of one entry of roles:.
+var roleKeys = []fieldKey[*rawRole]{
+	{"name", func(p *parser, r *rawRole, _, v *yaml.Node, name string) error {
+		if err := p.str(&r.name, v, name); err != nil || !r.name.set {
+			return err
+		}
+		if !ValidRoleName(r.name.v) {
+			return p.errAt(v, name, "%q is not a role name: use 1 to %d of the characters a-z A-Z 0-9 _ -, starting with a letter or digit", r.name.v, maxRoleName)
+		}
+		return nil
+	}},
+	{"priorities", func(p *parser, r *rawRole, _, v *yaml.Node, name string) error {
+		prios, err := p.rolePriorities(v, name)
+		r.priorities = prios
+		return err
+	}},
+	{"preempt", func(p *parser, r *rawRole, _, v *yaml.Node, name string) error {
+		return p.boolean(&r.preempt, v, name)
+	}},
+	{"hold_down", func(p *parser, r *rawRole, _, v *yaml.Node, name string) error {
+		return p.duration(&r.holdDown, v, name, maxOtherDuration)
+	}},
+	{"stop_budget", func(p *parser, r *rawRole, _, v *yaml.Node, name string) error {
+		return p.stopBudget(&r.stopBudget, v, name)
+	}},
+}
 
 // Role is one singleton the cluster elects a holder for. Each role is an
 // election of its own: its own term, vote, lease and master.
@@ -125,35 +149,8 @@ func (p *parser) roles(f *field[[]rawRole], k, v *yaml.Node) error {
 		if isNull(n) {
 			return p.errAt(n, name, "empty entry; a role needs a name")
 		}
-		r := rawRole{node: n}
-		err := p.mapping(n, name, roleFields, func(key string, _, rv *yaml.Node) error {
-			fname := joinField(name, key)
-			switch key {
-			case "name":
-				if err := p.str(&r.name, rv, fname); err != nil || !r.name.set {
-					return err
-				}
-				if !ValidRoleName(r.name.v) {
-					return p.errAt(rv, fname, "%q is not a role name: use 1 to %d of the characters a-z A-Z 0-9 _ -, starting with a letter or digit", r.name.v, maxRoleName)
-				}
-				return nil
-			case "priorities":
-				prios, err := p.rolePriorities(rv, fname)
-				r.priorities = prios
-				return err
-			case "preempt":
-				return p.boolean(&r.preempt, rv, fname)
-			case "hold_down":
-				return p.duration(&r.holdDown, rv, fname, maxOtherDuration)
-			case "stop_budget":
-				if s := strings.TrimSpace(rv.Value); rv.Kind == yaml.ScalarNode && (s == "0" || s == "0s" || s == "0ms") {
-					r.stopBudget.n, r.stopBudget.v, r.stopBudget.set = rv, 0, true
-					return nil
-				}
-				return p.duration(&r.stopBudget, rv, fname, election.MaxStopBudget)
-			}
-			return nil
-		})
+		r := &rawRole{node: n}
+		err := decodeKeys(p, n, name, roleKeys, r)
 		if err != nil {
 			return err
 		}
@@ -164,7 +161,7 @@ func (p *parser) roles(f *field[[]rawRole], k, v *yaml.Node) error {
 			return p.errAt(r.name.n, name+".name", "%q is already the name of roles[%d]", r.name.v, j)
 		}
 		names[r.name.v] = i
-		f.v = append(f.v, r)
+		f.v = append(f.v, *r)
 	}
 	f.set = true
 	return nil

@@ -39,7 +39,8 @@ func main() {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/clustd").CombinedOutput(); err != nil {
 		fail(fmt.Errorf("building clustd: %v\n%s", err, out))
 	}
-	fmt.Printf("cpu: %s, kernel %s, load %.2f\n", bench.CPUModel(), bench.KernelRelease(), bench.LoadAvg()[0])
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("load average at the start: %s", load)
 	for _, f := range strings.Split(*rolesFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
@@ -129,9 +130,9 @@ func idle(ctx context.Context, bin, dir string, roles int, settle, window time.D
 		return err
 	}
 	time.Sleep(settle)
-	before := make([]bench.ProcSample, len(c.IDs))
+	before := make([]int64, len(c.IDs))
 	for i := range c.IDs {
-		if before[i], err = bench.ReadProc(c.PID(i)); err != nil {
+		if before[i], err = cpuTicks(c.PID(i)); err != nil {
 			return err
 		}
 	}
@@ -140,11 +141,11 @@ func idle(ctx context.Context, bin, dir string, roles int, settle, window time.D
 	elapsed := boottime.Now() - start
 	pct := make([]float64, len(c.IDs))
 	for i := range c.IDs {
-		after, err := bench.ReadProc(c.PID(i))
+		after, err := cpuTicks(c.PID(i))
 		if err != nil {
 			return err
 		}
-		pct[i] = float64(after.CPUTicks-before[i].CPUTicks) * 10 * float64(time.Millisecond) / float64(elapsed) * 100
+		pct[i] = float64(after-before[i]) * 10 * float64(time.Millisecond) / float64(elapsed) * 100
 	}
 	if err := holdsAll(ctx, c, 0, 5*time.Second); err != nil {
 		return fmt.Errorf("the roles moved during the window: %w", err)
@@ -226,6 +227,28 @@ func failover(ctx context.Context, bin, dir string, roles, trials int) error {
 		roles, trials, p50(all).Round(time.Millisecond), worst.Round(time.Millisecond), st.StopBudgetMS,
 		(worst + time.Duration(st.StopBudgetMS)*time.Millisecond).Round(time.Millisecond), bound)
 	return nil
+}
+
+// cpuTicks reads a process's user and system time, in clock ticks of
+// 10 ms, from /proc/PID/stat.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: count fields
+	// after its closing parenthesis. utime and stime are fields 14 and 15.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return u + s, nil
 }
 
 func p99(ds []time.Duration) time.Duration {
