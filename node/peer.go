@@ -34,6 +34,9 @@ type peer struct {
 	// (Monotonic).
 	sess     atomic.Pointer[transport.Session]
 	lastSent atomic.Int64
+	// scratch is the buffer frameRoles from the peer are decoded into
+	// (rolesScratch).
+	scratch atomic.Pointer[[]roleMessage]
 
 	// dupRefusals counts the peer's consecutive refusals of our sessions
 	// as a duplicate; only the dial loop touches it.
@@ -89,6 +92,21 @@ func (p *peer) send(frame []byte) bool {
 		}
 	}
 	return p.enqueue(bytes.Clone(frame))
+}
+
+// rolesScratch lends the buffer a frameRoles from p is decoded into, or a
+// new one when another session from p holds it.
+func (p *peer) rolesScratch(roles int) []roleMessage {
+	if b := p.scratch.Swap(nil); b != nil {
+		return (*b)[:0]
+	}
+	return make([]roleMessage, 0, 2*roles)
+}
+
+// keepScratch gives the buffer back for the next frame.
+func (p *peer) keepScratch(b []roleMessage) {
+	clear(b) // drop the strings it points to
+	p.scratch.Store(&b)
 }
 
 func (p *peer) sent() {
@@ -453,7 +471,7 @@ func (d *Daemon) handleFrame(p *peer, frame []byte) {
 			d.rec.heard(m.From, m.Term, now)
 		})
 	case frameRoles:
-		ms, err := decodeRoles(frame[1:], len(d.roles), nil)
+		ms, err := decodeRoles(frame[1:], len(d.roles), p.id, d.cfg.ID, p.rolesScratch(len(d.roles)))
 		if err != nil {
 			d.dropFrame(p, "decode", err)
 			return
@@ -474,6 +492,7 @@ func (d *Daemon) handleFrame(p *peer, frame []byte) {
 				}
 			}
 		})
+		p.keepScratch(ms)
 	case framePing:
 		if _, err := decodePing(frame[1:]); err != nil {
 			d.dropFrame(p, "decode", err)

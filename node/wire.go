@@ -123,16 +123,28 @@ func (d *decoder) varint(what string) int64 {
 	return v
 }
 
-func (d *decoder) string(what string) string {
-	n := int(d.byte(what + " length"))
-	if d.err != nil {
+func (d *decoder) string(what string) string { return d.named(what, "") }
+
+// named reads an id like string, but returns known, without allocating,
+// when the id is known: a frame from a peer names that peer and this
+// node, and a frame of many roles names them once per message.
+func (d *decoder) named(what, known string) string {
+	if d.err != nil || len(d.b) < 1 {
+		d.fail("truncated " + what + " length")
 		return ""
 	}
+	n := int(d.b[0])
+	d.b = d.b[1:]
 	if n == 0 || n > maxIDLen || len(d.b) < n {
 		d.fail("bad " + what)
 		return ""
 	}
-	s := string(d.b[:n])
+	var s string
+	if known != "" && string(d.b[:n]) == known { // compared without a copy
+		s = known
+	} else {
+		s = string(d.b[:n])
+	}
 	d.b = d.b[n:]
 	return s
 }
@@ -142,6 +154,12 @@ const maxRetryAfter = time.Minute
 
 // decodeMessage parses the body of a frameMessage (after the kind byte).
 func decodeMessage(body []byte) (election.Message, error) {
+	return decodeMessageAs(body, "", "")
+}
+
+// decodeMessageAs is decodeMessage for a message that should come from
+// from to to: ids equal to those are not copied.
+func decodeMessageAs(body []byte, from, to string) (election.Message, error) {
 	d := decoder{b: body}
 	var m election.Message
 	m.Type = election.MsgType(d.byte("type"))
@@ -150,8 +168,8 @@ func decodeMessage(body []byte) (election.Message, error) {
 	m.Sent = time.Duration(d.varint("sent"))
 	m.RetryAfter = time.Duration(d.varint("retry"))
 	m.Skip = d.uvarint("skip")
-	m.From = d.string("from")
-	m.To = d.string("to")
+	m.From = d.named("from", from)
+	m.To = d.named("to", to)
 	switch {
 	case d.err != nil:
 		return election.Message{}, d.err
@@ -202,8 +220,9 @@ type roleMessage struct {
 }
 
 // decodeRoles parses the body of a frameRoles (after the kind byte) of a
-// cluster of roles roles. Any bad entry drops the whole frame.
-func decodeRoles(body []byte, roles int, out []roleMessage) ([]roleMessage, error) {
+// cluster of roles roles, appending its messages to out. Any bad entry
+// drops the whole frame. Ids equal to from and to are not copied.
+func decodeRoles(body []byte, roles int, from, to string, out []roleMessage) ([]roleMessage, error) {
 	d := decoder{b: body}
 	if len(body) == 0 {
 		return out, fmt.Errorf("%w: no messages", errFrame)
@@ -223,7 +242,7 @@ func decodeRoles(body []byte, roles int, out []roleMessage) ([]roleMessage, erro
 		if n > uint64(len(d.b)) {
 			return out, fmt.Errorf("%w: truncated message", errFrame)
 		}
-		m, err := decodeMessage(d.b[:n])
+		m, err := decodeMessageAs(d.b[:n], from, to)
 		if err != nil {
 			return out, err
 		}

@@ -21,7 +21,7 @@ func TestRolesFrameRoundTrip(t *testing.T) {
 	if b[0] != frameRoles {
 		t.Fatalf("kind byte %d", b[0])
 	}
-	got, err := decodeRoles(b[1:], 201, nil)
+	got, err := decodeRoles(b[1:], 201, "a", "b", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestRolesFrameRejects(t *testing.T) {
 		"bad message":       append([]byte{0, 3}, 99, 0, 1),
 	}
 	for name, body := range cases {
-		if _, err := decodeRoles(body, 2, nil); !errors.Is(err, errFrame) {
+		if _, err := decodeRoles(body, 2, "a", "b", nil); !errors.Is(err, errFrame) {
 			t.Errorf("%s: err = %v, want errFrame", name, err)
 		}
 	}
@@ -62,7 +62,7 @@ func TestRolesFrameRejects(t *testing.T) {
 	for range maxRoleEntries + 1 {
 		many = appendRoleMessage(many, 0, m)
 	}
-	if _, err := decodeRoles(many[1:], 1, nil); !errors.Is(err, errFrame) {
+	if _, err := decodeRoles(many[1:], 1, "a", "b", nil); !errors.Is(err, errFrame) {
 		t.Errorf("%d entries: err = %v", maxRoleEntries+1, err)
 	}
 }
@@ -72,7 +72,7 @@ func FuzzDecodeRoles(f *testing.F) {
 	f.Add(appendRoleMessage(appendRoleMessage(nil, 0, m), 3, m)[1:])
 	f.Add([]byte{0, 0})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		ms, err := decodeRoles(body, 4, nil)
+		ms, err := decodeRoles(body, 4, "a", "", nil)
 		if err != nil {
 			return
 		}
@@ -87,7 +87,7 @@ func FuzzDecodeRoles(f *testing.F) {
 		if string(b[1:]) != string(body) {
 			// Varints have one canonical form each here except for
 			// padded ones, which decode the same: re-decode to compare.
-			again, err := decodeRoles(b[1:], 4, nil)
+			again, err := decodeRoles(b[1:], 4, "", "b", nil)
 			if err != nil || len(again) != len(ms) {
 				t.Fatalf("re-encoding %x gave %x, which decodes to %v, %v", body, b, again, err)
 			}
