@@ -90,6 +90,19 @@ func TestChaos(t *testing.T) {
 }
 
 // TestChaosLoopback runs the fallback for machines without namespaces.
+// TestChaosRoles runs three roles: the faults and the usual checks follow
+// the first, and every role's drivers are checked for overlaps.
+func TestChaosRoles(t *testing.T) {
+	chaosEnabled(t)
+	rep := runAndReport(t, Config{Nodes: 3, Roles: 3, Duration: envDuration(t, time.Minute), Seed: envSeed(t)})
+	if rep.Failed() {
+		t.Fatalf("%d violations; everything is in %s", len(rep.Violations), rep.Dir)
+	}
+	if len(rep.Roles) != 2 {
+		t.Fatalf("%d other roles checked, want 2", len(rep.Roles))
+	}
+}
+
 func TestChaosLoopback(t *testing.T) {
 	chaosEnabled(t)
 	rep := runAndReport(t, Config{Nodes: 3, Duration: envDuration(t, 30*time.Second), Seed: envSeed(t), Loopback: true})

@@ -42,9 +42,23 @@ type node struct {
 	daemon   *proc
 	recorder *proc
 	exec     *proc
+	// roleRecorders record the roles after the first (Config.Roles).
+	roleRecorders []*proc
 }
 
 func (n *node) historyFile() string { return filepath.Join(n.dir, "history.jsonl") }
+
+// roleHistoryFile is the history of role k (from 1, the roles after the
+// first).
+func (n *node) roleHistoryFile(k int) string {
+	return filepath.Join(n.dir, fmt.Sprintf("history-%s.jsonl", roleName(k)))
+}
+
+// roleName names role k (from 0) of a run with several roles.
+func roleName(k int) string { return fmt.Sprintf("r%d", k+1) }
+
+// drivers are n's driver processes, the ones not started being nil.
+func (n *node) drivers() []*proc { return append([]*proc{n.recorder, n.exec}, n.roleRecorders...) }
 
 // testbed is the running system under test: the network, and every
 // node's daemon and drivers.
@@ -57,6 +71,7 @@ type testbed struct {
 	execFile string
 	nodes    []*node
 	noExec   bool
+	roles    int
 	// drain is how long the exec probe goes on after its stop signal.
 	drain  time.Duration
 	freeze *freezer
@@ -84,7 +99,7 @@ func (c *testbed) writeConfigs(ctx context.Context, profile string) error {
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(f, "# Added by the chaos run: peers reach this node through a proxy.\nlisten: %q\n", c.net.listenAddr(i))
+		_, err = fmt.Fprintf(f, "# Added by the chaos run: peers reach this node through a proxy.\nlisten: %q\n%s", c.net.listenAddr(i), c.rolesYAML())
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -121,6 +136,16 @@ func (c *testbed) startDrivers(n *node) error {
 		return fmt.Errorf("starting %s's recorder: %w", n.id, err)
 	}
 	n.recorder = p
+	n.roleRecorders = n.roleRecorders[:0]
+	for k := 1; k < c.roles; k++ {
+		cmd := c.net.command(context.Background(), n.idx, c.recorder, "--node", n.id, "--addr", n.http, "--secret-file", c.secret,
+			"--role", roleName(k), "--out", n.roleHistoryFile(k))
+		p, err := startProc(cmd, filepath.Join(n.dir, "recorder-"+roleName(k)+".log"), "recorder of "+roleName(k), fd)
+		if err != nil {
+			return fmt.Errorf("starting %s's recorder of %s: %w", n.id, roleName(k), err)
+		}
+		n.roleRecorders = append(n.roleRecorders, p)
+	}
 	if c.noExec {
 		return nil
 	}
@@ -131,6 +156,20 @@ func (c *testbed) startDrivers(n *node) error {
 	}
 	n.exec = p
 	return nil
+}
+
+// rolesYAML is the roles: section of a run with several roles, or
+// nothing.
+func (c *testbed) rolesYAML() string {
+	if c.roles < 2 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("roles:\n")
+	for k := range c.roles {
+		fmt.Fprintf(&b, "  - name: %s\n", roleName(k))
+	}
+	return b.String()
 }
 
 // admin runs a clustd admin command (transfer, maintenance) against node
@@ -150,7 +189,7 @@ func (c *testbed) admin(ctx context.Context, n *node, command string, args ...st
 // returns when the last one was gone.
 func (c *testbed) stopDrivers() time.Duration {
 	for _, n := range c.nodes {
-		for _, p := range []*proc{n.recorder, n.exec} {
+		for _, p := range n.drivers() {
 			if p.Running() {
 				p.Signal(syscall.SIGTERM)
 			}
@@ -158,7 +197,7 @@ func (c *testbed) stopDrivers() time.Duration {
 	}
 	end := Now()
 	for _, n := range c.nodes {
-		for _, p := range []*proc{n.recorder, n.exec} {
+		for _, p := range n.drivers() {
 			if p == nil {
 				continue
 			}
@@ -186,7 +225,7 @@ func (c *testbed) stopDaemons() {
 // killAll is the last resort on the way out: nothing may outlive the run.
 func (c *testbed) killAll() {
 	for _, n := range c.nodes {
-		for _, p := range []*proc{n.recorder, n.exec, n.daemon} {
+		for _, p := range append(n.drivers(), n.daemon) {
 			p.Kill()
 		}
 	}

@@ -57,6 +57,13 @@
 // a new one after every fault that takes the master away but leaves a
 // majority up and connected (fast failover).
 //
+// With --roles N (Config.Roles) the nodes' configuration has N roles,
+// r1 to rN. The faults, the exec probe, porcupine and the failover and
+// liveness checks follow r1; each other role has a recorder of its own on
+// every node (history-rK.jsonl), and its merged history is checked for
+// overlaps and for terms that go back, as r1's is. `make chaos` runs its
+// three-node cluster with three roles.
+//
 // A run that fails keeps its folder: every node's logs (daemon, recorder,
 // exec driver), the history files, report.json, summary.txt and, when
 // porcupine objects, history.html.

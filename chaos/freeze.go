@@ -178,7 +178,7 @@ func signalNode(n *node, stop bool) error {
 		sig = syscall.SIGSTOP
 	}
 	var groups []int
-	for _, p := range []*proc{n.exec, n.recorder, n.daemon} {
+	for _, p := range append(n.drivers(), n.daemon) {
 		if p.Running() {
 			groups = append(groups, p.Pid())
 			if p == n.exec {

@@ -52,6 +52,10 @@ func (s timeStats) String() string {
 
 // Report is what a run found.
 type Report struct {
+	// Roles are the checks of the roles after the first, in a run with
+	// several (Config.Roles); the rest of the report is the first role's.
+	Roles []RoleReport `json:"roles,omitempty"`
+
 	Seed    uint64 `json:"seed"`
 	Nodes   int    `json:"nodes"`
 	Profile string `json:"profile"`
@@ -159,6 +163,9 @@ func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, err
 	rep.ExecRuns = len(h.Exec)
 	r.checkFaults(rep, h)
 	checkOverlaps(rep, h, byNode)
+	if err := r.checkRoles(rep, end); err != nil {
+		return nil, err
+	}
 	if err := r.checkLinearizable(rep, h); err != nil {
 		return nil, err
 	}
@@ -378,7 +385,52 @@ func replayCommand(cfg Config) string {
 	if cfg.Loopback {
 		s += " --loopback"
 	}
+	if cfg.Roles > 1 {
+		s += fmt.Sprintf(" --roles %d", cfg.Roles)
+	}
 	return s
+}
+
+// checkRoles checks the roles after the first, in a run with several: no
+// two of a role's drivers act as master at once, terms only rise, and the
+// role had a master at all (else the checks would pass for nothing).
+func (r *runner) checkRoles(rep *Report, end time.Duration) error {
+	c := r.c
+	for k := 1; k < c.roles; k++ {
+		ids := make([]string, len(c.nodes))
+		byNode := map[string][]Record{}
+		for i, n := range c.nodes {
+			ids[i] = n.id
+			recs, err := readRecordFile(n.roleHistoryFile(k))
+			if err != nil {
+				return err
+			}
+			byNode[n.id] = recs
+		}
+		h := buildHistory(ids, byNode, nil, end)
+		name := roleName(k)
+		rs := RoleReport{Name: name, Promotions: len(h.Tenures), Overlaps: len(h.Overlaps())}
+		for _, o := range h.Overlaps() {
+			rep.Violations = append(rep.Violations, "role "+name+": overlap: "+o.String())
+		}
+		for _, v := range h.TermViolations(byNode) {
+			rs.TermViolations++
+			rep.Violations = append(rep.Violations, "role "+name+": terms: "+v)
+		}
+		if rs.Promotions == 0 {
+			rep.Violations = append(rep.Violations, "role "+name+": no driver was ever told it is master")
+		}
+		rep.Roles = append(rep.Roles, rs)
+	}
+	return nil
+}
+
+// RoleReport is what a run saw of one role after the first.
+type RoleReport struct {
+	Name           string `json:"name"`
+	Promotions     int    `json:"promotions"`
+	Overlaps       int    `json:"overlaps"`
+	TermViolations int    `json:"term_violations"`
 }
 
 // Summary prints the report for people.
@@ -475,6 +527,9 @@ func (r *Report) summariseChecks(p printer) {
 		p("exec singleton", "%d overlaps over %d runs of the command under `clustd driver exec`", len(r.ExecOverlaps), r.ExecRuns)
 	} else {
 		p("exec singleton", "not checked (exec driver left out)")
+	}
+	for _, rr := range r.Roles {
+		p("role "+rr.Name, "%d overlaps, %d term violations over %d promotions (the lines above are of role r1)", rr.Overlaps, rr.TermViolations, rr.Promotions)
 	}
 }
 

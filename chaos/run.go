@@ -47,6 +47,11 @@ type Config struct {
 	Loopback bool
 	// NoExec leaves out the exec driver and its singleton check.
 	NoExec bool
+	// Roles, above 1, configures that many roles (r1, r2, …): the faults,
+	// the exec probe, porcupine and the liveness checks follow the first,
+	// and a recorder per node and per other role checks that role's
+	// drivers for overlaps and terms that go back.
+	Roles int
 	// StopOnOverlap ends the fault phase as soon as two drivers were seen
 	// master at once, for runs that look for one.
 	StopOnOverlap bool
@@ -249,7 +254,7 @@ func (r *runner) openNetwork(ids []string) (network, error) {
 // newTestbed lays out the nodes' folders and configuration on nw.
 func (r *runner) newTestbed(ctx context.Context, nw network, ids []string, clustdBin, recorderBin string) (*testbed, error) {
 	c := &testbed{net: nw, dir: r.dir, clustd: clustdBin, recorder: recorderBin,
-		execFile: filepath.Join(r.dir, "exec.jsonl"), noExec: r.cfg.NoExec, drain: probeDrain(r.cfg.Seed, r.timing), freeze: newFreezer()}
+		execFile: filepath.Join(r.dir, "exec.jsonl"), noExec: r.cfg.NoExec, roles: r.cfg.Roles, drain: probeDrain(r.cfg.Seed, r.timing), freeze: newFreezer()}
 	r.logf("exec probe drains for %v after its stop signal", c.drain)
 	r.logf("%s", c.freeze.describe())
 	r.c = c

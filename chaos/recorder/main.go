@@ -119,6 +119,7 @@ func record(args []string) int {
 	out := fs.String("out", "", "the history file to append to")
 	promoteWork := fs.Duration("promote-work", 0, "how long a promote takes")
 	demoteWork := fs.Duration("demote-work", 0, "how long a demote takes")
+	role := fs.String("role", "", "the role to record (roles: in the configuration); empty is the first")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -145,6 +146,7 @@ func record(args []string) int {
 		Addr:    *addr,
 		Secret:  secret,
 		Name:    "recorder",
+		Role:    *role,
 		OnEvent: r.event,
 		Logger:  log,
 		// Back quickly after a daemon restart: the history is only as

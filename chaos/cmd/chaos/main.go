@@ -37,6 +37,14 @@ func envOr(name, def string) string {
 	return def
 }
 
+// envInt is envOr for a number; a value that is not one is ignored.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
+
 // flags are the command line beyond what chaos.Config holds.
 type flags struct {
 	unsafe bool
@@ -81,6 +89,7 @@ func parseFlags(args []string) (chaos.Config, flags, int) {
 	keep := fs.Bool("keep", false, "keep the run's folder even when it passes")
 	loopback := fs.Bool("loopback", false, "do not use network namespaces")
 	noExec := fs.Bool("no-exec", false, "leave out the exec driver")
+	roles := fs.Int("roles", envInt("CHAOS_ROLES", 1), "configure this many roles (r1, r2, …) and check each one's drivers for overlaps; faults and the other checks follow r1 (env CHAOS_ROLES)")
 	dir := fs.String("dir", os.Getenv("CHAOS_DIR"), "where to make the run's folder (env CHAOS_DIR; default: the temporary directory)")
 	quiet := fs.Bool("q", false, "print only the summary")
 	if err := fs.Parse(args); err != nil {
@@ -98,7 +107,11 @@ func parseFlags(args []string) (chaos.Config, flags, int) {
 	}
 	cfg := chaos.Config{
 		Nodes: *nodes, Duration: dur, Seed: seed, Profile: *profile, Unsafe: *unsafe,
-		Keep: *keep, Loopback: *loopback, NoExec: *noExec, Dir: *dir, Log: os.Stdout,
+		Keep: *keep, Loopback: *loopback, NoExec: *noExec, Dir: *dir, Log: os.Stdout, Roles: *roles,
+	}
+	if *roles < 1 || *roles > 16 {
+		fmt.Fprintf(os.Stderr, "chaos: --roles %d: must be 1 to 16\n", *roles)
+		return chaos.Config{}, flags{}, 2
 	}
 	if *quiet {
 		cfg.Log = nil
