@@ -321,3 +321,36 @@ func TestOneRoleReadsAsBefore(t *testing.T) {
 		t.Error(`no clustd_is_master{role="master"} 1 on the master`)
 	}
 }
+
+// TestRolesReloadRefused: a reload changes nothing about roles; it names
+// what it refused.
+func TestRolesReloadRefused(t *testing.T) {
+	tc := newTestClusterYAML(t, 3, threeRoles)
+	tc.roleHolder("a", func(i int) bool { return i == 0 })
+	ctx := context.Background()
+	for _, tcase := range []struct {
+		edit func(string) string
+		want string
+	}{
+		{func(s string) string { return strings.Replace(s, "  - name: c\n", "", 1) }, "roles (a, b, c → a, b)"},
+		{func(s string) string { return strings.Replace(s, "{n1: 100}", "{n1: 50}", 1) }, "roles (a, b, c → a, b, c)"},
+		{func(s string) string { return strings.Replace(s, "  - id: n2\n", "  - id: n2\n    priority: 7\n", 1) }, "priority of member n2 (0 → 7)"},
+	} {
+		orig, err := os.ReadFile(tc.cfgs[0].Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := tc.editConfig(0, tcase.edit)
+		_, err = tc.daemons[0].Reload(ctx, cfg)
+		var re *RefusedError
+		if !errors.As(err, &re) || !strings.Contains(err.Error(), tcase.want) {
+			t.Errorf("reload: %v; want it refused naming %q", err, tcase.want)
+		}
+		if err := os.WriteFile(tc.cfgs[0].Path, orig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rs := roleOf(tc.daemons[0].Status(), "a"); rs.Role != "master" {
+		t.Errorf("n1 lost a to a refused reload: %+v", rs)
+	}
+}
