@@ -28,13 +28,18 @@ func main() {
 	settle := flag.Duration("settle", 5*time.Second, "idle: how long the cluster runs before the window")
 	trials := flag.Int("trials", 10, "failover: kills of the node holding every role (0 skips)")
 	failRoles := flag.Int("failover-roles", 10, "failover: the number of roles")
+	keep := flag.Bool("keep", false, "keep the clusters' folders (logs, configuration) and print where")
 	flag.Parse()
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "roles-bench-")
 	if err != nil {
 		fail(err)
 	}
-	defer os.RemoveAll(dir)
+	if *keep {
+		fmt.Println("folders kept in", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	bin := filepath.Join(dir, "clustd")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/clustd").CombinedOutput(); err != nil {
 		fail(fmt.Errorf("building clustd: %v\n%s", err, out))
@@ -205,7 +210,8 @@ func failover(ctx context.Context, bin, dir string, roles, trials int) error {
 		for ri, d := range got {
 			times[ri] = append(times[ri], d)
 		}
-		fmt.Printf("  trial %d: new masters after %v … %v\n", k+1, slices.Min(got).Round(time.Millisecond), slices.Max(got).Round(time.Millisecond))
+		slow := slices.Index(got, slices.Max(got))
+		fmt.Printf("  trial %d: new masters after %v … %v (the last: r%d)\n", k+1, slices.Min(got).Round(time.Millisecond), slices.Max(got).Round(time.Millisecond), slow)
 		if err := c.Start(0); err != nil {
 			return err
 		}
