@@ -120,7 +120,12 @@ func (d *Daemon) nextDeadline() time.Duration {
 	}
 	limit := first + d.coalesceWindow()
 	for _, r := range d.roles {
-		if st := r.state; st.Role == election.Master && st.LeaseUntil > 0 {
+		st := r.state
+		switch {
+		case st.Role != election.Master:
+			// Not past any follower's or candidate's deadline.
+			limit = min(limit, max(r.core.NextDeadline(), first))
+		case st.LeaseUntil > 0:
 			limit = min(limit, max(st.LeaseUntil, first))
 		}
 	}

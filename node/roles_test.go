@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/election"
 	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/journal"
 	"github.com/clustd/clustd/node/store"
@@ -352,5 +353,34 @@ func TestRolesReloadRefused(t *testing.T) {
 	}
 	if rs := roleOf(tc.daemons[0].Status(), "a"); rs.Role != "master" {
 		t.Errorf("n1 lost a to a refused reload: %+v", rs)
+	}
+}
+
+// TestNextDeadlineCoalesces: masters' deadlines within the window are
+// served together, never past a lease's end, and never past a follower's
+// deadline.
+func TestNextDeadlineCoalesces(t *testing.T) {
+	tc := newTestClusterYAML(t, 3, threeRoles)
+	for _, r := range []string{"a", "b", "c"} {
+		tc.roleHolder(r, anyNode)
+	}
+	d := tc.daemons[0]
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dl := d.nextDeadline()
+	first := time.Duration(1 << 62)
+	for _, r := range d.roles {
+		first = min(first, r.core.NextDeadline())
+	}
+	if dl < first || dl > first+d.coalesceWindow() {
+		t.Errorf("next deadline %v, the earliest %v, the window %v", dl, first, d.coalesceWindow())
+	}
+	for _, r := range d.roles {
+		if r.state.Role != election.Master && r.core.NextDeadline() >= first && dl > r.core.NextDeadline() {
+			t.Errorf("role %s (a %s) is due at %v, before the timer at %v", r.name, roleName(r.state.Role), r.core.NextDeadline(), dl)
+		}
+		if r.state.Role == election.Master && r.state.LeaseUntil > 0 && dl > max(r.state.LeaseUntil, first) {
+			t.Errorf("role %s's lease ends at %v, before the timer at %v", r.name, r.state.LeaseUntil, dl)
+		}
 	}
 }
