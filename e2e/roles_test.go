@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -211,6 +213,21 @@ func TestActiveActive(t *testing.T) {
 	}
 	if n := len(pb.copies); n != 1 {
 		t.Errorf("rb's command ran %d times; want 1: it never moved from b", n)
+	}
+
+	// clustd transfer --role moves rb alone; clustd status shows both.
+	termA := c.waitRoleMaster(10*time.Second, "ra", 0)
+	out, err := exec.Command(clustdBin, "transfer", "--config", c.cfgPath[1], "--role", "rb", "--to", "c").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "transfer of role rb to c accepted") {
+		t.Fatalf("clustd transfer --role rb --to c: %v\n%s", err, out)
+	}
+	c.waitRoleMaster(10*time.Second, "rb", 2)
+	if got := c.waitRoleMaster(10*time.Second, "ra", 0); got != termA {
+		t.Errorf("ra's term went from %d to %d when rb was transferred", termA, got)
+	}
+	out, err = exec.Command(clustdBin, "status", "--config", c.cfgPath[2]).CombinedOutput()
+	if err != nil || !regexp.MustCompile(`(?m)^ra +follower +\d+ +a `).Match(out) || !regexp.MustCompile(`(?m)^rb +master +\d+ +c `).Match(out) {
+		t.Errorf("clustd status on c does not show ra followed and rb held: %v\n%s", err, out)
 	}
 }
 
