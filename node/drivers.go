@@ -102,8 +102,8 @@ type hub struct {
 	// overrunTimer fires when the first driver of a planned hand-over
 	// overruns the demote time it declared.
 	overrunTimer *time.Timer
-	// required names the drivers listed in drivers.required, and healthy
-	// is whether the node is healthy as far as drivers go.
+	// required names the drivers listed in drivers.required (the node's
+	// health from them is Daemon.health).
 	required  map[string]bool
 	reachable map[string]bool
 	// orphans are drivers that went away while told they were master: they
@@ -382,12 +382,11 @@ func (h *hub) drop(c *driverConn, reason string) {
 	}
 	h.checkDemoted()
 	h.mu.Unlock()
-	n := 0
 	h.d.driverIDs.Lock()
 	if mine {
 		delete(h.d.driverIDs.ids, c.id)
 	}
-	n = len(h.d.driverIDs.ids)
+	n := len(h.d.driverIDs.ids)
 	h.d.driverIDs.Unlock()
 	c.close()
 	h.d.metrics.SetDrivers(n)
