@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/election"
 	"github.com/clustd/clustd/node/api"
@@ -382,5 +384,64 @@ func TestNextDeadlineCoalesces(t *testing.T) {
 		if r.state.Role == election.Master && r.state.LeaseUntil > 0 && dl > max(r.state.LeaseUntil, first) {
 			t.Errorf("role %s's lease ends at %v, before the timer at %v", r.name, r.state.LeaseUntil, dl)
 		}
+	}
+}
+
+// dialRoleDriver is dialDriver choosing a role.
+func dialRoleDriver(t *testing.T, d *Daemon, secret []byte, id, role string) (*driver, error) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+d.HTTPAddr().String()+driverproto.Path, nil)
+	if err != nil {
+		return nil, err
+	}
+	dr := &driver{t: t, ws: ws}
+	t.Cleanup(func() { ws.Close() })
+	ch := dr.read()
+	nonce := strings.Repeat("ab", driverproto.NonceLen)
+	ws.WriteJSON(driverproto.Message{Type: driverproto.TypeHello, Version: driverproto.Version, ID: id, Name: "test", Nonce: nonce, RoleName: role,
+		MAC: driverproto.HelloMACRole(secret, ch.Nonce, nonce, id, false, false, 0, role)})
+	if w := dr.read(); w.Type == driverproto.TypeError {
+		return nil, fmt.Errorf("%s", w.Error)
+	}
+	return dr, nil
+}
+
+// TestRolesDrivers: a driver is told the states of the role it chose, the
+// first role when it chose none, and a role the cluster lacks is refused.
+func TestRolesDrivers(t *testing.T) {
+	tc := newTestClusterYAML(t, 3, threeRoles)
+	tc.roleHolder("a", func(i int) bool { return i == 0 })
+	tc.roleHolder("b", func(i int) bool { return i == 1 })
+	d, secret := tc.daemons[1], tc.cfgs[1].DriversSecret
+	for _, tcase := range []struct {
+		role, want string
+		master     bool
+	}{{"b", "b", true}, {"", "a", false}, {"a", "a", false}} {
+		dr, err := dialRoleDriver(t, d, secret, "drv-"+tcase.want+tcase.role, tcase.role)
+		if err != nil {
+			t.Fatalf("role %q: %v", tcase.role, err)
+		}
+		// The first state may come before the stop budget has passed.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			m := dr.read()
+			if m.Type != driverproto.TypeState {
+				continue
+			}
+			if m.State.RoleName != tcase.want {
+				t.Fatalf("driver of role %q got a state of %q", tcase.role, m.State.RoleName)
+			}
+			if m.State.IsMaster == tcase.master {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("driver of role %q: is_master %v, want %v", tcase.role, m.State.IsMaster, tcase.master)
+			}
+		}
+	}
+	if _, err := dialRoleDriver(t, d, secret, "drv-x", "zz"); err == nil || !strings.Contains(err.Error(), `"zz", which this cluster does not have; its roles are a, b, c`) {
+		t.Errorf("a driver of an unknown role: %v", err)
+	}
+	if _, err := dialRoleDriver(t, d, secret, "drv-bb", "c"); err == nil || !strings.Contains(err.Error(), "already connected") {
+		t.Errorf("a second driver id on another role: %v", err)
 	}
 }
