@@ -26,6 +26,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("members: &m [*m]\n")
 	f.Add("<<: {id: a}\n")
 	f.Add("id: null\n---\nid: b\n")
+	f.Add(with(12, "roles:", "  - name: web", "    priorities: {a: 100, b: 5}", "    preempt: true", "    hold_down: 2s", "    stop_budget: 0", "  - {name: db, priorities: {w: 1}}"))
 	for _, tc := range errorCases {
 		f.Add(tc.src)
 	}
@@ -53,6 +54,21 @@ func FuzzParse(f *testing.F) {
 		}
 		if c.Self().ID != c.ID {
 			t.Fatalf("Self() = %+v", c.Self())
+		}
+		seen := map[string]bool{}
+		for _, r := range c.RoleList() {
+			if !ValidRoleName(r.Name) || seen[r.Name] {
+				t.Fatalf("accepted role name %q (roles %+v)", r.Name, c.RoleList())
+			}
+			seen[r.Name] = true
+			if err := c.RoleTiming(r).Validate(); err != nil {
+				t.Fatalf("role %s: accepted invalid timing: %v", r.Name, err)
+			}
+			for id := range r.Priorities {
+				if !slices.ContainsFunc(c.Members, func(m Member) bool { return m.ID == id }) {
+					t.Fatalf("role %s gives a priority to %q, not a member", r.Name, id)
+				}
+			}
 		}
 		c.MembersHash()
 	})
