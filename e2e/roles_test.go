@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/clustd/clustd/node/api"
 )
 
@@ -249,4 +251,38 @@ func checkRoleStart(t *testing.T, c *testCluster, marker string, cp *cmdCopy, no
 		}
 	}
 	t.Errorf("copy pid %d of role %s on %s wrote no start line: %q", cp.pid, role, c.ids[node], b)
+}
+
+// TestStatusPageRolesInBrowser: the status page of a node with two roles
+// lists both, and follows a failover of one of them without a reload.
+func TestStatusPageRolesInBrowser(t *testing.T) {
+	b := newBrowser(t)
+	c := newCluster(t, 3, "fast")
+	for i := range c.ids {
+		c.editConfig(i, "http:", strings.ReplaceAll(strings.TrimPrefix(activeActiveRoles, "\n"), "3s", "1s")+"http:")
+	}
+	c.startAll()
+	c.waitRoleMaster(30*time.Second, "ra", 0)
+	c.waitRoleMaster(30*time.Second, "rb", 1)
+	url := "http://" + c.httpAddr[2] + "/"
+	if err := chromedp.Do(b.ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("loading %s: %v", url, err)
+	}
+	row := func(role, master string) string {
+		return `[...document.querySelectorAll("#roles tr")].some(tr => tr.cells[0].textContent === ` + jsString(role) +
+			` && tr.cells[1].textContent === "follower" && tr.cells[3].textContent === ` + jsString(master) + `)`
+	}
+	waitPage(t, b.ctx, 20*time.Second, "ra held by a and rb by b", row("ra", "a")+" && "+row("rb", "b")+
+		` && document.getElementById("live").textContent === "live"`)
+	eval[bool](t, b.ctx, `window.clustdNoReload = true`)
+	c.kill(1)
+	moved := `[...document.querySelectorAll("#roles tr")].some(tr => tr.cells[0].textContent === "rb"` +
+		` && ["a", "c"].includes(tr.cells[3].textContent) && tr.cells[1].textContent === (tr.cells[3].textContent === "c" ? "master" : "follower"))`
+	waitPage(t, b.ctx, 30*time.Second, "rb moved to a or c", moved+" && "+row("ra", "a"))
+	if !eval[bool](t, b.ctx, `window.clustdNoReload === true`) {
+		t.Fatal("the page reloaded")
+	}
+	if errs := b.consoleErrors(); len(errs) > 0 {
+		t.Fatalf("console errors: %q", errs)
+	}
 }
