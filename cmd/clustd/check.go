@@ -166,6 +166,9 @@ func checkOffline(rep *checkReport, cfg *config.Config) {
 		wit = "witness " + strings.Join(witnesses, ", ")
 	}
 	rep.add(levelOK, "configuration", "valid: node %s of %d members (%s), %s", cfg.ID, len(cfg.Members), strings.Join(ids, ", "), wit)
+	if len(cfg.Roles) > 0 {
+		rep.add(levelOK, "roles", "%d: %s", len(cfg.Roles), describeRoles(cfg))
+	}
 
 	if cfg.SecretFile != "" {
 		checkSecretMode(rep, "secret_file", cfg.SecretFile)
@@ -196,6 +199,30 @@ func checkOffline(rep *checkReport, cfg *config.Config) {
 		rep.add(levelWarning, "members", "a two-node cluster without a witness needs both nodes for a majority: when either fails, no master is elected until it returns; add a third member, a witness (clustd init --witness)")
 	}
 	rep.Timing = timingLines(cfg)
+}
+
+// describeRoles names each role with the member it prefers: the eligible
+// one of highest priority, if one is higher than the others.
+func describeRoles(cfg *config.Config) string {
+	var out []string
+	for _, r := range cfg.Roles {
+		best, top, tie := "", -1, false
+		for _, m := range cfg.Members {
+			switch p := r.Priority(m.ID); {
+			case m.Witness:
+			case p > top:
+				best, top, tie = m.ID, p, false
+			case p == top:
+				tie = true
+			}
+		}
+		if tie {
+			out = append(out, r.Name+" (no preferred member)")
+		} else {
+			out = append(out, fmt.Sprintf("%s (prefers %s)", r.Name, best))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // timingLines spells out the timing arithmetic. Each figure is one entry.

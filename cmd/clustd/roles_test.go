@@ -38,3 +38,16 @@ func TestTransferRoleFlag(t *testing.T) {
 		t.Errorf("exit %d: %s", code, msg)
 	}
 }
+
+func TestCheckShowsRoles(t *testing.T) {
+	e := newCheckEnv(t)
+	path := e.file("roles.yml", "id: a\ndata_dir: a.data\nsecret_file: secret\nmembers:\n  - {id: a, address: 127.0.0.1:7001}\n  - {id: b, address: 127.0.0.1:7002}\n"+
+		"  - {id: w, address: 127.0.0.1:7003, witness: true}\nroles:\n  - {name: web, priorities: {a: 10, w: 99}}\n  - {name: db}\n", 0o600)
+	out, code, msg := runApp(t, "check", "--config", path)
+	if code != 0 || msg != "" {
+		t.Fatalf("exit %d (%q):\n%s", code, msg, out)
+	}
+	if want := "2: web (prefers a), db (no preferred member)"; !strings.Contains(out, want) {
+		t.Errorf("clustd check does not say %q:\n%s", want, out)
+	}
+}
