@@ -642,8 +642,8 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		SinceMS:     (now - d.roleSince).Milliseconds(),
 
 		ElectionTimeoutMS:  d.cfg.Timing.ElectionMin.Milliseconds(),
-		StopBudgetMS:       d.cfg.Timing.StopBudget.Milliseconds(),
-		ExpectedFailoverMS: (d.cfg.Timing.ElectionMin + d.cfg.Timing.StopBudget).Milliseconds(),
+		StopBudgetMS:       d.roleElection.cfg.StopBudget.Milliseconds(),
+		ExpectedFailoverMS: (d.cfg.Timing.ElectionMin + d.roleElection.cfg.StopBudget).Milliseconds(),
 		DriversActing:      st.Role == election.Master && st.Act,
 	}
 	d.maintenanceStatus(&s)

@@ -17,7 +17,9 @@ import (
 type roleElection struct {
 	idx  int
 	name string
-	cfg  config.Role
+	// cfg is the role's configuration. Daemon.cfg, the node's, hides it
+	// in the daemon: the first role's is d.roleElection.cfg.
+	cfg config.Role
 	// core, store, state and roleSince are guarded by the daemon's mu.
 	core      *election.Node
 	store     stateStore
