@@ -107,6 +107,12 @@ func writeEvent(w io.Writer, ev journal.Event, loc *time.Location) error {
 }
 
 func describeEvent(ev journal.Event, loc *time.Location) string {
+	if ev.RoleName != "" {
+		// In a cluster with roles:, say which one an event is of.
+		role := ev.RoleName
+		ev.RoleName = ""
+		return "role " + role + ": " + describeEvent(ev, loc)
+	}
 	detail := func(s string) string {
 		if ev.Detail == "" {
 			return s

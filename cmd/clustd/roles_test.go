@@ -3,8 +3,10 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/clustd/clustd/node/api"
+	"github.com/clustd/clustd/node/journal"
 )
 
 func TestStatusShowsRoles(t *testing.T) {
@@ -49,5 +51,16 @@ func TestCheckShowsRoles(t *testing.T) {
 	}
 	if want := "2: web (prefers a), db (no preferred member)"; !strings.Contains(out, want) {
 		t.Errorf("clustd check does not say %q:\n%s", want, out)
+	}
+}
+
+func TestEventNamesItsRole(t *testing.T) {
+	ev := journal.Event{Kind: journal.KindRole, Node: "a", Term: 4, Role: "master", Master: "a", RoleName: "web", Detail: "won"}
+	if got, want := describeEvent(ev, time.UTC), "role web: master in term 4, master a: won"; got != want {
+		t.Errorf("describeEvent = %q, want %q", got, want)
+	}
+	ev.RoleName = ""
+	if got, want := describeEvent(ev, time.UTC), "master in term 4, master a: won"; got != want {
+		t.Errorf("without a role name: %q, want %q", got, want)
 	}
 }
