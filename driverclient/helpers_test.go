@@ -130,7 +130,7 @@ func (d *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 		d.t.Errorf("fake daemon: bad hello %s: %v", data, err)
 		return
 	}
-	want := driverproto.HelloMACDemote(d.secret, ours, hello.Nonce, hello.ID, hello.Required, hello.Events, hello.DemoteTimeoutMS)
+	want := driverproto.HelloMACRole(d.secret, ours, hello.Nonce, hello.ID, hello.Required, hello.Events, hello.DemoteTimeoutMS, hello.RoleName)
 	if d.checkHello && !driverproto.CheckMAC(hello.MAC, want) {
 		_ = writeJSON(ws, driverproto.Message{Type: driverproto.TypeError, Error: "wrong secret"})
 		d.refused <- hello
