@@ -123,9 +123,7 @@ func (d *decoder) varint(what string) int64 {
 	return v
 }
 
-func (d *decoder) string(what string) string { return d.named(what, "") }
-
-// named reads an id like string, but returns known, without allocating,
+// named reads an id, but returns known, without allocating,
 // when the id is known: a frame from a peer names that peer and this
 // node, and a frame of many roles names them once per message.
 func (d *decoder) named(what, known string) string {
