@@ -174,23 +174,24 @@ type LeaseFile struct {
 	OnError func(error)
 }
 
-// LeaseChanged writes l to the file. It implements the method of
-// LeaseWatcher.
+// LeaseChanged writes l to the file, reporting a failure to OnError. It
+// implements the method of LeaseWatcher.
 func (f *LeaseFile) LeaseChanged(l Lease) {
-	if f.Path == "" {
-		f.fail(errNoLeaseFile)
-		return
-	}
-	if err := WriteLeaseFile(f.Path, l); err != nil {
-		if rerr := os.Remove(f.Path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			err = fmt.Errorf("%w; removing it failed too, and it may show an old lease: %v", err, rerr)
-		}
-		f.fail(err)
+	if err := f.Write(l); err != nil && f.OnError != nil {
+		f.OnError(err)
 	}
 }
 
-func (f *LeaseFile) fail(err error) {
-	if f.OnError != nil {
-		f.OnError(err)
+// Write writes l to the file, or, if it cannot, removes the file.
+func (f *LeaseFile) Write(l Lease) error {
+	if f.Path == "" {
+		return errNoLeaseFile
 	}
+	err := WriteLeaseFile(f.Path, l)
+	if err != nil {
+		if rerr := os.Remove(f.Path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = fmt.Errorf("%w; removing it failed too, and it may show an old lease: %v", err, rerr)
+		}
+	}
+	return err
 }

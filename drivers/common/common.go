@@ -24,6 +24,10 @@ const (
 	EnvNode = "CLUSTD_NODE"
 	// EnvReason says why the state changed, for the command's logs.
 	EnvReason = "CLUSTD_REASON"
+	// EnvLeaseFile is the file where `clustd driver exec` keeps the
+	// command's lease (driverclient.ReadLeaseFile reads it): a command that
+	// must never act beside another master checks it before each action.
+	EnvLeaseFile = "CLUSTD_LEASE_FILE"
 )
 
 // Role is the role a command is told about: master exactly when s.IsMaster,
