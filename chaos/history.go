@@ -14,8 +14,19 @@ import (
 	"github.com/clustd/clustd/internal/boottime"
 )
 
-// Events of the history files. The recorder driver writes the first five,
-// the probe command run by `clustd driver exec` the last two.
+// Events of the history files. The recorder driver writes the first
+// eight, the probe command run by `clustd driver exec` the exec ones, and
+// both write EvLate.
+//
+// The recorder and the probe are drivers and services that must never act
+// beside another master, even after a whole-machine freeze: each checks its
+// lease (driverclient.Lease) just before each action and acts only while
+// it holds. Their acts are the records stamped with the time of that check
+// (promote and demote records, EvActing, the exec records but EvExecHeld);
+// when a check fails they write EvHeld or EvExecHeld instead and act no
+// more until a check passes. A tenure or a run that ends held back ended
+// at its last act (plus the interval to the next, to be safe), however
+// much later the driver or the probe noticed: see BuildHistory.
 const (
 	// EvPromoteStart is written when Trigger is called with a master state,
 	// before the driver does anything: from here on it may act as master.
@@ -35,15 +46,32 @@ const (
 	// EvCandidate is the daemon's own "election" event: the node became
 	// candidate for Term at MonoNS, by the daemon's reading of the clock.
 	EvCandidate = "candidate"
+	// EvActing is written every ActEvery while the driver is master: an
+	// act, each checked against the lease, so that a driver frozen while
+	// master leaves a record of the last moment it acted.
+	EvActing = "acting"
+	// EvHeld is written when the driver, about to act, found its lease
+	// gone; Reason says which deadline had passed, UntilNS when. It is not
+	// an act.
+	EvHeld = "held"
+	// EvLate follows an act that was checked in time (MonoNS, against
+	// UntilNS) but whose write returned only at LandedNS, after that
+	// deadline: the process stopped between the check and the write, so
+	// the act may have landed as late as LandedNS, which is where its
+	// tenure or run is then taken to end.
+	EvLate = "late"
 	// EvExecStart and EvExecStop bracket one run of the command that the
 	// exec driver runs only while master.
 	EvExecStart = "exec_start"
 	EvExecStop  = "exec_stop"
-	// EvExecAlive is written every ExecAliveEvery while the probe drains
-	// after its stop signal: a probe killed while draining (its stop
+	// EvExecAlive is written every ExecAliveEvery while the probe runs,
+	// and while it drains after its stop signal: a probe killed (its stop
 	// budget ran out) has no stop record, and its last sign of life bounds
 	// when it ended.
 	EvExecAlive = "exec_alive"
+	// EvExecHeld is the probe's EvHeld: it found its lease (the file
+	// CLUSTD_LEASE_FILE) gone when about to act.
+	EvExecHeld = "exec_held"
 )
 
 // Record is one line of a history file. Every timestamp is a reading of
@@ -64,6 +92,11 @@ type Record struct {
 	Reason string `json:"reason,omitempty"`
 	// PID identifies one run of the exec probe.
 	PID int `json:"pid,omitempty"`
+	// UntilNS is, on an act, the deadline its check found ahead; on
+	// EvHeld and EvExecHeld, the one found passed.
+	UntilNS int64 `json:"until_ns,omitempty"`
+	// LandedNS is, on EvLate, when the late act's write had returned.
+	LandedNS int64 `json:"landed_ns,omitempty"`
 }
 
 // At is the record's time.
@@ -145,8 +178,38 @@ type Tenure struct {
 	Campaign time.Duration
 	// Cut says how the tenure ended when no demote was recorded: "next
 	// promote" (the driver went straight on as master of a newer term) or
-	// "end of run" (closed when the run stopped the driver).
+	// "end of run" (closed when the run stopped the driver); or "held
+	// back" when the driver found its lease gone and acted no more.
 	Cut string
+}
+
+// ActEvery is how often the recorder acts (EvActing) while master.
+const ActEvery = 5 * time.Millisecond
+
+// actEvents are the recorder's records that are acts.
+var actEvents = map[string]bool{EvPromoteStart: true, EvPromoteDone: true, EvDemoteStart: true, EvActing: true}
+
+// acts follows the acts of one tenure or run: the last, whether the
+// actor has held back since, and how late a write may have landed.
+type acts struct {
+	last   time.Duration
+	held   bool
+	landed time.Duration
+}
+
+func (a *acts) act(at time.Duration) { a.last, a.held = max(a.last, at), false }
+
+func (a *acts) late(r Record) { a.landed = max(a.landed, time.Duration(r.LandedNS)) }
+
+// end is when the tenure or run ended, given that it was closed at
+// closed: at its last act, one interval on, if it held back since.
+// Either way no earlier than the latest a late write may have landed.
+func (a *acts) end(closed, every time.Duration) (time.Duration, bool) {
+	end, held := closed, false
+	if a.held && a.last+every <= closed {
+		end, held = a.last+every, true
+	}
+	return max(end, a.landed), held
 }
 
 // mayAct and acting return the two intervals of a tenure.
@@ -192,20 +255,36 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 			}
 		}
 		var open *Tenure
+		var done acts
 		closeAt := func(at time.Duration, cut string) {
+			end, held := done.end(at, ActEvery)
+			if held {
+				cut = "held back"
+			}
 			if open.Done == 0 {
 				open.Done = open.Start
 			}
-			if open.DemoteStart == 0 {
-				open.DemoteStart = at
+			if open.DemoteStart == 0 || open.DemoteStart > end {
+				open.DemoteStart = end
 			}
-			open.End = at
+			open.Done = min(open.Done, end)
+			open.End = end
 			open.Cut = cut
 			h.Tenures = append(h.Tenures, *open)
 			open = nil
 		}
 		for _, r := range byNode[node] {
 			at := r.At()
+			if open != nil {
+				switch {
+				case actEvents[r.Event]:
+					done.act(at)
+				case r.Event == EvHeld:
+					done.held = true
+				case r.Event == EvLate:
+					done.late(r)
+				}
+			}
 			switch r.Event {
 			case EvCandidate, EvState:
 				note(r.Term, at)
@@ -217,6 +296,7 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 					closeAt(at, "next promote")
 				}
 				open = &Tenure{Node: node, Term: r.Term, Start: at}
+				done = acts{last: at}
 			case EvPromoteDone:
 				if open != nil && open.Done == 0 {
 					open.Done = at
@@ -250,18 +330,29 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 	}
 	runs := map[key]*ExecRun{}
 	alive := map[key]time.Duration{}
+	done := map[key]*acts{}
 	var order []key
 	for _, r := range exec {
 		k := key{r.Node, r.PID}
+		if done[k] == nil {
+			done[k] = &acts{last: r.At()}
+		}
 		switch r.Event {
 		case EvExecStart:
+			done[k].act(r.At())
 			if _, ok := runs[k]; !ok {
 				runs[k] = &ExecRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: -1}
 				order = append(order, k)
 			}
 		case EvExecAlive:
+			done[k].act(r.At())
 			alive[k] = max(alive[k], r.At())
+		case EvExecHeld:
+			done[k].held = true
+		case EvLate:
+			done[k].late(r)
 		case EvExecStop:
+			done[k].act(r.At())
 			if run, ok := runs[k]; ok {
 				run.End = r.At()
 			} else {
@@ -277,12 +368,18 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 	for _, k := range order {
 		run := runs[k]
 		if at, ok := alive[k]; ok && run.End < 0 {
-			// Killed while draining: it ended before its next sign of
-			// life was due.
-			run.End, run.Cut = at+ExecAliveEvery, "killed while draining"
+			// Killed: it ended before its next sign of life was due.
+			run.End, run.Cut = at+ExecAliveEvery, "killed"
 		}
-		if run.End < 0 {
-			run.End, run.Cut = max(end, run.Start), "end of run"
+		closed, cut := run.End, run.Cut
+		if closed < 0 {
+			closed, cut = max(end, run.Start), "end of run"
+		}
+		var held bool
+		run.End, held = done[k].end(closed, ExecAliveEvery)
+		run.Cut = cut
+		if held {
+			run.Cut = "held back"
 		}
 		h.Exec = append(h.Exec, *run)
 	}
@@ -407,7 +504,7 @@ func (h *History) TermViolations(byNode map[string][]Record) []string {
 				// its place in the file says nothing about order.
 				continue
 			}
-			if r.Event == EvDemoteStart || r.Event == EvDemoteDone {
+			if r.Event == EvDemoteStart || r.Event == EvDemoteDone || r.Event == EvHeld || r.Event == EvLate {
 				// These carry the term of the tenure that ends.
 				continue
 			}
