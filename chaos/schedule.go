@@ -52,14 +52,10 @@ const (
 var AllKinds = []Kind{KindKill, KindPause, KindStop, KindIsolate, KindSplit, KindPartial, KindOneWay, KindLatency, KindTransfer, KindMaintenance, KindFreeze}
 
 // DefaultKinds are the kinds a schedule draws when none are asked for:
-// all but KindFreeze. The overlap check counts a driver as acting from its
-// promote start to its demote done, and a frozen driver's demote is done
-// only after the thaw; so a freeze longer than the failover shows up as an
-// overlap of about the freeze's length, although no process of the frozen
-// node ran meanwhile. Whether a frozen node acts (its processes do not; an
-// address it configured in the kernel does) is for the drivers' contract
-// to say. Until then freezes run when asked for (--faults freeze).
-var DefaultKinds = []Kind{KindKill, KindPause, KindStop, KindIsolate, KindSplit, KindPartial, KindOneWay, KindLatency, KindTransfer, KindMaintenance}
+// all of them. A frozen node's drivers and probe check their lease before
+// each act, so they act no more once it has passed, however late they
+// notice (see history.go).
+var DefaultKinds = AllKinds
 
 // weights is how often each kind is drawn relative to the others.
 var weights = map[Kind]int{
