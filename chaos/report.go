@@ -64,6 +64,9 @@ type Report struct {
 	// StopBudget is the cluster's.
 	ProbeDrain time.Duration `json:"probe_drain_ns"`
 	StopBudget time.Duration `json:"stop_budget_ns"`
+	// DriverLate is how late the recorder's demote began and the probe's
+	// drain ended, on top of real timers' lateness.
+	DriverLate time.Duration `json:"driver_late_ns"`
 	// Duration is how long faults were injected.
 	Duration time.Duration  `json:"duration_ns"`
 	Faults   map[Kind]int   `json:"faults"`
@@ -153,6 +156,7 @@ func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, err
 	}
 	rep.Weather = NewSchedule(r.cfg.Seed, r.cfg.Nodes, r.timing, r.cfg.Kinds).Weather.Name
 	rep.ProbeDrain = c.drain
+	rep.DriverLate = c.late
 	rep.Replay = replayCommand(r.cfg)
 
 	ids := make([]string, len(c.nodes))
@@ -367,6 +371,7 @@ func (r *Report) Summary(w io.Writer) {
 	if r.Exec {
 		p("probe drain", "%v after its stop signal (stop budget %v)", r.ProbeDrain, r.StopBudget)
 	}
+	p("lateness", "%v: the drivers' demote begins, the probe's drain ends, that late", r.DriverLate)
 	p("duration", "%v of faults", r.Duration.Round(100*time.Millisecond))
 	var kinds []string
 	total := 0

@@ -204,7 +204,8 @@ func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 
 	c := &cluster{net: nw, dir: r.dir, clustd: clustdBin, recorder: recorderBin,
 		execFile: filepath.Join(r.dir, "exec.jsonl"), noExec: r.cfg.NoExec, drain: probeDrain(r.cfg.Seed, r.timing), freeze: newFreezer()}
-	r.logf("exec probe drains for %v after its stop signal", c.drain)
+	c.late = driverLateness(r.cfg.Seed, r.timing)
+	r.logf("exec probe drains for %v after its stop signal; the chaos drivers' timers fire %v late", c.drain, c.late)
 	r.logf("%s", c.freeze.describe())
 	r.c = c
 	for i, id := range ids {

@@ -57,6 +57,9 @@ type recorder struct {
 	node        string
 	promoteWork time.Duration
 	demoteWork  time.Duration
+	// late is how late its timers fire: a demote begins that much after
+	// it was asked for.
+	late time.Duration
 
 	mu   sync.Mutex
 	out  *os.File
@@ -155,8 +158,13 @@ func (r *recorder) Trigger(ctx context.Context, s driverclient.State) error {
 			close(r.ticking)
 			r.ticking = nil
 		}
+		r.mu.Unlock()
+		// A late timer: the lease-lost demote of a driver on a busy
+		// machine begins after the deadline. A demote is never cut short:
+		// the daemon waits for it.
+		work(context.Background(), r.late)
+		r.mu.Lock()
 		r.act(chaos.Record{Event: chaos.EvDemoteStart, Term: term, Role: s.Role, Master: s.Master, Local: s.Local, Reason: s.Reason}, term, true)
-		// A demote is never cut short: the daemon waits for it.
 		r.mu.Unlock()
 		work(context.Background(), r.demoteWork)
 		r.mu.Lock()
@@ -197,6 +205,7 @@ func record(args []string) int {
 	out := fs.String("out", "", "the history file to append to")
 	promoteWork := fs.Duration("promote-work", 0, "how long a promote takes")
 	demoteWork := fs.Duration("demote-work", 0, "how long a demote takes")
+	late := fs.Duration("late", 0, "how late its timers fire: a demote begins that much after it is asked for")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -215,7 +224,7 @@ func record(args []string) int {
 		return 1
 	}
 	defer f.Close()
-	r := &recorder{node: *node, out: f, promoteWork: *promoteWork, demoteWork: *demoteWork}
+	r := &recorder{node: *node, out: f, promoteWork: *promoteWork, demoteWork: *demoteWork, late: *late}
 	r.guard = &guard{out: f, lease: r.currentLease, fatal: fatalf("chaos-recorder")}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -247,6 +256,7 @@ func probe(args []string) int {
 	node := fs.String("node", "", "this node's id")
 	out := fs.String("out", "", "the shared file of every node's probe")
 	drain := fs.Duration("drain", 0, "how long to go on after the stop signal, like a service finishing its requests")
+	late := fs.Duration("late", 0, "how late its timers fire: the drain ends that much later")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -275,7 +285,7 @@ func probe(args []string) int {
 		return 2
 	}
 	g := &guard{out: f, lease: func() (driverclient.Lease, error) { return driverclient.ReadLeaseFile(leaseFile) }, fatal: fatalf("chaos-recorder probe")}
-	runProbe(g, chaos.Record{Node: *node, Term: term, PID: os.Getpid()}, *drain, sig)
+	runProbe(g, chaos.Record{Node: *node, Term: term, PID: os.Getpid()}, *drain+*late, sig)
 	return 0
 }
 
