@@ -225,7 +225,8 @@ type ExecRun struct {
 	PID        int
 	Term       uint64
 	Start, End time.Duration
-	// Cut is "end of run" when no stop was recorded.
+	// Cut is "killed" when no stop was recorded, "held back" when the
+	// probe also found its lease gone before its end.
 	Cut string
 }
 
@@ -243,7 +244,11 @@ type History struct {
 }
 
 // BuildHistory turns every node's records (in the order written) and the
-// probe records into tenures and runs. end closes whatever is still open.
+// probe records into tenures and runs. end closes the tenures still open;
+// a probe run with no stop record ends one ExecAliveEvery after its last
+// act: every act of the probe is a record, so it acted no more after that
+// one, and the interval to the sign of life it would have written next is
+// margin.
 func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end time.Duration) *History {
 	h := &History{Nodes: nodes, End: end, firstSeen: map[string]map[uint64]time.Duration{}}
 	for _, node := range nodes {
@@ -329,7 +334,6 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 		pid  int
 	}
 	runs := map[key]*ExecRun{}
-	alive := map[key]time.Duration{}
 	done := map[key]*acts{}
 	var order []key
 	for _, r := range exec {
@@ -346,7 +350,6 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 			}
 		case EvExecAlive:
 			done[k].act(r.At())
-			alive[k] = max(alive[k], r.At())
 		case EvExecHeld:
 			done[k].held = true
 		case EvLate:
@@ -367,20 +370,17 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 	}
 	for _, k := range order {
 		run := runs[k]
-		if at, ok := alive[k]; ok && run.End < 0 {
-			// Killed: it ended before its next sign of life was due.
-			run.End, run.Cut = at+ExecAliveEvery, "killed"
+		d := done[k]
+		if run.End < 0 {
+			// No stop: the probe was killed, or held back and then killed.
+			// Its records are its acts: it acted last at its last one.
+			run.End, run.Cut = d.last+ExecAliveEvery, "killed"
+			if d.held {
+				run.Cut = "held back"
+			}
 		}
-		closed, cut := run.End, run.Cut
-		if closed < 0 {
-			closed, cut = max(end, run.Start), "end of run"
-		}
-		var held bool
-		run.End, held = done[k].end(closed, ExecAliveEvery)
-		run.Cut = cut
-		if held {
-			run.Cut = "held back"
-		}
+		// A write that may have landed late ends the run no earlier.
+		run.End = max(run.End, d.landed)
 		h.Exec = append(h.Exec, *run)
 	}
 	sort.SliceStable(h.Exec, func(i, j int) bool { return h.Exec[i].Start < h.Exec[j].Start })
