@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -101,6 +102,14 @@ type Report struct {
 	TermViolations []string      `json:"term_violations"`
 	Linearizable   string        `json:"linearizable"`
 	Operations     int           `json:"operations"`
+	// Held counts the times a driver (recorder) or the probe found its
+	// lease gone when about to act, and held back; Late the acts whose
+	// write returned after the deadline their check had found (a freeze
+	// or a stall between check and write), which the overlap checks take
+	// to have landed that late.
+	Held     int `json:"held_back"`
+	ExecHeld int `json:"exec_held_back"`
+	Late     int `json:"late_acts"`
 	// Exec says whether the exec driver ran; ExecRuns counts its
 	// command's runs.
 	Exec         bool      `json:"exec"`
@@ -174,6 +183,18 @@ func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, err
 		return nil, err
 	}
 	h := BuildHistory(ids, byNode, execRecs, end)
+	for _, recs := range append(slices.Collect(maps.Values(byNode)), execRecs) {
+		for _, x := range recs {
+			switch x.Event {
+			case EvHeld:
+				rep.Held++
+			case EvExecHeld:
+				rep.ExecHeld++
+			case EvLate:
+				rep.Late++
+			}
+		}
+	}
 
 	rep.Promotions = len(h.Tenures)
 	rep.MasterChanges = h.MasterChanges()
@@ -416,6 +437,7 @@ func (r *Report) Summary(w io.Writer) {
 	} else {
 		p("terms", "%d violations", len(r.TermViolations))
 	}
+	p("lease checks", "held back %d times (drivers), %d (probe); %d acts whose write returned after their lease", r.Held, r.ExecHeld, r.Late)
 	p("linearizable", "%s (porcupine, %d operations)", r.Linearizable, r.Operations)
 	if r.Exec {
 		p("exec singleton", "%d overlaps over %d runs of the command under `clustd driver exec`", len(r.ExecOverlaps), r.ExecRuns)
