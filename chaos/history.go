@@ -252,73 +252,7 @@ type History struct {
 func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end time.Duration) *History {
 	h := &History{Nodes: nodes, End: end, firstSeen: map[string]map[uint64]time.Duration{}}
 	for _, node := range nodes {
-		seen := map[uint64]time.Duration{}
-		h.firstSeen[node] = seen
-		note := func(term uint64, at time.Duration) {
-			if t, ok := seen[term]; !ok || at < t {
-				seen[term] = at
-			}
-		}
-		var open *Tenure
-		var done acts
-		closeAt := func(at time.Duration, cut string) {
-			end, held := done.end(at, ActEvery)
-			if held {
-				cut = "held back"
-			}
-			if open.Done == 0 {
-				open.Done = open.Start
-			}
-			if open.DemoteStart == 0 || open.DemoteStart > end {
-				open.DemoteStart = end
-			}
-			open.Done = min(open.Done, end)
-			open.End = end
-			open.Cut = cut
-			h.Tenures = append(h.Tenures, *open)
-			open = nil
-		}
-		for _, r := range byNode[node] {
-			at := r.At()
-			if open != nil {
-				switch {
-				case actEvents[r.Event]:
-					done.act(at)
-				case r.Event == EvHeld:
-					done.held = true
-				case r.Event == EvLate:
-					done.late(r)
-				}
-			}
-			switch r.Event {
-			case EvCandidate, EvState:
-				note(r.Term, at)
-			case EvPromoteStart:
-				note(r.Term, at)
-				if open != nil {
-					// No demote between two promotes: the driver acted
-					// without a break, so its old tenure lasts until now.
-					closeAt(at, "next promote")
-				}
-				open = &Tenure{Node: node, Term: r.Term, Start: at}
-				done = acts{last: at}
-			case EvPromoteDone:
-				if open != nil && open.Done == 0 {
-					open.Done = at
-				}
-			case EvDemoteStart:
-				if open != nil && open.DemoteStart == 0 {
-					open.DemoteStart = at
-				}
-			case EvDemoteDone:
-				if open != nil {
-					closeAt(at, "")
-				}
-			}
-		}
-		if open != nil {
-			closeAt(max(end, open.Start), "end of run")
-		}
+		h.addTenures(node, byNode[node], end)
 	}
 	for i := range h.Tenures {
 		t := &h.Tenures[i]
@@ -328,7 +262,88 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 		}
 	}
 	sort.SliceStable(h.Tenures, func(i, j int) bool { return h.Tenures[i].Start < h.Tenures[j].Start })
+	h.addExec(exec)
+	sort.SliceStable(h.Exec, func(i, j int) bool { return h.Exec[i].Start < h.Exec[j].Start })
+	return h
+}
 
+// addTenures adds the tenures of node's driver, from its records in the
+// order written; end closes one still open.
+func (h *History) addTenures(node string, recs []Record, end time.Duration) {
+	seen := map[uint64]time.Duration{}
+	h.firstSeen[node] = seen
+	note := func(term uint64, at time.Duration) {
+		if t, ok := seen[term]; !ok || at < t {
+			seen[term] = at
+		}
+	}
+	var open *Tenure
+	var done acts
+	closeAt := func(at time.Duration, cut string) {
+		end, held := done.end(at, ActEvery)
+		if held {
+			cut = "held back"
+		}
+		if open.Done == 0 {
+			open.Done = open.Start
+		}
+		if open.DemoteStart == 0 || open.DemoteStart > end {
+			open.DemoteStart = end
+		}
+		open.Done = min(open.Done, end)
+		open.End = end
+		open.Cut = cut
+		h.Tenures = append(h.Tenures, *open)
+		open = nil
+	}
+	for _, r := range recs {
+		at := r.At()
+		if open != nil {
+			switch {
+			case actEvents[r.Event]:
+				done.act(at)
+			case r.Event == EvHeld:
+				done.held = true
+			case r.Event == EvLate:
+				done.late(r)
+			}
+		}
+		switch r.Event {
+		case EvCandidate, EvState:
+			note(r.Term, at)
+		case EvPromoteStart:
+			note(r.Term, at)
+			if open != nil {
+				// No demote between two promotes: the driver acted
+				// without a break, so its old tenure lasts until now.
+				closeAt(at, "next promote")
+			}
+			open = &Tenure{Node: node, Term: r.Term, Start: at}
+			done = acts{last: at}
+		case EvPromoteDone:
+			if open != nil && open.Done == 0 {
+				open.Done = at
+			}
+		case EvDemoteStart:
+			if open != nil && open.DemoteStart == 0 {
+				open.DemoteStart = at
+			}
+		case EvDemoteDone:
+			if open != nil {
+				closeAt(at, "")
+			}
+		}
+	}
+	if open != nil {
+		closeAt(max(end, open.Start), "end of run")
+	}
+}
+
+// addExec adds the probe's runs, one per process, from its records. A run
+// starts at its first act, which is its start unless the probe held that
+// back; it ends at its stop, or, with none, one ExecAliveEvery after its
+// last act.
+func (h *History) addExec(exec []Record) {
 	type key struct {
 		node string
 		pid  int
@@ -338,39 +353,29 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 	var order []key
 	for _, r := range exec {
 		k := key{r.Node, r.PID}
-		if done[k] == nil {
-			done[k] = &acts{last: r.At()}
-		}
 		switch r.Event {
-		case EvExecStart:
-			done[k].act(r.At())
-			if _, ok := runs[k]; !ok {
+		case EvExecStart, EvExecAlive, EvExecStop:
+			if runs[k] == nil {
 				runs[k] = &ExecRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: -1}
+				done[k] = &acts{last: r.At()}
 				order = append(order, k)
 			}
-		case EvExecAlive:
 			done[k].act(r.At())
+			if r.Event == EvExecStop {
+				runs[k].End = r.At()
+			}
 		case EvExecHeld:
-			done[k].held = true
+			if d := done[k]; d != nil {
+				d.held = true
+			}
 		case EvLate:
-			done[k].late(r)
-		case EvExecStop:
-			done[k].act(r.At())
-			if run, ok := runs[k]; ok {
-				run.End = r.At()
-			} else {
-				// A stop without a start: the probe was told to stop
-				// before it had written anything. It acted only between
-				// its start and this stop, of which nothing is known but
-				// the stop; an empty run at the stop is all it proves.
-				runs[k] = &ExecRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: r.At()}
-				order = append(order, k)
+			if d := done[k]; d != nil {
+				d.late(r)
 			}
 		}
 	}
 	for _, k := range order {
-		run := runs[k]
-		d := done[k]
+		run, d := runs[k], done[k]
 		if run.End < 0 {
 			// No stop: the probe was killed, or held back and then killed.
 			// Its records are its acts: it acted last at its last one.
@@ -383,8 +388,6 @@ func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end
 		run.End = max(run.End, d.landed)
 		h.Exec = append(h.Exec, *run)
 	}
-	sort.SliceStable(h.Exec, func(i, j int) bool { return h.Exec[i].Start < h.Exec[j].Start })
-	return h
 }
 
 // Overlap is a time when two drivers (or two runs of the exec command) on

@@ -392,3 +392,20 @@ func TestExecHeldBack(t *testing.T) {
 		t.Errorf("overlaps %v", ov)
 	}
 }
+
+// A probe that held back its start but acted later (finishing work after
+// its stop signal) still has a run, from its first act: every act counts.
+func TestExecRunFromItsFirstAct(t *testing.T) {
+	exec := []Record{
+		{Node: "a", Event: EvExecHeld, PID: 7, Term: 3, MonoNS: ms(10)},
+		{Node: "a", Event: EvExecAlive, PID: 7, Term: 3, MonoNS: ms(40)},
+		{Node: "b", Event: EvExecStart, PID: 9, Term: 4, MonoNS: ms(42)},
+	}
+	h := BuildHistory([]string{"a", "b"}, nil, exec, time.Duration(ms(1000)))
+	if len(h.Exec) != 2 || h.Exec[0].Start != time.Duration(ms(40)) || h.Exec[0].End != time.Duration(ms(40))+ExecAliveEvery {
+		t.Fatalf("runs %+v", h.Exec)
+	}
+	if ov := h.ExecOverlaps(); len(ov) != 1 {
+		t.Errorf("overlaps %v, want a's late act to overlap b's start", ov)
+	}
+}
