@@ -501,7 +501,7 @@ func (t *tracker) poll() {
 				switch rec.Event {
 				case EvPromoteStart, EvPromoteDone:
 					t.acting[i] = true
-				case EvDemoteStart:
+				case EvDemoteStart, EvDemoteDone:
 					t.acting[i] = false
 				}
 			}
