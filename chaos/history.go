@@ -205,11 +205,11 @@ func (a *acts) late(r Record) { a.landed = max(a.landed, time.Duration(r.LandedN
 // closed: at its last act, one interval on, if it held back since.
 // Either way no earlier than the latest a late write may have landed.
 func (a *acts) end(closed, every time.Duration) (time.Duration, bool) {
-	end, held := closed, false
-	if a.held && a.last+every <= closed {
-		end, held = a.last+every, true
+	end := closed
+	if a.held {
+		end = min(closed, a.last+every)
 	}
-	return max(end, a.landed), held
+	return max(end, a.landed), a.held
 }
 
 // mayAct and acting return the two intervals of a tenure.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -213,5 +214,77 @@ func TestProbeHoldsBackAfterItsLease(t *testing.T) {
 	}
 	if run := h.Exec[0]; run.Cut != "held back" || run.End != last.At()+chaos.ExecAliveEvery {
 		t.Errorf("run %+v, want it held back at %v", run, last.At()+chaos.ExecAliveEvery)
+	}
+}
+
+// The recorder, as a driver, refuses a promote whose lease is gone, acts
+// every ActEvery while master, and after a freeze past its stop deadline
+// records no demote start: its tenure ends at its last act.
+func TestRecorderHoldsBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	r := &recorder{node: "a", out: out}
+	r.guard = &guard{out: out, lease: r.currentLease, fatal: func(err error) { t.Error(err) }}
+	ctx := context.Background()
+
+	r.LeaseChanged(driverclient.Lease{Term: 3, Deadline: boottime.Now() - time.Millisecond})
+	if err := r.Trigger(ctx, driverclient.State{IsMaster: true, Term: 3}); err == nil {
+		t.Fatal("a promote whose lease had gone was acted on")
+	}
+	if got := events(records(t, path)); !slices.Equal(got, []string{chaos.EvHeld}) {
+		t.Fatalf("records %v, want only that it held back", got)
+	}
+
+	far := boottime.Now() + time.Hour
+	r.LeaseChanged(driverclient.Lease{Term: 4, Deadline: far, StopDeadline: far})
+	if err := r.Trigger(ctx, driverclient.State{IsMaster: true, Term: 4}); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		n := 0
+		for _, e := range events(records(t, path)) {
+			if e == chaos.EvActing {
+				n++
+			}
+		}
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("no acts while master")
+		}
+	}
+	// Frozen past the stop deadline; thawed, the library decides to demote.
+	past := boottime.Now() - time.Millisecond
+	r.LeaseChanged(driverclient.Lease{Term: 4, StopDeadline: past})
+	if err := r.Trigger(ctx, driverclient.State{Term: 4}); err != nil {
+		t.Fatal(err)
+	}
+	recs := records(t, path)
+	got := events(recs)
+	if slices.Contains(got, chaos.EvDemoteStart) {
+		t.Errorf("a demote begun after the stop deadline was recorded as an act: %v", got)
+	}
+	if got[len(got)-1] != chaos.EvDemoteDone || got[len(got)-2] != chaos.EvHeld {
+		t.Fatalf("records end %v, want held back then demote done", got[max(0, len(got)-4):])
+	}
+	var lastAct time.Duration
+	for _, x := range recs {
+		if x.Event == chaos.EvActing {
+			lastAct = x.At()
+		}
+	}
+	// One interval after it, or at the demote done if that came sooner.
+	want := min(lastAct+chaos.ActEvery, recs[len(recs)-1].At())
+	h := chaos.BuildHistory([]string{"a"}, map[string][]chaos.Record{"a": recs}, nil, far)
+	if len(h.Tenures) != 1 {
+		t.Fatalf("tenures %+v", h.Tenures)
+	}
+	if tn := h.Tenures[0]; tn.Cut != "held back" || tn.End != want {
+		t.Errorf("tenure %+v, want it held back at %v", tn, want)
 	}
 }
