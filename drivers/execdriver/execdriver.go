@@ -213,13 +213,35 @@ func (d *Driver) makeLeaseDir(base string) error {
 	if base == "" {
 		base = os.TempDir()
 	}
-	dir, err := os.MkdirTemp(base, "clustd-exec-")
+	removeStaleLeaseDirs(base)
+	dir, err := os.MkdirTemp(base, fmt.Sprintf("%s%d-", leaseDirPrefix, os.Getpid()))
 	if err != nil {
 		return fmt.Errorf("execdriver: a directory for the command's lease file: %w (set XDG_RUNTIME_DIR or TMPDIR to a writable directory)", err)
 	}
 	d.leaseDir = dir
 	d.lease = &driverclient.LeaseFile{Path: filepath.Join(dir, "lease")}
 	return nil
+}
+
+// leaseDirPrefix starts the name of a driver's lease directory, followed
+// by the driver's process id, a dash and a random suffix.
+const leaseDirPrefix = "clustd-exec-"
+
+// removeStaleLeaseDirs removes, in base, the lease directories of drivers
+// that are gone (killed with SIGKILL, which leaves no time to clean up),
+// so that they do not pile up.
+func removeStaleLeaseDirs(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, leaseDirPrefix+"*-*"))
+	for _, dir := range dirs {
+		id, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(dir), leaseDirPrefix), "-")
+		pid, err := strconv.Atoi(id)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(dir)
+		}
+	}
 }
 
 // LeaseFile returns the path of the command's lease file, which its

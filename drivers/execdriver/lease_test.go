@@ -3,7 +3,9 @@ package execdriver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -107,5 +109,33 @@ func TestLeaseFileSurvivesACleanedRuntimeDir(t *testing.T) {
 	d.LeaseChanged(l)
 	if d.leaseFailing {
 		t.Error("the recovery was not noted")
+	}
+}
+
+// A lease directory left by a driver that is gone is removed when the next
+// driver starts; one of a driver still running is not.
+func TestStaleLeaseDirsRemoved(t *testing.T) {
+	base := t.TempDir()
+	// A process that has exited: its id is free, at least for a while.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(base, fmt.Sprintf("%s%d-123", leaseDirPrefix, dead.Process.Pid))
+	live := filepath.Join(base, fmt.Sprintf("%s%d-456", leaseDirPrefix, os.Getpid()))
+	other := filepath.Join(base, "clustd-exec-notapid")
+	for _, d := range []string{stale, live, other} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newDriver(t, "sleep 60", func(o *Options) { o.RuntimeDir = base })
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stale lease directory is still there: %v", err)
+	}
+	for _, d := range []string{live, other} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s was removed: %v", d, err)
+		}
 	}
 }
