@@ -47,8 +47,10 @@
 // master even when its whole machine was frozen: the lease-checking
 // contract of docs/drivers.md. One that finds its lease gone records that
 // it held back, and its interval ends at its last act (one act interval
-// on), not when it noticed after the thaw; a write that returned after the
-// deadline its check found extends the interval to its return. The intervals where a driver surely acts,
+// on), not when it noticed after the thaw. A write that returned after the
+// deadline its check found extends a driver's interval to its return; the
+// probes all append to one file, whose order is where each act landed, and
+// no two nodes' runs may interleave there either. The intervals where a driver surely acts,
 // promote done to demote start, give availability, failover times and
 // liveness. Terms must strictly increase along the merged promotions. The
 // same history goes through porcupine as a register of (term, master)

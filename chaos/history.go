@@ -56,9 +56,11 @@ const (
 	EvHeld = "held"
 	// EvLate follows an act that was checked in time (MonoNS, against
 	// UntilNS) but whose write returned only at LandedNS, after that
-	// deadline: the process stopped between the check and the write, so
-	// the act may have landed as late as LandedNS, which is where its
-	// tenure or run is then taken to end.
+	// deadline: the process stopped between the check and the end of the
+	// write (a freeze takes effect as a write returns), so the act may have
+	// landed as late as LandedNS. A recorder's tenure is taken to last
+	// until then; for the probe, the shared file's order says exactly
+	// where it landed among the others' acts (ExecOrderViolations).
 	EvLate = "late"
 	// EvExecStart and EvExecStop bracket one run of the command that the
 	// exec driver runs only while master.
@@ -228,6 +230,9 @@ type ExecRun struct {
 	// Cut is "killed" when no stop was recorded, "held back" when the
 	// probe also found its lease gone before its end.
 	Cut string
+	// First and Last are the lines of the shared file where its first and
+	// last acts landed: the order every probe's writes reached it in.
+	First, Last int
 }
 
 // History is what the drivers recorded, put together.
@@ -351,16 +356,17 @@ func (h *History) addExec(exec []Record) {
 	runs := map[key]*ExecRun{}
 	done := map[key]*acts{}
 	var order []key
-	for _, r := range exec {
+	for line, r := range exec {
 		k := key{r.Node, r.PID}
 		switch r.Event {
 		case EvExecStart, EvExecAlive, EvExecStop:
 			if runs[k] == nil {
-				runs[k] = &ExecRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: -1}
+				runs[k] = &ExecRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: -1, First: line}
 				done[k] = &acts{last: r.At()}
 				order = append(order, k)
 			}
 			done[k].act(r.At())
+			runs[k].Last = line
 			if r.Event == EvExecStop {
 				runs[k].End = r.At()
 			}
@@ -368,11 +374,9 @@ func (h *History) addExec(exec []Record) {
 			if d := done[k]; d != nil {
 				d.held = true
 			}
-		case EvLate:
-			if d := done[k]; d != nil {
-				d.late(r)
-			}
 		}
+		// EvLate does not move the run's end: where the write landed
+		// among the other probes' is known exactly (ExecOrderViolations).
 	}
 	for _, k := range order {
 		run, d := runs[k], done[k]
@@ -384,8 +388,6 @@ func (h *History) addExec(exec []Record) {
 				run.Cut = "held back"
 			}
 		}
-		// A write that may have landed late ends the run no earlier.
-		run.End = max(run.End, d.landed)
 		h.Exec = append(h.Exec, *run)
 	}
 }
@@ -472,6 +474,32 @@ func (h *History) ExecOverlaps() []Overlap {
 			return fmt.Sprintf("%s's command (pid %d, term %d)", r.Node, r.PID, r.Term)
 		},
 		func(i int) (time.Duration, time.Duration) { return h.Exec[i].Start, h.Exec[i].End })
+}
+
+// ExecOrderViolations checks the probe's singleton as the shared file saw
+// it: every probe appends its acts to it, so the order of its lines is the
+// order in which the acts took effect, whatever the clocks say. A run of
+// one node whose acts interleave with another node's run is a violation:
+// the file, like any downstream system, saw both act in turn. This is
+// what catches an act written late, after a freeze between its lease check
+// and its write, if it landed after another node's first act; its check
+// time alone would not.
+func (h *History) ExecOrderViolations() []string {
+	runs := slices.Clone(h.Exec)
+	slices.SortFunc(runs, func(a, b ExecRun) int { return a.First - b.First })
+	var out []string
+	for i, a := range runs {
+		for _, b := range runs[i+1:] {
+			if b.First > a.Last {
+				break
+			}
+			if a.Node != b.Node {
+				out = append(out, fmt.Sprintf("%s's command (pid %d, term %d) wrote line %d of the shared file after %s's command (pid %d, term %d) had written line %d",
+					a.Node, a.PID, a.Term, a.Last+1, b.Node, b.PID, b.Term, b.First+1))
+			}
+		}
+	}
+	return out
 }
 
 // TermViolations checks that terms strictly increase along the merged

@@ -409,3 +409,32 @@ func TestExecRunFromItsFirstAct(t *testing.T) {
 		t.Errorf("overlaps %v, want a's late act to overlap b's start", ov)
 	}
 }
+
+// The shared file's order is where the probes' acts landed. An act checked
+// in time whose write returned only after a freeze, but which sits before
+// the next master's first line, landed before it: no violation. The same
+// act landing after that line is one, although its check time is early.
+func TestExecOrder(t *testing.T) {
+	a := []Record{
+		{Node: "a", Event: EvExecStart, PID: 7, Term: 3, MonoNS: ms(10)},
+		{Node: "a", Event: EvExecAlive, PID: 7, Term: 3, MonoNS: ms(100), UntilNS: ms(150)},
+	}
+	late := Record{Node: "a", Event: EvLate, PID: 7, Term: 3, MonoNS: ms(100), UntilNS: ms(150), LandedNS: ms(600)}
+	b := []Record{
+		{Node: "b", Event: EvExecStart, PID: 9, Term: 4, MonoNS: ms(400)},
+		{Node: "b", Event: EvExecAlive, PID: 9, Term: 4, MonoNS: ms(405)},
+	}
+	inOrder := slices.Concat(a, b, []Record{late})
+	h := BuildHistory([]string{"a", "b"}, nil, inOrder, time.Duration(ms(1000)))
+	if v := h.ExecOrderViolations(); len(v) != 0 {
+		t.Errorf("violations %v, though a's last act landed before b's first", v)
+	}
+	if ov := h.ExecOverlaps(); len(ov) != 0 {
+		t.Errorf("overlaps %v", ov)
+	}
+	landedAfter := slices.Concat(a[:1], b[:1], a[1:], b[1:], []Record{late})
+	h = BuildHistory([]string{"a", "b"}, nil, landedAfter, time.Duration(ms(1000)))
+	if v := h.ExecOrderViolations(); len(v) != 1 || !strings.Contains(v[0], "a's command (pid 7, term 3) wrote line 3") {
+		t.Errorf("violations %v, want a's act landing after b's start", v)
+	}
+}

@@ -115,6 +115,8 @@ type Report struct {
 	Exec         bool      `json:"exec"`
 	ExecRuns     int       `json:"exec_runs"`
 	ExecOverlaps []Overlap `json:"exec_overlaps"`
+	// ExecOrder lists runs whose acts interleave in the shared file.
+	ExecOrder []string `json:"exec_order_violations"`
 	// Violations lists every broken promise, one line each.
 	Violations []string `json:"violations"`
 	// Dir is the run's folder, when kept.
@@ -266,6 +268,10 @@ func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, err
 		rep.ExecOverlaps = h.ExecOverlaps()
 		for _, o := range rep.ExecOverlaps {
 			rep.Violations = append(rep.Violations, "exec singleton: "+o.String())
+		}
+		rep.ExecOrder = h.ExecOrderViolations()
+		for _, v := range rep.ExecOrder {
+			rep.Violations = append(rep.Violations, "exec singleton, in the shared file: "+v)
 		}
 	}
 
@@ -440,7 +446,7 @@ func (r *Report) Summary(w io.Writer) {
 	p("lease checks", "held back %d times (drivers), %d (probe); %d acts whose write returned after their lease", r.Held, r.ExecHeld, r.Late)
 	p("linearizable", "%s (porcupine, %d operations)", r.Linearizable, r.Operations)
 	if r.Exec {
-		p("exec singleton", "%d overlaps over %d runs of the command under `clustd driver exec`", len(r.ExecOverlaps), r.ExecRuns)
+		p("exec singleton", "%d overlaps over %d runs of the command under `clustd driver exec`; %d interleavings in the file they share", len(r.ExecOverlaps), r.ExecRuns, len(r.ExecOrder))
 	} else {
 		p("exec singleton", "not checked (exec driver left out)")
 	}
