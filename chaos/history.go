@@ -56,11 +56,15 @@ const (
 	EvHeld = "held"
 	// EvLate follows an act that was checked in time (MonoNS, against
 	// UntilNS) but whose write returned only at LandedNS, after that
-	// deadline: the process stopped between the check and the end of the
-	// write (a freeze takes effect as a write returns), so the act may have
-	// landed as late as LandedNS. A recorder's tenure is taken to last
-	// until then; for the probe, the shared file's order says exactly
-	// where it landed among the others' acts (ExecOrderViolations).
+	// deadline. If the write began (WriteNS) before the deadline, it landed
+	// then: SIGSTOP and the cgroup freezer stop a process only as a system
+	// call returns, never inside one, and a file with one writer keeps no
+	// write waiting; the process was stopped, or starved, after it.
+	// If the write began after the deadline, the process stopped between
+	// its check and its write, and the act may have landed as late as
+	// LandedNS: a recorder's tenure is then taken to last until then. For
+	// the probe, the shared file's order says exactly where each act landed
+	// among the others' (ExecOrderViolations).
 	EvLate = "late"
 	// EvExecStart and EvExecStop bracket one run of the command that the
 	// exec driver runs only while master.
@@ -97,7 +101,9 @@ type Record struct {
 	// UntilNS is, on an act, the deadline its check found ahead; on
 	// EvHeld and EvExecHeld, the one found passed.
 	UntilNS int64 `json:"until_ns,omitempty"`
-	// LandedNS is, on EvLate, when the late act's write had returned.
+	// WriteNS and LandedNS are, on EvLate, when the late act's write
+	// began and when it had returned.
+	WriteNS  int64 `json:"write_ns,omitempty"`
 	LandedNS int64 `json:"landed_ns,omitempty"`
 }
 
@@ -201,7 +207,13 @@ type acts struct {
 
 func (a *acts) act(at time.Duration) { a.last, a.held = max(a.last, at), false }
 
-func (a *acts) late(r Record) { a.landed = max(a.landed, time.Duration(r.LandedNS)) }
+func (a *acts) late(r Record) {
+	landed := r.LandedNS
+	if r.WriteNS > 0 && r.WriteNS < r.UntilNS {
+		landed = r.WriteNS
+	}
+	a.landed = max(a.landed, time.Duration(landed))
+}
 
 // end is when the tenure or run ended, given that it was closed at
 // closed: at its last act, one interval on, if it held back since.

@@ -360,11 +360,19 @@ func TestHeldBackTenureEndsAtItsLastAct(t *testing.T) {
 	if ov := h.Overlaps(); len(ov) != 1 || ov[0].To != time.Duration(ms(650))+ActEvery {
 		t.Errorf("overlaps %v, want one until a's act at 650 ms + ActEvery", ov)
 	}
-	// So is a write that was checked in time but may have landed late.
-	late := slices.Insert(slices.Clone(a), 4, Record{Node: "a", Event: EvLate, Term: 1, MonoNS: ms(100), UntilNS: ms(101), LandedNS: ms(900)})
+	// So is a write that was checked in time but began only after the
+	// deadline (a freeze between check and write): it may have landed as
+	// late as it returned.
+	late := slices.Insert(slices.Clone(a), 4, Record{Node: "a", Event: EvLate, Term: 1, MonoNS: ms(100), UntilNS: ms(101), WriteNS: ms(899), LandedNS: ms(900)})
 	h, _ = build(3000, late, b)
 	if ov := h.Overlaps(); len(ov) != 1 || ov[0].To != time.Duration(ms(900)) {
-		t.Errorf("overlaps %v, want one until the late write's landing at 900 ms", ov)
+		t.Errorf("overlaps %v, want one until the late write's return at 900 ms", ov)
+	}
+	// One that began in time landed then, however late it returned.
+	late[4].WriteNS = ms(100)
+	h, _ = build(3000, late, b)
+	if ov := h.Overlaps(); len(ov) != 0 {
+		t.Errorf("overlaps %v, for a write begun before the deadline", ov)
 	}
 }
 

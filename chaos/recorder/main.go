@@ -364,11 +364,13 @@ func (g *guard) act(rec chaos.Record, term uint64, finishing bool) bool {
 	if err != nil {
 		g.fatal(err)
 	}
-	if _, err := g.out.Write(append(b, '\n')); err != nil {
+	b = append(b, '\n')
+	wrote := g.clock()
+	if _, err := g.out.Write(b); err != nil {
 		g.fatal(err)
 	}
 	if landed := g.clock(); landed >= until {
-		g.write(chaos.Record{Node: rec.Node, Event: chaos.EvLate, Term: rec.Term, MonoNS: int64(now), PID: rec.PID, UntilNS: int64(until), LandedNS: int64(landed), Reason: rec.Event})
+		g.write(chaos.Record{Node: rec.Node, Event: chaos.EvLate, Term: rec.Term, MonoNS: int64(now), PID: rec.PID, UntilNS: int64(until), WriteNS: int64(wrote), LandedNS: int64(landed), Reason: rec.Event})
 	}
 	return true
 }

@@ -79,7 +79,7 @@ func TestGuardHoldsBackOnceTheLeasePassed(t *testing.T) {
 	f := &fakeLease{l: driverclient.Lease{Term: 4, Deadline: 100, StopDeadline: 150}}
 	g, path := newGuard(t, f)
 	act := func(at time.Duration, finishing bool) bool {
-		f.at(at, at+1)
+		f.at(at, at, at+1)
 		return g.act(chaos.Record{Node: "a", Event: chaos.EvActing, Term: 4}, 4, finishing)
 	}
 	if !act(50, false) {
@@ -123,7 +123,7 @@ func TestGuardHoldsBackOnceTheLeasePassed(t *testing.T) {
 func TestGuardOwnsUpToALateWrite(t *testing.T) {
 	f := &fakeLease{l: driverclient.Lease{Term: 4, Deadline: 100}}
 	g, path := newGuard(t, f)
-	f.at(99, 400) // checked at 99, write returned at 400: frozen in between
+	f.at(99, 99, 400) // checked at 99, written at once, returned at 400
 	if !g.act(chaos.Record{Node: "a", Event: chaos.EvActing, Term: 4}, 4, false) {
 		t.Fatal("no act")
 	}
@@ -131,7 +131,7 @@ func TestGuardOwnsUpToALateWrite(t *testing.T) {
 	if got := events(recs); !slices.Equal(got, []string{chaos.EvActing, chaos.EvLate}) {
 		t.Fatalf("records %v", got)
 	}
-	if l := recs[1]; l.MonoNS != 99 || l.LandedNS != 400 || l.UntilNS != 100 {
+	if l := recs[1]; l.MonoNS != 99 || l.WriteNS != 99 || l.LandedNS != 400 || l.UntilNS != 100 {
 		t.Errorf("late record %+v", l)
 	}
 	f.err = errors.New("no such file")
