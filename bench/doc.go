@@ -5,6 +5,11 @@
 // kernel's per-socket counters; the simulator's speed; and the election
 // core's micro-benchmarks.
 //
+// Each stage is one call (RunScenario, RunIdle, RunDriverIdle, RunSim,
+// RunMicro) that returns its part of Results; WatchMachine describes the
+// machine and how busy it was, EvaluateTargets sets the figures beside
+// docs/design.md's targets, and WriteTable prints them.
+//
 // The command clustd-bench (bench/cmd/clustd-bench, run by make bench and
 // make bench-quick) drives these stages, prints a table and writes the same
 // figures as JSON. BENCHMARKS.md at the repository root explains the method

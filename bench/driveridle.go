@@ -4,10 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -51,30 +47,18 @@ type DriverIdle struct {
 
 // startIdleDrivers starts a `clustd driver shell` with no-op scripts for
 // each daemon of c; stop ends them (and may be called after an error).
-func startIdleDrivers(c *Cluster, dc DriverIdleConfig) (drivers []*exec.Cmd, stop func(), err error) {
-	var logs []*os.File
+func startIdleDrivers(c *Cluster) (drivers []*Proc, stop func(), err error) {
 	stop = func() {
-		for _, cmd := range drivers {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		}
-		for _, f := range logs {
-			f.Close()
+		for _, p := range drivers {
+			p.Stop(15 * time.Second)
 		}
 	}
 	for i := range c.IDs {
-		out, err := os.Create(filepath.Join(dc.Dir, c.IDs[i]+".driver-shell.log"))
+		p, err := c.StartDriver(i, "shell", "--name", "idle", "--on-master", "true", "--on-standby", "true")
 		if err != nil {
 			return drivers, stop, err
 		}
-		logs = append(logs, out)
-		cmd := exec.Command(dc.Bin, "driver", "shell", "--config", c.Configs[i], "--name", "idle",
-			"--on-master", "true", "--on-standby", "true")
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			return drivers, stop, fmt.Errorf("starting %s's driver: %w", c.IDs[i], err)
-		}
-		drivers = append(drivers, cmd)
+		drivers = append(drivers, p)
 	}
 	return drivers, stop, nil
 }
@@ -90,8 +74,8 @@ func RunDriverIdle(ctx context.Context, dc DriverIdleConfig) (*DriverIdleResult,
 		return nil, err
 	}
 	defer c.Close()
-	res := &DriverIdleResult{Nodes: dc.Nodes, Profile: dc.Profile, Timing: TimingOf(c.Timing)}
-	drivers, stop, err := startIdleDrivers(c, dc)
+	res := &DriverIdleResult{Nodes: dc.Nodes, Profile: dc.Profile, Timing: timingOf(c.Timing)}
+	drivers, stop, err := startIdleDrivers(c)
 	defer stop()
 	if err != nil {
 		return res, err
@@ -104,10 +88,10 @@ func RunDriverIdle(ctx context.Context, dc DriverIdleConfig) (*DriverIdleResult,
 	if err := sleepCtx(ctx, dc.Settle); err != nil {
 		return res, err
 	}
-	read := func() ([]ProcSample, time.Time, error) {
-		s := make([]ProcSample, len(drivers))
-		for i, cmd := range drivers {
-			p, err := ReadProc(cmd.Process.Pid)
+	read := func() ([]procSample, time.Time, error) {
+		s := make([]procSample, len(drivers))
+		for i, d := range drivers {
+			p, err := readProc(d.Pid())
 			if err != nil {
 				return nil, time.Time{}, fmt.Errorf("%s's driver: %w", c.IDs[i], err)
 			}

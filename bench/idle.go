@@ -55,7 +55,7 @@ func RunIdle(ctx context.Context, ic IdleConfig) (*IdleResult, error) {
 	if rec != nil {
 		defer rec.Stop()
 	}
-	res := &IdleResult{Nodes: ic.Nodes, Profile: ic.Profile, Timing: TimingOf(c.Timing), Drivers: ic.Drivers, LinkBytesPerS: map[string]float64{}}
+	res := &IdleResult{Nodes: ic.Nodes, Profile: ic.Profile, Timing: timingOf(c.Timing), Drivers: ic.Drivers, LinkBytesPerS: map[string]float64{}}
 	master, term, err := WaitStable(ctx, c, rec, startWait)
 	if err != nil {
 		return res, c.explain(err)
@@ -65,74 +65,95 @@ func RunIdle(ctx context.Context, ic IdleConfig) (*IdleResult, error) {
 	if err := sleepCtx(ctx, ic.Settle); err != nil {
 		return res, err
 	}
+	procs := processesOf(c)
+	w, err := watchIdle(ctx, c, procs, ic.Window)
+	if err != nil {
+		return res, err
+	}
+	res.WindowS = round3(w.win)
+	if err := res.addDaemons(ctx, c, w, master, term); err != nil {
+		return res, err
+	}
+	res.addLinks(c, w, procs, master)
+	return res, nil
+}
 
-	pids := make([]int, len(c.IDs))
-	byPID := map[int]int{}
+// processes finds a cluster's daemons by their process IDs and peer ports.
+type processes struct {
+	pids      []int
+	byPID     map[int]int
+	peerPorts []int
+	byPort    map[int]int
+}
+
+func processesOf(c *Cluster) processes {
+	p := processes{pids: make([]int, len(c.IDs)), byPID: map[int]int{}, byPort: map[int]int{}}
 	for i := range c.IDs {
-		pids[i] = c.PID(i)
-		byPID[pids[i]] = i
+		p.pids[i] = c.PID(i)
+		p.byPID[p.pids[i]] = i
 	}
-	var peerPorts []int
-	byPort := map[int]int{}
 	for i, a := range c.Peer {
-		peerPorts = append(peerPorts, portOf(a))
-		byPort[portOf(a)] = i
+		p.peerPorts = append(p.peerPorts, portOf(a))
+		p.byPort[portOf(a)] = i
 	}
+	return p
+}
 
+// idleWindow is the counters read at both ends of the window: metrics
+// (m), /proc (p) and sockets (s); win is the length of the window by the
+// /proc and socket readings and mwin by the scrapes, in seconds.
+type idleWindow struct {
+	m0, m1    [][]Metric
+	p0, p1    []procSample
+	s0, s1    []socket
+	win, mwin float64
+}
+
+// watchIdle reads every counter, waits for window and reads them again,
+// the metrics outermost.
+func watchIdle(ctx context.Context, c *Cluster, procs processes, window time.Duration) (*idleWindow, error) {
+	var w idleWindow
 	m0, tm0, err := scrapeAll(ctx, c)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	p0, s0, t0, err := readAll(ctx, pids, peerPorts)
+	p0, s0, t0, err := readAll(ctx, procs.pids, procs.peerPorts)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	if err := sleepCtx(ctx, ic.Window); err != nil {
-		return res, err
+	if err := sleepCtx(ctx, window); err != nil {
+		return nil, err
 	}
-	p1, s1, t1, err := readAll(ctx, pids, peerPorts)
+	p1, s1, t1, err := readAll(ctx, procs.pids, procs.peerPorts)
 	if err != nil {
 		if ex := c.exited(); ex != nil {
-			return res, ex
+			return nil, ex
 		}
-		return res, err
+		return nil, err
 	}
 	m1, tm1, err := scrapeAll(ctx, c)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	win := (t1 - t0).Seconds()
-	mwin := (tm1 - tm0).Seconds()
-	res.WindowS = round3(win)
+	w.m0, w.m1, w.p0, w.p1, w.s0, w.s1 = m0, m1, p0, p1, s0, s1
+	w.win, w.mwin = (t1 - t0).Seconds(), (tm1 - tm0).Seconds()
+	return &w, nil
+}
 
-	// The window counts as stable if the master kept its role and term.
+// addDaemons adds each daemon's cost over the window and the maxima. The
+// window counts as stable if the master kept its role and term.
+func (res *IdleResult) addDaemons(ctx context.Context, c *Cluster, w *idleWindow, master int, term uint64) error {
 	res.Stable = true
 	for i := range c.IDs {
 		st, err := c.Status(ctx, i)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if (i == master) != (st.Role == "master") || st.Term != term {
 			res.Stable = false
 		}
-		d := DaemonIdle{
-			Node:            c.IDs[i],
-			Role:            st.Role,
-			CPUPct:          round3(100 * float64(p1[i].CPUTicks-p0[i].CPUTicks) / clockTicks / win),
-			RSSMB:           round3(float64(p1[i].RSSKB) / 1024),
-			PeakRSSMB:       round3(float64(p1[i].HWMKB) / 1024),
-			AnonMB:          round3(float64(p1[i].AnonKB) / 1024),
-			FileMB:          round3(float64(p1[i].FileKB) / 1024),
-			PSSMB:           round3(float64(p1[i].PSSKB) / 1024),
-			Threads:         p1[i].Threads,
-			CtxSwitchesPerS: round3(float64(p1[i].CtxSwitches-p0[i].CtxSwitches) / win),
-			ReadBytesPerS:   round3(float64(p1[i].ReadBytes-p0[i].ReadBytes) / win),
-			WriteBytesPerS:  round3(float64(p1[i].WriteBytes-p0[i].WriteBytes) / win),
-		}
-		g0, _ := Find(m0[i], "go_gc_duration_seconds_count")
-		g1, _ := Find(m1[i], "go_gc_duration_seconds_count")
-		d.GCsPerS = round3((g1 - g0) / mwin)
-		d.Goroutines, _ = Find(m1[i], "go_goroutines")
+		d := w.daemon(i)
+		d.Node, d.Role = c.IDs[i], st.Role
 		res.Daemons = append(res.Daemons, d)
 		res.MaxCPUPct = max(res.MaxCPUPct, d.CPUPct)
 		res.MaxRSSMB = max(res.MaxRSSMB, d.RSSMB)
@@ -142,19 +163,46 @@ func RunIdle(ctx context.Context, ic IdleConfig) (*IdleResult, error) {
 			res.MaxFollowerCPUPct = max(res.MaxFollowerCPUPct, d.CPUPct)
 		}
 	}
+	return nil
+}
 
-	before := map[string]Socket{}
-	for _, s := range s0 {
-		before[s.Key()] = s
+// daemon is daemon i's cost over the window, without its name and role.
+func (w *idleWindow) daemon(i int) DaemonIdle {
+	p0, p1, win := w.p0[i], w.p1[i], w.win
+	d := DaemonIdle{
+		CPUPct:          round3(100 * float64(p1.CPUTicks-p0.CPUTicks) / clockTicks / win),
+		RSSMB:           round3(float64(p1.RSSKB) / 1024),
+		PeakRSSMB:       round3(float64(p1.HWMKB) / 1024),
+		AnonMB:          round3(float64(p1.AnonKB) / 1024),
+		FileMB:          round3(float64(p1.FileKB) / 1024),
+		PSSMB:           round3(float64(p1.PSSKB) / 1024),
+		Threads:         p1.Threads,
+		CtxSwitchesPerS: round3(float64(p1.CtxSwitches-p0.CtxSwitches) / win),
+		ReadBytesPerS:   round3(float64(p1.ReadBytes-p0.ReadBytes) / win),
+		WriteBytesPerS:  round3(float64(p1.WriteBytes-p0.WriteBytes) / win),
+	}
+	g0, _ := Find(w.m0[i], "go_gc_duration_seconds_count")
+	g1, _ := Find(w.m1[i], "go_gc_duration_seconds_count")
+	d.GCsPerS = round3((g1 - g0) / w.mwin)
+	d.Goroutines, _ = Find(w.m1[i], "go_goroutines")
+	return d
+}
+
+// addLinks adds the traffic of every peer connection open through the
+// whole window, in order of sender and receiver, and each kind's average.
+func (res *IdleResult) addLinks(c *Cluster, w *idleWindow, procs processes, master int) {
+	before := map[string]socket{}
+	for _, s := range w.s0 {
+		before[s.key()] = s
 	}
 	kinds := map[string][]float64{}
-	for _, s := range s1 {
-		b, ok := before[s.Key()]
+	for _, s := range w.s1 {
+		b, ok := before[s.key()]
 		if !ok || len(s.PIDs) == 0 {
 			continue // opened during the window (a reconnect): not comparable
 		}
-		from, okFrom := byPID[s.PIDs[0]]
-		to, okTo := byPort[portOf(s.Remote)]
+		from, okFrom := procs.byPID[s.PIDs[0]]
+		to, okTo := procs.byPort[portOf(s.Remote)]
 		if !okFrom || !okTo {
 			continue
 		}
@@ -162,12 +210,12 @@ func RunIdle(ctx context.Context, ic IdleConfig) (*IdleResult, error) {
 			From:         c.IDs[from],
 			To:           c.IDs[to],
 			Kind:         linkKind(from == master, to == master),
-			BytesPerS:    round3(float64(s.BytesSent-b.BytesSent) / win),
-			SegmentsPerS: round3(float64(s.SegsOut-b.SegsOut) / win),
+			BytesPerS:    round3(float64(s.BytesSent-b.BytesSent) / w.win),
+			SegmentsPerS: round3(float64(s.SegsOut-b.SegsOut) / w.win),
 		}
-		v0, _ := Find(m0[from], "clustd_peer_messages_sent_total", "peer", c.IDs[to])
-		v1, _ := Find(m1[from], "clustd_peer_messages_sent_total", "peer", c.IDs[to])
-		l.MessagesPerS = round3((v1 - v0) / mwin)
+		v0, _ := Find(w.m0[from], "clustd_peer_messages_sent_total", "peer", c.IDs[to])
+		v1, _ := Find(w.m1[from], "clustd_peer_messages_sent_total", "peer", c.IDs[to])
+		l.MessagesPerS = round3((v1 - v0) / w.mwin)
 		res.Links = append(res.Links, l)
 		kinds[l.Kind] = append(kinds[l.Kind], l.BytesPerS)
 	}
@@ -184,7 +232,6 @@ func RunIdle(ctx context.Context, ic IdleConfig) (*IdleResult, error) {
 		}
 		res.LinkBytesPerS[k] = round3(sum / float64(len(v)))
 	}
-	return res, nil
 }
 
 func linkKind(fromMaster, toMaster bool) string {
@@ -199,17 +246,17 @@ func linkKind(fromMaster, toMaster bool) string {
 
 // readAll reads every daemon's /proc counters and the peer sockets, and
 // the time in between.
-func readAll(ctx context.Context, pids, peerPorts []int) ([]ProcSample, []Socket, time.Duration, error) {
+func readAll(ctx context.Context, pids, peerPorts []int) ([]procSample, []socket, time.Duration, error) {
 	at := boottime.Now()
-	ps := make([]ProcSample, len(pids))
+	ps := make([]procSample, len(pids))
 	for i, pid := range pids {
-		p, err := ReadProc(pid)
+		p, err := readProc(pid)
 		if err != nil {
 			return nil, nil, 0, fmt.Errorf("reading /proc of pid %d: %w", pid, err)
 		}
 		ps[i] = p
 	}
-	socks, err := ListSockets(ctx, peerPorts)
+	socks, err := listSockets(ctx, peerPorts)
 	if err != nil {
 		return nil, nil, 0, err
 	}

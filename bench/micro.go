@@ -22,17 +22,17 @@ func RunMicro(ctx context.Context, root string, count int, pkgs []string, out io
 	w := io.MultiWriter(&buf, out)
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Run(); err != nil {
-		return ParseBenchOutput(buf.String()), fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
+		return parseBenchOutput(buf.String()), fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
 	}
-	return ParseBenchOutput(buf.String()), nil
+	return parseBenchOutput(buf.String()), nil
 }
 
 var benchLineRE = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 
-// ParseBenchOutput reads `go test -bench` output and returns one result
+// parseBenchOutput reads `go test -bench` output and returns one result
 // per benchmark, in order of first appearance, with the median of its runs
 // for each figure.
-func ParseBenchOutput(text string) []MicroResult {
+func parseBenchOutput(text string) []MicroResult {
 	type acc struct {
 		pkg, name         string
 		ns, bytes, allocs []float64
@@ -78,7 +78,7 @@ func ParseBenchOutput(text string) []MicroResult {
 		if len(v) == 0 {
 			return 0
 		}
-		return Median(v)
+		return median(v)
 	}
 	out := make([]MicroResult, 0, len(order))
 	for _, a := range order {

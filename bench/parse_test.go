@@ -14,56 +14,20 @@ func TestParseSS(t *testing.T) {
 		"\t bbr bytes_sent:38363 bytes_retrans:37 bytes_acked:38327 segs_out:1133 segs_in:1110\n" +
 		"0      0      [::1]:5000 [::1]:24103\n" +
 		"\t cubic segs_out:7\n"
-	got := ParseSS(out)
-	want := []Socket{
+	got := parseSS(out)
+	want := []socket{
 		{Local: "127.0.0.1:60638", Remote: "127.0.0.1:24102", PIDs: []int{17553}, BytesSent: 12574, SegsOut: 436},
 		{Local: "127.0.0.1:60640", Remote: "127.0.0.1:24102", PIDs: []int{17549, 17550}, BytesSent: 38363, SegsOut: 1133},
 		{Local: "[::1]:5000", Remote: "[::1]:24103", SegsOut: 7},
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("ParseSS:\n got %+v\nwant %+v", got, want)
+		t.Errorf("parseSS:\n got %+v\nwant %+v", got, want)
 	}
 	if portOf(got[2].Remote) != 24103 || portOf("nonsense") != 0 {
 		t.Error("portOf wrong")
 	}
-	if ParseSS("") != nil {
+	if parseSS("") != nil {
 		t.Error("empty output gave sockets")
-	}
-}
-
-func TestParseMetrics(t *testing.T) {
-	text := `# HELP clustd_drivers_connected Drivers connected to this daemon.
-# TYPE clustd_drivers_connected gauge
-clustd_drivers_connected{node="n1"} 1
-clustd_peer_messages_sent_total{node="n1",peer="n2"} 1234
-clustd_peer_messages_sent_total{node="n1",peer="n3"} 5.5e+03
-go_goroutines 17
-go_gc_duration_seconds{quantile="0.5"} 3.1e-05
-bad line without value
-broken{node="n1" 3
-`
-	s := ParseMetrics(text)
-	for _, tc := range []struct {
-		name   string
-		labels []string
-		want   float64
-		ok     bool
-	}{
-		{"clustd_drivers_connected", nil, 1, true},
-		{"clustd_peer_messages_sent_total", []string{"peer", "n2"}, 1234, true},
-		{"clustd_peer_messages_sent_total", []string{"node", "n1", "peer", "n3"}, 5500, true},
-		{"clustd_peer_messages_sent_total", []string{"peer", "n9"}, 0, false},
-		{"go_goroutines", nil, 17, true},
-		{"go_gc_duration_seconds", []string{"quantile", "0.5"}, 3.1e-05, true},
-		{"absent", nil, 0, false},
-	} {
-		got, ok := Find(s, tc.name, tc.labels...)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("Find(%s %v) = %v %v, want %v %v", tc.name, tc.labels, got, ok, tc.want, tc.ok)
-		}
-	}
-	if len(s) != 5 {
-		t.Errorf("%d samples, want 5 (the malformed lines skipped): %+v", len(s), s)
 	}
 }
 
@@ -81,7 +45,7 @@ pkg: github.com/clustd/clustd/sim
 BenchmarkSimHour-2   	       2	 526413580 ns/op	106036792 B/op	  729999 allocs/op
 BenchmarkNoMem 	       10	 5 ns/op
 `
-	got := ParseBenchOutput(text)
+	got := parseBenchOutput(text)
 	want := []MicroResult{
 		{Package: "github.com/clustd/clustd/election", Name: "BenchmarkStepHeartbeat", Runs: 3, NsPerOp: 291.5},
 		{Package: "github.com/clustd/clustd/election", Name: "BenchmarkStepHeartbeatResp", Runs: 1, NsPerOp: 171.1, BytesPerOp: 16, AllocsPerOp: 1},
@@ -89,7 +53,7 @@ BenchmarkNoMem 	       10	 5 ns/op
 		{Package: "github.com/clustd/clustd/sim", Name: "BenchmarkNoMem", Runs: 1, NsPerOp: 5},
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("ParseBenchOutput:\n got %+v\nwant %+v", got, want)
+		t.Errorf("parseBenchOutput:\n got %+v\nwant %+v", got, want)
 	}
 }
 
@@ -112,27 +76,27 @@ func TestParseProcFiles(t *testing.T) {
 }
 
 func TestBusyPct(t *testing.T) {
-	a := CPUTimes{Total: 1000, Idle: 800, Steal: 10}
-	b := CPUTimes{Total: 3000, Idle: 2300, Steal: 30}
-	busy, steal := BusyPct(a, b)
+	a := cpuTimes{Total: 1000, Idle: 800, Steal: 10}
+	b := cpuTimes{Total: 3000, Idle: 2300, Steal: 30}
+	busy, steal := busyPct(a, b)
 	if busy != 25 || steal != 1 {
 		t.Errorf("BusyPct = %v, %v; want 25, 1", busy, steal)
 	}
-	if busy, steal := BusyPct(a, a); busy != 0 || steal != 0 {
+	if busy, steal := busyPct(a, a); busy != 0 || steal != 0 {
 		t.Error("no elapsed time should give zeros")
 	}
 }
 
 func TestReadProcSelf(t *testing.T) {
-	s, err := ReadProc(os.Getpid())
+	s, err := readProc(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.RSSKB <= 0 || s.Threads <= 0 || s.AnonKB <= 0 || s.CtxSwitches <= 0 {
 		t.Errorf("implausible reading of this process: %+v", s)
 	}
-	if _, err := ReadProc(-1); err == nil {
-		t.Error("ReadProc(-1) succeeded")
+	if _, err := readProc(-1); err == nil {
+		t.Error("readProc(-1) succeeded")
 	}
 }
 

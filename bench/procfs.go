@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat. It is
@@ -16,8 +15,8 @@ import (
 // user space whatever its internal HZ).
 const clockTicks = 100
 
-// ProcSample is one reading of a process's counters from /proc.
-type ProcSample struct {
+// procSample is one reading of a process's counters from /proc.
+type procSample struct {
 	// CPUTicks is user plus system time, in clock ticks (1/100 s), of
 	// every thread the process has had.
 	CPUTicks int64
@@ -39,9 +38,9 @@ type ProcSample struct {
 	CtxSwitches int64
 }
 
-// ReadProc reads pid's counters.
-func ReadProc(pid int) (ProcSample, error) {
-	var s ProcSample
+// readProc reads pid's counters.
+func readProc(pid int) (procSample, error) {
+	var s procSample
 	dir := filepath.Join("/proc", strconv.Itoa(pid))
 	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
 	if err != nil {
@@ -120,139 +119,4 @@ func parseKeyValues(b []byte, sep byte) map[string]int64 {
 		}
 	}
 	return out
-}
-
-// LoadAvg returns the 1-, 5- and 15-minute load averages.
-func LoadAvg() [3]float64 {
-	var l [3]float64
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return l
-	}
-	fs := strings.Fields(string(b))
-	for i := 0; i < 3 && i < len(fs); i++ {
-		l[i], _ = strconv.ParseFloat(fs[i], 64)
-	}
-	return l
-}
-
-// CPUModel returns the first "model name" of /proc/cpuinfo.
-func CPUModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-// KernelRelease returns the running kernel's release.
-func KernelRelease() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// CPUTimes is the first line of /proc/stat: time every CPU of the machine
-// spent in each state, in clock ticks.
-type CPUTimes struct {
-	Total, Idle, Steal int64
-}
-
-// ReadCPUTimes reads the machine's CPU times.
-func ReadCPUTimes() CPUTimes {
-	var t CPUTimes
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return t
-	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	fs := strings.Fields(string(line))
-	if len(fs) < 9 || fs[0] != "cpu" {
-		return t
-	}
-	// user nice system idle iowait irq softirq steal (guest time is
-	// already counted in user).
-	for i := 1; i <= 8; i++ {
-		v, _ := strconv.ParseInt(fs[i], 10, 64)
-		t.Total += v
-		switch i {
-		case 4, 5:
-			t.Idle += v
-		case 8:
-			t.Steal = v
-		}
-	}
-	return t
-}
-
-// BusyPct returns how busy the machine was between a and b, in percent of
-// all its cores, and how much of the time the hypervisor gave to others
-// (steal).
-func BusyPct(a, b CPUTimes) (busy, steal float64) {
-	total := float64(b.Total - a.Total)
-	if total <= 0 {
-		return 0, 0
-	}
-	return round3(100 * (total - float64(b.Idle-a.Idle)) / total), round3(100 * float64(b.Steal-a.Steal) / total)
-}
-
-// CPUPressure reads the "some" total of /proc/pressure/cpu: microseconds
-// during which at least one runnable task on the machine waited for a CPU.
-// ok is false where the kernel has no pressure stall information.
-func CPUPressure() (total time.Duration, ok bool) {
-	b, err := os.ReadFile("/proc/pressure/cpu")
-	if err != nil {
-		return 0, false
-	}
-	return parsePressure(b)
-}
-
-func parsePressure(b []byte) (time.Duration, bool) {
-	for line := range strings.Lines(string(b)) {
-		fs := strings.Fields(line)
-		if len(fs) == 0 || fs[0] != "some" {
-			continue
-		}
-		for _, f := range fs[1:] {
-			if v, ok := strings.CutPrefix(f, "total="); ok {
-				us, err := strconv.ParseInt(v, 10, 64)
-				return time.Duration(us) * time.Microsecond, err == nil
-			}
-		}
-	}
-	return 0, false
-}
-
-// Pressure measures CPU pressure over an interval.
-type Pressure struct {
-	start time.Duration
-	at    time.Time
-	ok    bool
-}
-
-// StartPressure starts measuring.
-func StartPressure() Pressure {
-	t, ok := CPUPressure()
-	return Pressure{start: t, at: time.Now(), ok: ok}
-}
-
-// Pct returns the share of the time since StartPressure during which some
-// task waited for a CPU, in percent, or nil without pressure information.
-func (p Pressure) Pct() *float64 {
-	t, ok := CPUPressure()
-	el := time.Since(p.at)
-	if !p.ok || !ok || el <= 0 {
-		return nil
-	}
-	v := round3(min(100, 100*float64(t-p.start)/float64(el)))
-	return &v
 }

@@ -69,15 +69,15 @@ type Timing struct {
 	StopBudgetMS  float64 `json:"stop_budget_ms"`
 }
 
-// TimingOf converts t to milliseconds.
-func TimingOf(t election.Timing) Timing {
+// timingOf converts t to milliseconds.
+func timingOf(t election.Timing) Timing {
 	return Timing{
-		HeartbeatMS:   Millis(t.Heartbeat),
-		ElectionMinMS: Millis(t.ElectionMin),
-		StopBudgetMS:  Millis(t.StopBudget),
-		ElectionMaxMS: Millis(t.ElectionMax),
-		StepMS:        Millis(t.Step),
-		LeaseMS:       Millis(t.LeaseDuration()),
+		HeartbeatMS:   millis(t.Heartbeat),
+		ElectionMinMS: millis(t.ElectionMin),
+		StopBudgetMS:  millis(t.StopBudget),
+		ElectionMaxMS: millis(t.ElectionMax),
+		StepMS:        millis(t.Step),
+		LeaseMS:       millis(t.LeaseDuration()),
 	}
 }
 
@@ -261,8 +261,8 @@ type Target struct {
 	AimMet *bool  `json:"aim_met,omitempty"`
 }
 
-// WriteJSON writes r as indented JSON.
-func (r *Results) WriteJSON(w io.Writer) error {
+// writeJSON writes r as indented JSON.
+func (r *Results) writeJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
@@ -283,7 +283,7 @@ func (r *Results) Save(path string) error {
 		tmp.Close()
 		return err
 	}
-	if err := r.WriteJSON(tmp); err != nil {
+	if err := r.writeJSON(tmp); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -16,20 +16,20 @@ import (
 // sampleResults is a Results with every section filled in.
 func sampleResults() *Results {
 	ms := time.Millisecond
-	timing := TimingOf(election.MustProfile("default"))
+	timing := timingOf(election.MustProfile("default"))
 	r := &Results{
 		Machine: Machine{Cores: 2, CPUModel: "Example CPU", Kernel: "6.1", GoVersion: "go1.26.0", Date: "2026-01-02T03:04:05Z", Commit: "abc", PressurePct: ptr(3)},
 		Failover: []FailoverResult{{
 			Nodes: 3, Profile: "default", Timing: timing, Trials: 3, FailureNotes: []string{},
-			Failover: Summarize([]time.Duration{500 * ms, 520 * ms, 610 * ms}),
-			Daemon:   Summarize([]time.Duration{499 * ms, 519 * ms, 609 * ms}),
-			LeaseGap: Summarize([]time.Duration{40 * ms, 50 * ms, 60 * ms}),
+			Failover: summarize([]time.Duration{500 * ms, 520 * ms, 610 * ms}),
+			Daemon:   summarize([]time.Duration{499 * ms, 519 * ms, 609 * ms}),
+			LeaseGap: summarize([]time.Duration{40 * ms, 50 * ms, 60 * ms}),
 			Samples:  []Sample{{MS: 500, DaemonMS: 499, PressurePct: ptr(20)}, {MS: 520, DaemonMS: 519, PressurePct: ptr(25)}, {MS: 610, DaemonMS: 609, PressurePct: ptr(90)}},
 		}},
 		Transfer: []TransferResult{{
 			Nodes: 3, Profile: "default", Timing: timing, Trials: 2, FailureNotes: []string{},
-			Gap:     Summarize([]time.Duration{5 * ms, 9 * ms}),
-			Total:   Summarize([]time.Duration{6 * ms, 10 * ms}),
+			Gap:     summarize([]time.Duration{5 * ms, 9 * ms}),
+			Total:   summarize([]time.Duration{6 * ms, 10 * ms}),
 			Samples: []Sample{{MS: 5, PressurePct: ptr(10)}, {MS: 9, PressurePct: ptr(12)}},
 		}},
 		Idle: []IdleResult{{
@@ -58,7 +58,7 @@ func sampleResults() *Results {
 // figures in BENCHMARKS.md are read from them.
 func TestJSONShape(t *testing.T) {
 	var buf bytes.Buffer
-	if err := sampleResults().WriteJSON(&buf); err != nil {
+	if err := sampleResults().writeJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
 	var doc map[string]any
@@ -143,7 +143,7 @@ func TestEmptyResultsJSON(t *testing.T) {
 	var buf bytes.Buffer
 	r := &Results{Failover: []FailoverResult{}, Transfer: []TransferResult{}, Idle: []IdleResult{}, Micro: []MicroResult{}, Errors: []string{}}
 	r.Targets = EvaluateTargets(r)
-	if err := r.WriteJSON(&buf); err != nil {
+	if err := r.writeJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
 	var doc map[string]any
@@ -216,8 +216,8 @@ func TestEvaluateTargets(t *testing.T) {
 	// target whatever the percentiles say.
 	// The stop budget adds to both: 50 ms on fast.
 	r.Failover[0].Profile = "fast"
-	r.Failover[0].Timing = TimingOf(election.MustProfile("fast"))
-	r.Failover[0].Failover = Summarize([]time.Duration{150 * time.Millisecond, 190 * time.Millisecond})
+	r.Failover[0].Timing = timingOf(election.MustProfile("fast"))
+	r.Failover[0].Failover = summarize([]time.Duration{150 * time.Millisecond, 190 * time.Millisecond})
 	r.Failover = append(r.Failover, r.Failover[0])
 	r.Failover[1].Nodes, r.Failover[1].Failures = 5, 1
 	r.Transfer[0].Overlaps = 1

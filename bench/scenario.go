@@ -60,7 +60,7 @@ func RunScenario(ctx context.Context, sc ScenarioConfig) (*TransferResult, *Fail
 	}
 	defer c.Close()
 	defer rec.Stop()
-	timing := TimingOf(c.Timing)
+	timing := timingOf(c.Timing)
 	tr := &TransferResult{Nodes: sc.Nodes, Profile: sc.Profile, Timing: timing, FailureNotes: []string{}, Samples: []Sample{}}
 	fr := &FailoverResult{Nodes: sc.Nodes, Profile: sc.Profile, Timing: timing, FailureNotes: []string{}, Samples: []Sample{}}
 	s := &scenario{c: c, rec: rec, log: log, name: fmt.Sprintf("%d nodes, %s", sc.Nodes, sc.Profile)}
@@ -69,7 +69,7 @@ func RunScenario(ctx context.Context, sc ScenarioConfig) (*TransferResult, *Fail
 	for k := 1; k <= sc.TransferTrials; k++ {
 		gap, total, note, err := s.transfer(ctx)
 		if err != nil {
-			tr.Gap, tr.Total = Summarize(gaps), Summarize(totals)
+			tr.Gap, tr.Total = summarize(gaps), summarize(totals)
 			return tr, fr, err
 		}
 		tr.Trials++
@@ -83,18 +83,18 @@ func RunScenario(ctx context.Context, sc ScenarioConfig) (*TransferResult, *Fail
 				tr.Overlaps++
 			}
 			gaps, totals = append(gaps, gap), append(totals, total)
-			tr.Samples = append(tr.Samples, Sample{MS: Millis(gap), PressurePct: s.pressure})
+			tr.Samples = append(tr.Samples, Sample{MS: millis(gap), PressurePct: s.pressure})
 			fmt.Fprintf(log, "  transfer %2d/%d (%s) at %s: gap %7.2f ms, request to promote %7.2f ms; CPU pressure %s\n",
-				k, sc.TransferTrials, s.name, s.at.Format(clock), Millis(gap), Millis(total), pct(s.pressure))
+				k, sc.TransferTrials, s.name, s.at.Format(clock), millis(gap), millis(total), pct(s.pressure))
 		}
 	}
-	tr.Gap, tr.Total = Summarize(gaps), Summarize(totals)
+	tr.Gap, tr.Total = summarize(gaps), summarize(totals)
 
 	var fails, margins, daemons []time.Duration
 	for k := 1; k <= sc.FailoverTrials; k++ {
 		d, margin, daemon, note, err := s.failover(ctx)
 		if err != nil {
-			fr.Failover, fr.LeaseGap, fr.Daemon = Summarize(fails), Summarize(margins), Summarize(daemons)
+			fr.Failover, fr.LeaseGap, fr.Daemon = summarize(fails), summarize(margins), summarize(daemons)
 			return tr, fr, err
 		}
 		fr.Trials++
@@ -111,12 +111,12 @@ func RunScenario(ctx context.Context, sc ScenarioConfig) (*TransferResult, *Fail
 			if daemon > 0 {
 				daemons = append(daemons, daemon)
 			}
-			fr.Samples = append(fr.Samples, Sample{MS: Millis(d), DaemonMS: Millis(daemon), PressurePct: s.pressure})
+			fr.Samples = append(fr.Samples, Sample{MS: millis(d), DaemonMS: millis(daemon), PressurePct: s.pressure})
 			fmt.Fprintf(log, "  failover %2d/%d (%s) at %s: %7.1f ms (daemon %5.0f ms); the old master's driver demoted itself %6.1f ms after the kill, %6.1f ms before the promote; CPU pressure %s\n",
-				k, sc.FailoverTrials, s.name, s.at.Format(clock), Millis(d), Millis(daemon), Millis(d-margin), Millis(margin), pct(s.pressure))
+				k, sc.FailoverTrials, s.name, s.at.Format(clock), millis(d), millis(daemon), millis(d-margin), millis(margin), pct(s.pressure))
 		}
 	}
-	fr.Failover, fr.LeaseGap, fr.Daemon = Summarize(fails), Summarize(margins), Summarize(daemons)
+	fr.Failover, fr.LeaseGap, fr.Daemon = summarize(fails), summarize(margins), summarize(daemons)
 	return tr, fr, nil
 }
 
@@ -174,7 +174,7 @@ func (s *scenario) transfer(ctx context.Context) (gap, total time.Duration, note
 	from := s.rec.Len()
 	reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	s.at = time.Now()
-	psi := StartPressure()
+	psi := startPressure()
 	sent := boottime.Now()
 	err = s.c.Admin(m).Transfer(reqCtx, "")
 	cancel()
@@ -187,7 +187,7 @@ func (s *scenario) transfer(ctx context.Context) (gap, total time.Duration, note
 	wctx, cancel := context.WithTimeout(ctx, promoteWait)
 	defer cancel()
 	p, ok := s.rec.WaitFor(wctx, from, func(t Trigger) bool { return t.IsMaster && t.Node != id && t.Term > term })
-	s.pressure = psi.Pct()
+	s.pressure = psi.percent()
 	if !ok {
 		if ctx.Err() != nil {
 			return 0, 0, "", ctx.Err()
@@ -218,7 +218,7 @@ func (s *scenario) failover(ctx context.Context) (d, margin, daemon time.Duratio
 	// trial starts from a cluster whose members can all vote.
 	for i := range s.c.IDs {
 		if p := s.c.Proc(i); p != nil {
-			if wait := p.Started + 2*s.c.Timing.ElectionMax - boottime.Now(); wait > 0 {
+			if wait := p.Started() + 2*s.c.Timing.ElectionMax - boottime.Now(); wait > 0 {
 				select {
 				case <-ctx.Done():
 					return 0, 0, 0, "", ctx.Err()
@@ -241,7 +241,7 @@ func (s *scenario) failover(ctx context.Context) (d, margin, daemon time.Duratio
 	}
 	from := s.rec.Len()
 	s.at = time.Now()
-	psi := StartPressure()
+	psi := startPressure()
 	killed, err := s.c.Kill(m)
 	if err != nil {
 		return 0, 0, 0, "", err
@@ -249,7 +249,7 @@ func (s *scenario) failover(ctx context.Context) (d, margin, daemon time.Duratio
 	wctx, cancel := context.WithTimeout(ctx, promoteWait)
 	p, ok := s.rec.WaitFor(wctx, from, func(t Trigger) bool { return t.IsMaster && t.Node != id && t.Term > term })
 	cancel()
-	s.pressure = psi.Pct()
+	s.pressure = psi.percent()
 	if !ok {
 		if ctx.Err() != nil {
 			return 0, 0, 0, "", ctx.Err()

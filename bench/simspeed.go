@@ -52,9 +52,9 @@ func RunSim(ctx context.Context, sc SimConfig) (*SimResult, error) {
 		fmt.Fprintf(log, "  sim seed %d: %v of %d-node time in %.3f s (%.3f s CPU), %d violations\n", seed, sc.Duration, sc.Nodes, wall, cpu, len(r.Violations))
 	}
 	if len(walls) > 0 {
-		res.MedianWallS = round3(Median(walls))
-		res.SimPerWallS = round3(res.SimulatedS / Median(walls))
-		res.SimPerCPUS = round3(res.SimulatedS / Median(res.CPUS))
+		res.MedianWallS = round3(median(walls))
+		res.SimPerWallS = round3(res.SimulatedS / median(walls))
+		res.SimPerCPUS = round3(res.SimulatedS / median(res.CPUS))
 	}
 	return res, nil
 }

@@ -9,8 +9,8 @@ import (
 	"strings"
 )
 
-// Socket is one established TCP connection as `ss -tinp` reports it.
-type Socket struct {
+// socket is one established TCP connection as `ss -tinp` reports it.
+type socket struct {
 	Local, Remote string
 	// PIDs are the processes holding the socket.
 	PIDs []int
@@ -19,18 +19,18 @@ type Socket struct {
 	BytesSent, SegsOut int64
 }
 
-// Key identifies the connection.
-func (s Socket) Key() string { return s.Local + " " + s.Remote }
+// key identifies the connection.
+func (s socket) key() string { return s.Local + " " + s.Remote }
 
 var (
 	pidRE     = regexp.MustCompile(`pid=(\d+)`)
 	counterRE = regexp.MustCompile(`\b(bytes_sent|segs_out):(\d+)`)
 )
 
-// ListSockets asks ss for every established TCP connection whose remote
+// listSockets asks ss for every established TCP connection whose remote
 // port is one of ports. It needs the iproute2 ss command; the process
 // columns need root or the sockets' owner.
-func ListSockets(ctx context.Context, ports []int) ([]Socket, error) {
+func listSockets(ctx context.Context, ports []int) ([]socket, error) {
 	if len(ports) == 0 {
 		return nil, nil
 	}
@@ -43,15 +43,15 @@ func ListSockets(ctx context.Context, ports []int) ([]Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ss %s: %w", strings.Join(args, " "), err)
 	}
-	return ParseSS(string(out)), nil
+	return parseSS(string(out)), nil
 }
 
-// ParseSS parses the output of `ss -tinpH state established`: a line per
+// parseSS parses the output of `ss -tinpH state established`: a line per
 // socket (Recv-Q, Send-Q, local, peer, process) followed by an indented
 // line of TCP information.
-func ParseSS(out string) []Socket {
-	var socks []Socket
-	var cur *Socket
+func parseSS(out string) []socket {
+	var socks []socket
+	var cur *socket
 	for line := range strings.Lines(out) {
 		if line == "" || strings.TrimSpace(line) == "" {
 			continue
@@ -78,7 +78,7 @@ func ParseSS(out string) []Socket {
 			cur = nil
 			continue
 		}
-		socks = append(socks, Socket{Local: fs[2], Remote: fs[3]})
+		socks = append(socks, socket{Local: fs[2], Remote: fs[3]})
 		cur = &socks[len(socks)-1]
 		for _, m := range pidRE.FindAllStringSubmatch(strings.Join(fs[4:], " "), -1) {
 			n, _ := strconv.Atoi(m[1])

@@ -132,7 +132,7 @@ func (e *ExitedError) Error() string {
 func (c *Cluster) exited() error {
 	for i, id := range c.IDs {
 		if p := c.Proc(i); p != nil && !p.Running() {
-			return &ExitedError{Node: id, Status: p.Cmd.ProcessState.String(), Log: c.LogTail(i, 8)}
+			return &ExitedError{Node: id, Status: p.State().String(), Log: c.LogTail(i, 8)}
 		}
 	}
 	return nil

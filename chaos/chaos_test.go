@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"github.com/clustd/clustd/internal/fault"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -111,7 +112,7 @@ func TestChaosCatchesUnsafeBuild(t *testing.T) {
 	}
 	for try := range 4 {
 		rep := runAndReport(t, Config{Nodes: 3, Duration: 30 * time.Second, Seed: seed + uint64(try),
-			Unsafe: true, Kinds: []Kind{KindPartial}, StopOnOverlap: true})
+			Unsafe: true, Kinds: []fault.Kind{fault.Partial}, StopOnOverlap: true})
 		if len(rep.Overlaps) == 0 {
 			continue
 		}

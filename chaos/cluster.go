@@ -3,7 +3,6 @@ package chaos
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -14,96 +13,24 @@ import (
 	"time"
 
 	"github.com/clustd/clustd/election"
+	"github.com/clustd/clustd/internal/localcluster"
+	"github.com/clustd/clustd/node/config"
 )
 
 // proc is one run of one process.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	// exited is when Wait returned (by Now); set before done
-	// closes.
-	exited time.Duration
-}
+type proc = localcluster.Proc
 
 // startProc starts cmd with its output appended to logPath, after a line
 // saying what starts and when, so that a log of several runs reads in
 // order. A cgroupFD of 0 or more is the cgroup v2 directory the process
-// starts in (clone3 puts it there before it runs anything); -1 leaves it in
-// this process's cgroup.
+// starts in; -1 leaves it in this process's cgroup.
 func startProc(cmd *exec.Cmd, logPath, what string, cgroupFD int) (*proc, error) {
-	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(f, "=== chaos: %s at %s: %s\n", what, fmtMono(Now()), strings.Join(cmd.Args, " "))
-	cmd.Stdout, cmd.Stderr = f, f
-	// A process group of its own keeps a terminal's Ctrl-C from reaching
-	// the nodes before the run has stopped them in order; the death signal
-	// keeps them from outliving a run that was itself killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if cgroupFD >= 0 {
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cgroupFD
-	}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		p.exited = Now()
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) running() bool {
-	if p == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-func (p *proc) signal(sig syscall.Signal) error {
-	if !p.running() {
-		return errors.New("not running")
-	}
-	return p.cmd.Process.Signal(sig)
-}
-
-// kill sends SIGKILL and waits until the process is gone.
-func (p *proc) kill() {
-	if p.running() {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-	}
-	if p != nil {
-		<-p.done
-	}
-}
-
-// stop sends SIGTERM (after SIGCONT, in case it is stopped) and waits up
-// to grace for the process to exit, then kills it.
-func (p *proc) stop(grace time.Duration) {
-	if !p.running() {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGCONT)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-p.done:
-	case <-t.C:
-		p.kill()
-	}
+	return localcluster.Start(cmd, localcluster.StartOptions{
+		Log:         logPath,
+		Header:      fmt.Sprintf("=== chaos: %s at %s: %s", what, fmtMono(Now()), strings.Join(cmd.Args, " ")),
+		UseCgroupFD: cgroupFD >= 0,
+		CgroupFD:    cgroupFD,
+	})
 }
 
 // node is one member: its daemon and its two drivers.
@@ -121,8 +48,9 @@ type node struct {
 
 func (n *node) historyFile() string { return filepath.Join(n.dir, "history.jsonl") }
 
-// cluster is the running system under test.
-type cluster struct {
+// testbed is the running system under test: the network, and every
+// node's daemon and drivers.
+type testbed struct {
 	net      network
 	dir      string
 	clustd   string
@@ -142,16 +70,16 @@ type cluster struct {
 // writeConfigs writes every node's configuration with clustd init: members
 // at their proxies' addresses, then each daemon's real listen address
 // added, since the proxies stand between the peers.
-func (c *cluster) writeConfigs(ctx context.Context, profile string) error {
+func (c *testbed) writeConfigs(ctx context.Context, profile string) error {
 	confDir := filepath.Join(c.dir, "conf")
 	var members []string
 	for i, n := range c.nodes {
 		members = append(members, n.id+"="+c.net.memberAddr(i))
 	}
-	cmd := exec.CommandContext(ctx, c.clustd, "init", "--dir", confDir, "--members", strings.Join(members, ","),
-		"--http-port", fmt.Sprint(c.net.httpPort()), "--profile", profile)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("clustd init: %v: %s", err, bytes.TrimSpace(out))
+	err := localcluster.Init(ctx, c.clustd, config.InitOptions{Dir: confDir, Members: strings.Join(members, ","),
+		HTTPPort: c.net.httpPort(), Profile: profile})
+	if err != nil {
+		return err
 	}
 	c.secret = filepath.Join(confDir, "drivers.secret") // the recorder is a driver
 	for i, n := range c.nodes {
@@ -172,7 +100,7 @@ func (c *cluster) writeConfigs(ctx context.Context, profile string) error {
 	return nil
 }
 
-func (c *cluster) startDaemon(n *node) error {
+func (c *testbed) startDaemon(n *node) error {
 	cmd := c.net.command(context.Background(), n.idx, c.clustd, "run", "--config", n.config, "--log-level", "debug")
 	fd, err := c.freeze.cgroup(n)
 	if err != nil {
@@ -183,11 +111,11 @@ func (c *cluster) startDaemon(n *node) error {
 		return fmt.Errorf("starting %s's daemon: %w", n.id, err)
 	}
 	n.daemon = p
-	c.net.started(n.idx, p.pid())
+	c.net.started(n.idx, p.Pid())
 	return nil
 }
 
-func (c *cluster) startDrivers(n *node) error {
+func (c *testbed) startDrivers(n *node) error {
 	cmd := c.net.command(context.Background(), n.idx, c.recorder, "--node", n.id, "--addr", n.http, "--secret-file", c.secret, "--out", n.historyFile(), "--late", c.late.String())
 	fd, err := c.freeze.cgroup(n)
 	if err != nil {
@@ -224,7 +152,7 @@ func driverLateness(seed uint64, t election.Timing) time.Duration {
 
 // admin runs a clustd admin command (transfer, maintenance) against node
 // n's daemon, from inside its namespace as an operator on that machine.
-func (c *cluster) admin(ctx context.Context, n *node, command string, args ...string) error {
+func (c *testbed) admin(ctx context.Context, n *node, command string, args ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	full := append([]string{command, "--config", n.config}, args...)
@@ -237,11 +165,11 @@ func (c *cluster) admin(ctx context.Context, n *node, command string, args ...st
 
 // stopDrivers stops every driver (each demotes itself on the way out) and
 // returns when the last one was gone.
-func (c *cluster) stopDrivers() time.Duration {
+func (c *testbed) stopDrivers() time.Duration {
 	for _, n := range c.nodes {
 		for _, p := range []*proc{n.recorder, n.exec} {
-			if p.running() {
-				p.cmd.Process.Signal(syscall.SIGTERM)
+			if p.Running() {
+				p.Signal(syscall.SIGTERM)
 			}
 		}
 	}
@@ -251,19 +179,19 @@ func (c *cluster) stopDrivers() time.Duration {
 			if p == nil {
 				continue
 			}
-			p.stop(15 * time.Second)
-			end = max(end, p.exited)
+			p.Stop(15 * time.Second)
+			end = max(end, p.Exited())
 		}
 	}
 	return end
 }
 
 // stopDaemons stops every daemon, paused ones included.
-func (c *cluster) stopDaemons() {
+func (c *testbed) stopDaemons() {
 	done := make(chan struct{})
 	for _, n := range c.nodes {
 		go func() {
-			n.daemon.stop(3 * time.Second)
+			n.daemon.Stop(3 * time.Second)
 			done <- struct{}{}
 		}()
 	}
@@ -273,10 +201,10 @@ func (c *cluster) stopDaemons() {
 }
 
 // killAll is the last resort on the way out: nothing may outlive the run.
-func (c *cluster) killAll() {
+func (c *testbed) killAll() {
 	for _, n := range c.nodes {
 		for _, p := range []*proc{n.recorder, n.exec, n.daemon} {
-			p.kill()
+			p.Kill()
 		}
 	}
 }

@@ -14,7 +14,7 @@
 // before it starts, and its own when it ends, however it ends.
 //
 // Peers never connect to each other directly: the member addresses in the
-// configuration are proxies on the hub, one per node (Proxy), which add
+// configuration are proxies on the hub, one per node (proxy.go), which add
 // latency, jitter and loss where a fault asks for it — the kernels this
 // runs on have no sch_netem. Since each daemon sends only on connections it
 // dials, the traffic from a to b is exactly what leaves a's namespace for
@@ -23,7 +23,7 @@
 //
 // # Faults
 //
-// A Schedule drawn from the seed (printed, and accepted back) gives the
+// A schedule drawn from the seed (printed, and accepted back) gives the
 // sequence of faults and their parameters, and the network's background
 // weather for the run: kill -9 and restart, SIGSTOP/SIGCONT for longer
 // than the lease, SIGTERM and restart, isolating a node, splitting the
@@ -31,8 +31,10 @@
 // latency with jitter and loss, planned transfers and maintenance, and
 // freezing a whole node, daemon and drivers and their children together,
 // for longer than the lease (a cgroup v2 freeze as root, SIGSTOP of each
-// process group otherwise). Faults aimed at
-// "the master" find it when they are applied. After each fault is
+// process group otherwise). The kinds, their names and weights are
+// internal/fault's, which the simulator shares; the seed and what it drew
+// (the swarm) are printed together. Faults aimed
+// at "the master" find it when they are applied. After each fault is
 // healed the run waits for a master, then leaves the cluster alone for a
 // moment; so the seed fixes what happens, and recovery speed fixes when.
 //
@@ -54,8 +56,9 @@
 // promote done to demote start, give availability, failover times and
 // liveness. Terms must strictly increase along the merged promotions. The
 // same history goes through porcupine as a register of (term, master)
-// (see linearize.go for the model and why it has no false alarms), whose
-// visualisation is kept when it fails. The exec driver's probe writes its
+// (the model is internal/leadership's, shared with the simulator; see
+// linearize.go for how the history is placed on it and why it has no
+// false alarms), whose visualisation is kept when it fails. The exec driver's probe writes its
 // own start and stop, and those runs must not overlap either. After every
 // heal a driver must act as master within the liveness bound, and so must
 // a new one after every fault that takes the master away but leaves a

@@ -179,10 +179,10 @@ func signalNode(n *node, stop bool) error {
 	}
 	var groups []int
 	for _, p := range []*proc{n.exec, n.recorder, n.daemon} {
-		if p.running() {
-			groups = append(groups, p.pid())
+		if p.Running() {
+			groups = append(groups, p.Pid())
 			if p == n.exec {
-				groups = append(groups, children(p.pid())...)
+				groups = append(groups, children(p.Pid())...)
 			}
 		}
 	}

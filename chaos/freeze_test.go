@@ -44,7 +44,7 @@ func testFreeze(t *testing.T, f *freezer) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(p.kill)
+		t.Cleanup(p.Kill)
 		return p
 	}
 	// Each writes a tick to its own file every 10 ms; the "exec driver"
@@ -58,7 +58,7 @@ func testFreeze(t *testing.T, f *freezer) {
 	n.exec = start("setsid sh -c '" + tick("child") + "' & wait")
 	t.Cleanup(func() {
 		// The setsid child is not in the exec process's group.
-		for _, c := range children(n.exec.pid()) {
+		for _, c := range children(n.exec.Pid()) {
 			syscall.Kill(-c, syscall.SIGKILL)
 		}
 	})

@@ -128,9 +128,9 @@ func AppendRecord(f *os.File, r Record) error {
 	return err
 }
 
-// ReadRecords reads a history file. A last line without its newline is a
+// readRecords reads a history file. A last line without its newline is a
 // write cut short and is skipped; any other malformed line is an error.
-func ReadRecords(r io.Reader) ([]Record, error) {
+func readRecords(r io.Reader) ([]Record, error) {
 	var out []Record
 	br := bufio.NewReader(r)
 	for n := 1; ; n++ {
@@ -153,8 +153,8 @@ func ReadRecords(r io.Reader) ([]Record, error) {
 	}
 }
 
-// ReadRecordFile reads the history file at path; a missing file is empty.
-func ReadRecordFile(path string) ([]Record, error) {
+// readRecordFile reads the history file at path; a missing file is empty.
+func readRecordFile(path string) ([]Record, error) {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		return nil, nil
@@ -163,15 +163,15 @@ func ReadRecordFile(path string) ([]Record, error) {
 		return nil, err
 	}
 	defer f.Close()
-	recs, err := ReadRecords(f)
+	recs, err := readRecords(f)
 	if err != nil {
 		return recs, fmt.Errorf("%s: %v", path, err)
 	}
 	return recs, nil
 }
 
-// Tenure is one stretch of a driver acting as master in one term.
-type Tenure struct {
+// tenure is one stretch of a driver acting as master in one term.
+type tenure struct {
 	Node string
 	Term uint64
 	// Start (promote_start) to End (demote_done) is when the driver may
@@ -227,14 +227,14 @@ func (a *acts) end(closed, every time.Duration) (time.Duration, bool) {
 }
 
 // mayAct and acting return the two intervals of a tenure.
-func (t Tenure) mayAct() (time.Duration, time.Duration) { return t.Start, t.End }
-func (t Tenure) acting() (time.Duration, time.Duration) { return t.Done, t.DemoteStart }
+func (t tenure) mayAct() (time.Duration, time.Duration) { return t.Start, t.End }
+func (t tenure) acting() (time.Duration, time.Duration) { return t.Done, t.DemoteStart }
 
 // ExecAliveEvery is how often a draining probe writes EvExecAlive.
 const ExecAliveEvery = 5 * time.Millisecond
 
-// ExecRun is one run of the probe command under the exec driver.
-type ExecRun struct {
+// execRun is one run of the probe command under the exec driver.
+type execRun struct {
 	Node       string
 	PID        int
 	Term       uint64
@@ -247,11 +247,11 @@ type ExecRun struct {
 	First, Last int
 }
 
-// History is what the drivers recorded, put together.
-type History struct {
+// history is what the drivers recorded, put together.
+type history struct {
 	Nodes   []string
-	Tenures []Tenure // by Start
-	Exec    []ExecRun
+	Tenures []tenure // by Start
+	Exec    []execRun
 	// End is when the run stopped the drivers; tenures still open then
 	// are closed there.
 	End time.Duration
@@ -260,33 +260,27 @@ type History struct {
 	firstSeen map[string]map[uint64]time.Duration
 }
 
-// BuildHistory turns every node's records (in the order written) and the
+// buildHistory turns every node's records (in the order written) and the
 // probe records into tenures and runs. end closes the tenures still open;
 // a probe run with no stop record ends one ExecAliveEvery after its last
 // act: every act of the probe is a record, so it acted no more after that
 // one, and the interval to the sign of life it would have written next is
 // margin.
-func BuildHistory(nodes []string, byNode map[string][]Record, exec []Record, end time.Duration) *History {
-	h := &History{Nodes: nodes, End: end, firstSeen: map[string]map[uint64]time.Duration{}}
+func buildHistory(nodes []string, byNode map[string][]Record, exec []Record, end time.Duration) *history {
+	h := &history{Nodes: nodes, End: end, firstSeen: map[string]map[uint64]time.Duration{}}
 	for _, node := range nodes {
-		h.addTenures(node, byNode[node], end)
+		h.addTenures(node, byNode[node])
 	}
-	for i := range h.Tenures {
-		t := &h.Tenures[i]
-		t.Campaign = t.Start
-		if at, ok := h.firstSeen[t.Node][t.Term]; ok && at < t.Campaign {
-			t.Campaign = at
-		}
-	}
+	h.dateCampaigns()
 	sort.SliceStable(h.Tenures, func(i, j int) bool { return h.Tenures[i].Start < h.Tenures[j].Start })
-	h.addExec(exec)
+	h.addExecRuns(exec)
 	sort.SliceStable(h.Exec, func(i, j int) bool { return h.Exec[i].Start < h.Exec[j].Start })
 	return h
 }
 
-// addTenures adds the tenures of node's driver, from its records in the
-// order written; end closes one still open.
-func (h *History) addTenures(node string, recs []Record, end time.Duration) {
+// addTenures turns one node's records into its tenures, and notes when
+// it first learnt of each term.
+func (h *history) addTenures(node string, recs []Record) {
 	seen := map[uint64]time.Duration{}
 	h.firstSeen[node] = seen
 	note := func(term uint64, at time.Duration) {
@@ -294,7 +288,7 @@ func (h *History) addTenures(node string, recs []Record, end time.Duration) {
 			seen[term] = at
 		}
 	}
-	var open *Tenure
+	var open *tenure
 	var done acts
 	closeAt := func(at time.Duration, cut string) {
 		end, held := done.end(at, ActEvery)
@@ -335,7 +329,7 @@ func (h *History) addTenures(node string, recs []Record, end time.Duration) {
 				// without a break, so its old tenure lasts until now.
 				closeAt(at, "next promote")
 			}
-			open = &Tenure{Node: node, Term: r.Term, Start: at}
+			open = &tenure{Node: node, Term: r.Term, Start: at}
 			done = acts{last: at}
 		case EvPromoteDone:
 			if open != nil && open.Done == 0 {
@@ -352,20 +346,32 @@ func (h *History) addTenures(node string, recs []Record, end time.Duration) {
 		}
 	}
 	if open != nil {
-		closeAt(max(end, open.Start), "end of run")
+		closeAt(max(h.End, open.Start), "end of run")
 	}
 }
 
-// addExec adds the probe's runs, one per process, from its records. A run
+// dateCampaigns sets each tenure's Campaign from when its node first
+// learnt of the term.
+func (h *history) dateCampaigns() {
+	for i := range h.Tenures {
+		t := &h.Tenures[i]
+		t.Campaign = t.Start
+		if at, ok := h.firstSeen[t.Node][t.Term]; ok && at < t.Campaign {
+			t.Campaign = at
+		}
+	}
+}
+
+// addExecRuns adds the probe's runs, one per process, from its records. A run
 // starts at its first act, which is its start unless the probe held that
 // back; it ends at its stop, or, with none, one ExecAliveEvery after its
 // last act.
-func (h *History) addExec(exec []Record) {
+func (h *history) addExecRuns(exec []Record) {
 	type key struct {
 		node string
 		pid  int
 	}
-	runs := map[key]*ExecRun{}
+	runs := map[key]*execRun{}
 	done := map[key]*acts{}
 	var order []key
 	for line, r := range exec {
@@ -373,7 +379,7 @@ func (h *History) addExec(exec []Record) {
 		switch r.Event {
 		case EvExecStart, EvExecAlive, EvExecStop:
 			if runs[k] == nil {
-				runs[k] = &ExecRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: -1, First: line}
+				runs[k] = &execRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: -1, First: line}
 				done[k] = &acts{last: r.At()}
 				order = append(order, k)
 			}
@@ -404,24 +410,24 @@ func (h *History) addExec(exec []Record) {
 	}
 }
 
-// Overlap is a time when two drivers (or two runs of the exec command) on
+// overlap is a time when two drivers (or two runs of the exec command) on
 // different nodes may both have acted as master.
-type Overlap struct {
+type overlap struct {
 	A, B     string // "node term N" of each side
 	From, To time.Duration
 }
 
 // Length is how long the overlap lasted.
-func (o Overlap) Length() time.Duration { return o.To - o.From }
+func (o overlap) Length() time.Duration { return o.To - o.From }
 
-func (o Overlap) String() string {
+func (o overlap) String() string {
 	return fmt.Sprintf("%s and %s both master for %v (from %s)", o.A, o.B, o.Length(), fmtMono(o.From))
 }
 
 // overlaps returns every pair of intervals from different nodes that
 // intersect. Intervals are closed at neither end: one that ends at the
 // very nanosecond the other starts is a clean hand-over.
-func overlaps(n int, node func(int) string, label func(int) string, span func(int) (time.Duration, time.Duration)) []Overlap {
+func overlaps(n int, node func(int) string, label func(int) string, span func(int) (time.Duration, time.Duration)) []overlap {
 	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
@@ -431,7 +437,7 @@ func overlaps(n int, node func(int) string, label func(int) string, span func(in
 		sb, _ := span(b)
 		return cmpDur(sa, sb)
 	})
-	var out []Overlap
+	var out []overlap
 	for x, i := range idx {
 		si, ei := span(i)
 		for _, j := range idx[x+1:] {
@@ -442,7 +448,7 @@ func overlaps(n int, node func(int) string, label func(int) string, span func(in
 			if node(i) == node(j) || ej <= sj || ei <= si {
 				continue
 			}
-			out = append(out, Overlap{A: label(i), B: label(j), From: sj, To: min(ei, ej)})
+			out = append(out, overlap{A: label(i), B: label(j), From: sj, To: min(ei, ej)})
 		}
 	}
 	return out
@@ -458,14 +464,14 @@ func cmpDur(a, b time.Duration) int {
 	return 0
 }
 
-func (h *History) tenureLabel(i int) string {
+func (h *history) tenureLabel(i int) string {
 	t := h.Tenures[i]
 	return fmt.Sprintf("%s (term %d)", t.Node, t.Term)
 }
 
 // Overlaps checks the contract's "no overlap in time" conservatively: each
 // driver may act from the start of its promote to the end of its demote.
-func (h *History) Overlaps() []Overlap {
+func (h *history) Overlaps() []overlap {
 	return overlaps(len(h.Tenures), func(i int) string { return h.Tenures[i].Node }, h.tenureLabel,
 		func(i int) (time.Duration, time.Duration) { return h.Tenures[i].mayAct() })
 }
@@ -473,13 +479,13 @@ func (h *History) Overlaps() []Overlap {
 // StrictOverlaps is Overlaps on the intervals where the drivers surely
 // act, from promote done to demote start. Any of these is also in
 // Overlaps; it tells a gross violation from a close call.
-func (h *History) StrictOverlaps() []Overlap {
+func (h *history) StrictOverlaps() []overlap {
 	return overlaps(len(h.Tenures), func(i int) string { return h.Tenures[i].Node }, h.tenureLabel,
 		func(i int) (time.Duration, time.Duration) { return h.Tenures[i].acting() })
 }
 
 // ExecOverlaps checks that the exec driver's command ran as a singleton.
-func (h *History) ExecOverlaps() []Overlap {
+func (h *history) ExecOverlaps() []overlap {
 	return overlaps(len(h.Exec), func(i int) string { return h.Exec[i].Node },
 		func(i int) string {
 			r := h.Exec[i]
@@ -496,9 +502,9 @@ func (h *History) ExecOverlaps() []Overlap {
 // what catches an act written late, after a freeze between its lease check
 // and its write, if it landed after another node's first act; its check
 // time alone would not.
-func (h *History) ExecOrderViolations() []string {
+func (h *history) ExecOrderViolations() []string {
 	runs := slices.Clone(h.Exec)
-	slices.SortFunc(runs, func(a, b ExecRun) int { return a.First - b.First })
+	slices.SortFunc(runs, func(a, b execRun) int { return a.First - b.First })
 	var out []string
 	for i, a := range runs {
 		for _, b := range runs[i+1:] {
@@ -522,9 +528,9 @@ func (h *History) ExecOrderViolations() []string {
 // renewals) and the daemon then renewed its lease in that term, which needs
 // a majority that would have refused anyone else. It also checks that the
 // terms each node's driver saw never went back.
-func (h *History) TermViolations(byNode map[string][]Record) []string {
+func (h *history) TermViolations(byNode map[string][]Record) []string {
 	var out []string
-	var last *Tenure
+	var last *tenure
 	for i := range h.Tenures {
 		t := &h.Tenures[i]
 		if last != nil {
@@ -564,7 +570,7 @@ func (h *History) TermViolations(byNode map[string][]Record) []string {
 
 // Repromotions counts tenures that repeat the node and term of the one
 // before them (see TermViolations).
-func (h *History) Repromotions() int {
+func (h *history) Repromotions() int {
 	n := 0
 	for i := 1; i < len(h.Tenures); i++ {
 		if h.Tenures[i].Node == h.Tenures[i-1].Node && h.Tenures[i].Term == h.Tenures[i-1].Term {
@@ -575,7 +581,7 @@ func (h *History) Repromotions() int {
 }
 
 // MasterChanges counts promotions of a node other than the previous master.
-func (h *History) MasterChanges() int {
+func (h *history) MasterChanges() int {
 	n := 0
 	for i := 1; i < len(h.Tenures); i++ {
 		if h.Tenures[i].Node != h.Tenures[i-1].Node {
@@ -586,18 +592,18 @@ func (h *History) MasterChanges() int {
 }
 
 // MasterAt returns the tenure acting (surely) at t, if any.
-func (h *History) MasterAt(t time.Duration) (Tenure, bool) {
+func (h *history) MasterAt(t time.Duration) (tenure, bool) {
 	for _, x := range h.Tenures {
 		if x.Done <= t && t < x.DemoteStart {
 			return x, true
 		}
 	}
-	return Tenure{}, false
+	return tenure{}, false
 }
 
 // NextMaster returns how long after t a driver first surely acts as
 // master: 0 if one does at t.
-func (h *History) NextMaster(t time.Duration) (time.Duration, bool) {
+func (h *history) NextMaster(t time.Duration) (time.Duration, bool) {
 	if _, ok := h.MasterAt(t); ok {
 		return 0, true
 	}
@@ -612,7 +618,7 @@ func (h *History) NextMaster(t time.Duration) (time.Duration, bool) {
 
 // Availability is the fraction of [from, to] during which a driver surely
 // acted as master.
-func (h *History) Availability(from, to time.Duration) float64 {
+func (h *history) Availability(from, to time.Duration) float64 {
 	if to <= from {
 		return 0
 	}
@@ -647,7 +653,7 @@ func (h *History) Availability(from, to time.Duration) float64 {
 // act (demote done) and another's starting (promote start), over every
 // change of master: how close the run came to an overlap. It is negative
 // when they overlapped.
-func (h *History) ClosestHandOver() (time.Duration, bool) {
+func (h *history) ClosestHandOver() (time.Duration, bool) {
 	best, found := time.Duration(0), false
 	for i := 1; i < len(h.Tenures); i++ {
 		prev, cur := h.Tenures[i-1], h.Tenures[i]

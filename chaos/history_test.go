@@ -17,7 +17,7 @@ import (
 func ms(n int) int64 { return int64(time.Duration(n) * time.Millisecond) }
 
 // tenure writes the four edges of one tenure of node in term.
-func tenure(node string, term uint64, start, done, demote, end int) []Record {
+func tenureRecs(node string, term uint64, start, done, demote, end int) []Record {
 	return []Record{
 		{Node: node, Event: EvPromoteStart, Term: term, MonoNS: ms(start)},
 		{Node: node, Event: EvPromoteDone, Term: term, MonoNS: ms(done)},
@@ -26,14 +26,14 @@ func tenure(node string, term uint64, start, done, demote, end int) []Record {
 	}
 }
 
-func build(end int, recs ...[]Record) (*History, map[string][]Record) {
+func build(end int, recs ...[]Record) (*history, map[string][]Record) {
 	byNode := map[string][]Record{}
 	for _, rs := range recs {
 		for _, r := range rs {
 			byNode[r.Node] = append(byNode[r.Node], r)
 		}
 	}
-	return BuildHistory([]string{"a", "b", "c"}, byNode, nil, time.Duration(ms(end))), byNode
+	return buildHistory([]string{"a", "b", "c"}, byNode, nil, time.Duration(ms(end))), byNode
 }
 
 // TestHistoryChecks feeds the checkers hand-made histories with a known
@@ -49,24 +49,24 @@ func TestHistoryChecks(t *testing.T) {
 	}{
 		{
 			name: "clean failover",
-			recs: [][]Record{tenure("a", 1, 0, 1, 100, 101), tenure("b", 2, 150, 151, 300, 301)},
+			recs: [][]Record{tenureRecs("a", 1, 0, 1, 100, 101), tenureRecs("b", 2, 150, 151, 300, 301)},
 			lin:  porcupine.Ok,
 		},
 		{
 			name: "hand-over to the nanosecond is not an overlap",
-			recs: [][]Record{tenure("a", 1, 0, 1, 99, 100), tenure("b", 2, 100, 101, 300, 301)},
+			recs: [][]Record{tenureRecs("a", 1, 0, 1, 99, 100), tenureRecs("b", 2, 100, 101, 300, 301)},
 			lin:  porcupine.Ok,
 		},
 		{
 			name: "stale master still acting after a newer promotion",
-			recs: [][]Record{tenure("a", 1, 0, 1, 200, 201), tenure("b", 2, 150, 151, 300, 301)},
+			recs: [][]Record{tenureRecs("a", 1, 0, 1, 200, 201), tenureRecs("b", 2, 150, 151, 300, 301)},
 			// a acts until 201, b from 150: an overlap on both intervals.
 			overlaps: 1, strict: 1,
 			lin: porcupine.Illegal,
 		},
 		{
 			name: "demote ends after promote starts: only the conservative check sees it",
-			recs: [][]Record{tenure("a", 1, 0, 1, 149, 152), tenure("b", 2, 150, 153, 300, 301)},
+			recs: [][]Record{tenureRecs("a", 1, 0, 1, 149, 152), tenureRecs("b", 2, 150, 153, 300, 301)},
 			// a surely acts until 149 and b from 153: no strict overlap;
 			// a may act until 152 and b from 150: a conservative one.
 			overlaps: 1, strict: 0,
@@ -74,33 +74,33 @@ func TestHistoryChecks(t *testing.T) {
 		},
 		{
 			name:  "term goes back",
-			recs:  [][]Record{tenure("b", 2, 0, 1, 100, 101), tenure("a", 1, 150, 151, 300, 301)},
+			recs:  [][]Record{tenureRecs("b", 2, 0, 1, 100, 101), tenureRecs("a", 1, 150, 151, 300, 301)},
 			terms: 1,
 			lin:   porcupine.Illegal,
 		},
 		{
 			name:  "two masters in one term, one after the other",
-			recs:  [][]Record{tenure("a", 3, 0, 1, 100, 101), tenure("b", 3, 150, 151, 300, 301)},
+			recs:  [][]Record{tenureRecs("a", 3, 0, 1, 100, 101), tenureRecs("b", 3, 150, 151, 300, 301)},
 			terms: 1,
 			lin:   porcupine.Illegal,
 		},
 		{
 			name: "same node again in its term after its own lease ran out",
-			recs: [][]Record{tenure("a", 4, 0, 1, 100, 101), tenure("a", 4, 120, 121, 200, 201), tenure("b", 5, 260, 261, 300, 301)},
+			recs: [][]Record{tenureRecs("a", 4, 0, 1, 100, 101), tenureRecs("a", 4, 120, 121, 200, 201), tenureRecs("b", 5, 260, 261, 300, 301)},
 			lin:  porcupine.Ok,
 		},
 		{
 			name: "the campaign of a higher term began before a lower term's promotion",
 			recs: [][]Record{
-				tenure("a", 1, 10, 11, 100, 101),
+				tenureRecs("a", 1, 10, 11, 100, 101),
 				{{Node: "b", Event: EvCandidate, Term: 2, MonoNS: ms(5)}},
-				tenure("b", 2, 150, 151, 300, 301),
+				tenureRecs("b", 2, 150, 151, 300, 301),
 			},
 			lin: porcupine.Ok,
 		},
 		{
 			name:     "three nodes, overlap among the last two",
-			recs:     [][]Record{tenure("a", 1, 0, 1, 100, 101), tenure("b", 2, 150, 151, 300, 320), tenure("c", 3, 310, 311, 400, 401)},
+			recs:     [][]Record{tenureRecs("a", 1, 0, 1, 100, 101), tenureRecs("b", 2, 150, 151, 300, 320), tenureRecs("c", 3, 310, 311, 400, 401)},
 			overlaps: 1, strict: 0,
 			lin: porcupine.Illegal,
 		},
@@ -118,7 +118,7 @@ func TestHistoryChecks(t *testing.T) {
 				t.Errorf("term violations: got %q, want %d", got, c.terms)
 			}
 			html := filepath.Join(t.TempDir(), "history.html")
-			res, err := h.Linearizable(10*time.Second, html, []Note{{Node: -1, From: 0, To: time.Duration(ms(50)), Text: "a fault"}})
+			res, err := h.Linearizable(10*time.Second, html, []vizNote{{Node: -1, From: 0, To: time.Duration(ms(50)), Text: "a fault"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +162,7 @@ func TestPorcupineAgreesWithOverlapCheck(t *testing.T) {
 			end := start + 5 + next(60)
 			recs = append(recs,
 				[]Record{{Node: node, Event: EvCandidate, Term: term, MonoNS: ms(max(start-next(200), 0))}},
-				tenure(node, term, start, start+1, end-1, end))
+				tenureRecs(node, term, start, start+1, end-1, end))
 			at, lastEnd[node] = end, end
 		}
 		h, byNode := build(10000, recs...)
@@ -201,7 +201,7 @@ func TestBuildHistoryEdgeCases(t *testing.T) {
 		{Node: "a", Event: EvExecStop, PID: 7, Term: 3, MonoNS: ms(60)},
 		{Node: "b", Event: EvExecStart, PID: 9, Term: 5, MonoNS: ms(59)},
 	}
-	h := BuildHistory([]string{"a", "b"}, map[string][]Record{"a": recs}, exec, time.Duration(ms(100)))
+	h := buildHistory([]string{"a", "b"}, map[string][]Record{"a": recs}, exec, time.Duration(ms(100)))
 	if len(h.Tenures) != 2 {
 		t.Fatalf("tenures: %+v", h.Tenures)
 	}
@@ -233,7 +233,7 @@ func TestExecKilledWhileDraining(t *testing.T) {
 		{Node: "b", Event: EvExecStart, PID: 9, Term: 4, MonoNS: ms(58)},
 		{Node: "c", Event: EvExecStart, PID: 11, Term: 5, MonoNS: ms(80)},
 	}
-	h := BuildHistory([]string{"a", "b", "c"}, nil, exec, time.Duration(ms(100)))
+	h := buildHistory([]string{"a", "b", "c"}, nil, exec, time.Duration(ms(100)))
 	a := h.Exec[0]
 	if a.Node != "a" || a.Cut != "killed" || a.End != time.Duration(ms(55))+ExecAliveEvery {
 		t.Fatalf("killed run: %+v", a)
@@ -246,7 +246,7 @@ func TestExecKilledWhileDraining(t *testing.T) {
 }
 
 func TestFiguresOfAHistory(t *testing.T) {
-	h, _ := build(1000, tenure("a", 1, 0, 10, 100, 101), tenure("b", 2, 151, 160, 300, 301), tenure("b", 2, 310, 311, 400, 401))
+	h, _ := build(1000, tenureRecs("a", 1, 0, 10, 100, 101), tenureRecs("b", 2, 151, 160, 300, 301), tenureRecs("b", 2, 310, 311, 400, 401))
 	if got := h.MasterChanges(); got != 1 {
 		t.Errorf("master changes: %d", got)
 	}
@@ -272,11 +272,11 @@ func TestReadRecords(t *testing.T) {
 	in := `{"node":"a","event":"promote_start","term":1,"mono_ns":5}
 {"node":"a","event":"promote_done","term":1,"mono_ns":6}
 {"node":"a","event":"demote_st`
-	recs, err := ReadRecords(strings.NewReader(in))
+	recs, err := readRecords(strings.NewReader(in))
 	if err != nil || len(recs) != 2 || recs[1].Event != EvPromoteDone {
 		t.Fatalf("%v %+v", err, recs)
 	}
-	if _, err := ReadRecords(strings.NewReader("{nope\n")); err == nil {
+	if _, err := readRecords(strings.NewReader("{nope\n")); err == nil {
 		t.Fatal("a malformed line was accepted")
 	}
 	var buf bytes.Buffer
@@ -290,7 +290,7 @@ func TestReadRecords(t *testing.T) {
 	}
 	b, _ := os.ReadFile(f.Name())
 	buf.Write(b)
-	recs, err = ReadRecords(&buf)
+	recs, err = readRecords(&buf)
 	if err != nil || len(recs) != 1 || recs[0].PID != 3 {
 		t.Fatalf("round trip: %v %+v", err, recs)
 	}
@@ -314,9 +314,9 @@ func TestFailoverAndHandOverTimes(t *testing.T) {
 	// a is master until its lease runs out after a kill at 100ms; b takes
 	// over; then a planned transfer at 400ms hands over from b to c.
 	h, _ := build(1000,
-		tenure("a", 1, 0, 1, 540, 541),
-		tenure("b", 2, 600, 610, 700, 705),
-		tenure("c", 3, 712, 715, 900, 901))
+		tenureRecs("a", 1, 0, 1, 540, 541),
+		tenureRecs("b", 2, 600, 610, 700, 705),
+		tenureRecs("c", 3, 712, 715, 900, 901))
 	if d, ok := firstPromotionAfter(h, time.Duration(ms(100))); !ok || d != 510*time.Millisecond {
 		t.Errorf("failover after a kill at 100ms: %v %v, want 510ms (b's promote done at 610ms)", d, ok)
 	}
@@ -342,7 +342,7 @@ func TestHeldBackTenureEndsAtItsLastAct(t *testing.T) {
 		{Node: "a", Event: EvHeld, Term: 1, MonoNS: ms(900), UntilNS: ms(150)},
 		{Node: "a", Event: EvDemoteDone, Term: 1, MonoNS: ms(901)},
 	}
-	b := tenure("b", 2, 600, 601, 2000, 2001)
+	b := tenureRecs("b", 2, 600, 601, 2000, 2001)
 	h, _ := build(3000, a, b)
 	if got := h.Tenures[0]; got.End != time.Duration(ms(100))+ActEvery || got.Cut != "held back" || got.DemoteStart != got.End {
 		t.Fatalf("held-back tenure %+v, want it to end at its last act + ActEvery", got)
@@ -389,7 +389,7 @@ func TestExecHeldBack(t *testing.T) {
 		{Node: "b", Event: EvExecAlive, PID: 9, Term: 4, MonoNS: ms(310)},
 		{Node: "b", Event: EvExecStop, PID: 9, Term: 4, MonoNS: ms(320)},
 	}
-	h := BuildHistory([]string{"a", "b"}, nil, exec, time.Duration(ms(1000)))
+	h := buildHistory([]string{"a", "b"}, nil, exec, time.Duration(ms(1000)))
 	if a := h.Exec[0]; a.Cut != "held back" || a.End != time.Duration(ms(15))+ExecAliveEvery {
 		t.Errorf("a's run %+v", a)
 	}
@@ -409,7 +409,7 @@ func TestExecRunFromItsFirstAct(t *testing.T) {
 		{Node: "a", Event: EvExecAlive, PID: 7, Term: 3, MonoNS: ms(40)},
 		{Node: "b", Event: EvExecStart, PID: 9, Term: 4, MonoNS: ms(42)},
 	}
-	h := BuildHistory([]string{"a", "b"}, nil, exec, time.Duration(ms(1000)))
+	h := buildHistory([]string{"a", "b"}, nil, exec, time.Duration(ms(1000)))
 	if len(h.Exec) != 2 || h.Exec[0].Start != time.Duration(ms(40)) || h.Exec[0].End != time.Duration(ms(40))+ExecAliveEvery {
 		t.Fatalf("runs %+v", h.Exec)
 	}
@@ -433,7 +433,7 @@ func TestExecOrder(t *testing.T) {
 		{Node: "b", Event: EvExecAlive, PID: 9, Term: 4, MonoNS: ms(405)},
 	}
 	inOrder := slices.Concat(a, b, []Record{late})
-	h := BuildHistory([]string{"a", "b"}, nil, inOrder, time.Duration(ms(1000)))
+	h := buildHistory([]string{"a", "b"}, nil, inOrder, time.Duration(ms(1000)))
 	if v := h.ExecOrderViolations(); len(v) != 0 {
 		t.Errorf("violations %v, though a's last act landed before b's first", v)
 	}
@@ -441,7 +441,7 @@ func TestExecOrder(t *testing.T) {
 		t.Errorf("overlaps %v", ov)
 	}
 	landedAfter := slices.Concat(a[:1], b[:1], a[1:], b[1:], []Record{late})
-	h = BuildHistory([]string{"a", "b"}, nil, landedAfter, time.Duration(ms(1000)))
+	h = buildHistory([]string{"a", "b"}, nil, landedAfter, time.Duration(ms(1000)))
 	if v := h.ExecOrderViolations(); len(v) != 1 || !strings.Contains(v[0], "a's command (pid 7, term 3) wrote line 3") {
 		t.Errorf("violations %v, want a's act landing after b's start", v)
 	}

@@ -1,11 +1,11 @@
 package chaos
 
 import (
-	"fmt"
 	"slices"
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/clustd/clustd/internal/leadership"
 )
 
 // The leadership history as porcupine checks it: a register holding
@@ -45,65 +45,27 @@ import (
 // out, and the daemon renewed it in that term) writes the value already
 // there, which the model allows.
 
-type leaderState struct {
-	Term   uint64
-	Master string
-}
-
-type leaderOp struct {
-	Write  bool
-	Term   uint64
-	Master string
-}
-
-var leadershipModel = porcupine.Model{
-	Init: func() any { return leaderState{} },
-	Step: func(state, input, _ any) (bool, any) {
-		st, op := state.(leaderState), input.(leaderOp)
-		if op.Write {
-			if op.Term == st.Term && op.Master == st.Master {
-				return true, st
-			}
-			if op.Term <= st.Term {
-				return false, st
-			}
-			return true, leaderState{Term: op.Term, Master: op.Master}
-		}
-		return st == leaderState{Term: op.Term, Master: op.Master}, st
-	},
-	DescribeOperation: func(input, _ any) string {
-		op := input.(leaderOp)
-		if op.Write {
-			return fmt.Sprintf("promote(%d, %s)", op.Term, op.Master)
-		}
-		return fmt.Sprintf("still master(%d, %s)", op.Term, op.Master)
-	},
-	DescribeState: func(state any) string {
-		st := state.(leaderState)
-		if st.Master == "" {
-			return "no master yet"
-		}
-		return fmt.Sprintf("term %d: %s", st.Term, st.Master)
-	},
-}
+// leadershipModel is the shared register (internal/leadership) with
+// re-promotion allowed, for the reason above.
+var leadershipModel = leadership.Model(leadership.Options{Repromote: true, WriteVerb: "promote", ReadVerb: "still master"})
 
 // Operations returns the porcupine history of the tenures. Client ids are
 // node indexes in h.Nodes, so the visualisation has one row per node.
-func (h *History) Operations() []porcupine.Operation {
+func (h *history) Operations() []porcupine.Operation {
 	ops := make([]porcupine.Operation, 0, 2*len(h.Tenures))
 	for _, t := range h.Tenures {
 		c := slices.Index(h.Nodes, t.Node)
 		ops = append(ops,
-			porcupine.Operation{ClientId: c, Input: leaderOp{Write: true, Term: t.Term, Master: t.Node},
+			porcupine.Operation{ClientId: c, Input: leadership.Op{Write: true, Term: t.Term, Master: t.Node},
 				Call: int64(min(t.Campaign, t.Start)), Return: int64(t.Start)},
-			porcupine.Operation{ClientId: c, Input: leaderOp{Term: t.Term, Master: t.Node},
+			porcupine.Operation{ClientId: c, Input: leadership.Op{Term: t.Term, Master: t.Node},
 				Call: int64(t.End), Return: int64(t.End)})
 	}
 	return ops
 }
 
-// Note is a fault or other event of the run, shown on the visualisation.
-type Note struct {
+// vizNote is a fault or other event of the run, shown on the visualisation.
+type vizNote struct {
 	// Node is the index of the node it concerns, or -1 for the cluster.
 	Node     int
 	From, To time.Duration
@@ -114,15 +76,7 @@ type Note struct {
 // not linearizable, or the check timed out (Unknown), and htmlPath is not
 // empty, the visualisation of what porcupine got through is written there
 // with notes as annotations.
-func (h *History) Linearizable(timeout time.Duration, htmlPath string, notes []Note) (porcupine.CheckResult, error) {
-	ops := h.Operations()
-	res := porcupine.CheckOperationsTimeout(leadershipModel, ops, timeout)
-	if res == porcupine.Ok || htmlPath == "" {
-		return res, nil
-	}
-	// The verbose check keeps what the visualisation needs; it is slower,
-	// so it runs only on a history that did not pass.
-	_, info := porcupine.CheckOperationsVerbose(leadershipModel, ops, timeout)
+func (h *history) Linearizable(timeout time.Duration, htmlPath string, notes []vizNote) (porcupine.CheckResult, error) {
 	var ann []porcupine.Annotation
 	for _, n := range notes {
 		a := porcupine.Annotation{Start: int64(n.From), End: int64(max(n.To, n.From)), Description: n.Text, BackgroundColor: "#fde2c4"}
@@ -133,9 +87,5 @@ func (h *History) Linearizable(timeout time.Duration, htmlPath string, notes []N
 		}
 		ann = append(ann, a)
 	}
-	info.AddAnnotations(ann)
-	if err := porcupine.VisualizePath(leadershipModel, info, htmlPath); err != nil {
-		return res, fmt.Errorf("writing %s: %w", htmlPath, err)
-	}
-	return res, nil
+	return leadership.Check(leadershipModel, h.Operations(), timeout, htmlPath, ann)
 }

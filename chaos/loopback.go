@@ -5,15 +5,15 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/clustd/clustd/internal/localcluster"
 )
 
 // loNet is the fallback where namespaces cannot be made: every daemon and
@@ -22,24 +22,16 @@ import (
 // end of each connection.
 type loNet struct {
 	ids     []string
-	proxies []*Proxy
+	proxies []*proxy
 	listen  []string
 	http    int
-	shaping Links
+	shaping linkTable
 	// blocked lists the links cut by isolate and drop (pct 100).
 	blocked map[[2]int]bool
 
 	mu   sync.Mutex
 	pids map[int]int // daemon pid → node index
 }
-
-// portLow and portHigh bound the ports the fallback picks for daemons:
-// below Linux's ephemeral range, so that no outgoing connection takes one
-// while its daemon is down between a kill and a restart.
-const (
-	portLow  = 20000
-	portHigh = 32000
-)
 
 func newLoNet(ids []string, seed uint64) (_ *loNet, err error) {
 	n := &loNet{ids: ids, blocked: map[[2]int]bool{}, pids: map[int]int{}}
@@ -48,16 +40,13 @@ func newLoNet(ids []string, seed uint64) (_ *loNet, err error) {
 			n.close()
 		}
 	}()
-	rnd := rand.New(rand.NewPCG(seed, 7))
-	ports, err := freePorts(rnd, len(ids), nil)
+	// The daemons' ports: peer listeners, then local listeners (numbered
+	// up from the first by clustd init).
+	ports, err := localcluster.Ports(2 * len(ids))
 	if err != nil {
 		return nil, err
 	}
-	httpPorts, err := freePorts(rnd, len(ids), ports)
-	if err != nil {
-		return nil, err
-	}
-	n.http = httpPorts[0]
+	n.http = ports[len(ids)]
 	for i := range ids {
 		n.listen = append(n.listen, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i])))
 	}
@@ -67,7 +56,7 @@ func newLoNet(ids []string, seed uint64) (_ *loNet, err error) {
 			return nil, err
 		}
 		target := n.listen[i]
-		n.proxies = append(n.proxies, NewProxy(ProxyOptions{
+		n.proxies = append(n.proxies, newProxy(proxyOptions{
 			Listener: ln,
 			Dst:      i,
 			Links:    &n.shaping,
@@ -79,35 +68,6 @@ func newLoNet(ids []string, seed uint64) (_ *loNet, err error) {
 		}))
 	}
 	return n, nil
-}
-
-// freePorts finds count consecutive free ports on 127.0.0.1 in
-// [portLow, portHigh), none of them in avoid.
-func freePorts(rnd *rand.Rand, count int, avoid []int) ([]int, error) {
-	for range 200 {
-		base := portLow + rnd.IntN(portHigh-portLow-count)
-		ok := true
-		for p := base; p < base+count && ok; p++ {
-			if slices.Contains(avoid, p) {
-				ok = false
-				continue
-			}
-			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-			if err != nil {
-				ok = false
-				continue
-			}
-			ln.Close()
-		}
-		if ok {
-			ports := make([]int, count)
-			for i := range ports {
-				ports[i] = base + i
-			}
-			return ports, nil
-		}
-	}
-	return nil, fmt.Errorf("no %d consecutive free ports between %d and %d", count, portLow, portHigh)
 }
 
 func (n *loNet) describe() string {
@@ -137,7 +97,7 @@ func (n *loNet) started(i, pid int) {
 	}
 }
 
-func (n *loNet) links() *Links { return &n.shaping }
+func (n *loNet) links() *linkTable { return &n.shaping }
 
 func (n *loNet) isolate(i int) error {
 	for j := range n.ids {
@@ -156,7 +116,7 @@ func (n *loNet) block(from, to int) {
 	n.shaping.Set(from, to, p)
 }
 
-func (n *loNet) drop(ds ...Drop) error {
+func (n *loNet) drop(ds ...linkDrop) error {
 	for _, d := range ds {
 		if d.Pct >= 100 {
 			n.block(d.From, d.To)

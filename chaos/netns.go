@@ -41,18 +41,18 @@ type network interface {
 	// isolate cuts node i off from every other node.
 	isolate(i int) error
 	// drop loses traffic on the links given, all at once.
-	drop(ds ...Drop) error
+	drop(ds ...linkDrop) error
 	// heal undoes every isolate and drop.
 	heal() error
 	// links is the shaping applied in the proxies.
-	links() *Links
+	links() *linkTable
 	// close stops the proxies and removes what the network made.
 	close() error
 }
 
-// Drop loses Pct percent of the traffic from node From to node To; 100
+// linkDrop loses Pct percent of the traffic from node From to node To; 100
 // cuts that direction.
-type Drop struct{ From, To, Pct int }
+type linkDrop struct{ From, To, Pct int }
 
 // netnsPrefix starts the name of every namespace a run makes, followed by
 // the pid of the process that made it, so that leftovers of a run that
@@ -96,8 +96,8 @@ func netnsAvailable() error {
 type nsNet struct {
 	prefix  string
 	ids     []string
-	proxies []*Proxy
-	shaping Links
+	proxies []*proxy
+	shaping linkTable
 	cuts    map[int][]string // nft rules per sender
 	down    map[int]bool
 }
@@ -156,7 +156,7 @@ func newNsNet(ids []string, seed uint64) (_ *nsNet, err error) {
 			return nil, fmt.Errorf("proxy for %s: %w", ids[i], err)
 		}
 		target := n.listenAddr(i)
-		n.proxies = append(n.proxies, NewProxy(ProxyOptions{
+		n.proxies = append(n.proxies, newProxy(proxyOptions{
 			Listener: ln,
 			Dst:      i,
 			Links:    &n.shaping,
@@ -228,7 +228,7 @@ func (n *nsNet) command(ctx context.Context, i int, name string, args ...string)
 
 func (n *nsNet) started(int, int) {}
 
-func (n *nsNet) links() *Links { return &n.shaping }
+func (n *nsNet) links() *linkTable { return &n.shaping }
 
 func (n *nsNet) isolate(i int) error {
 	n.down[i] = true
@@ -238,7 +238,7 @@ func (n *nsNet) isolate(i int) error {
 // drop adds one nftables rule per link in the sender's namespace. Every
 // namespace concerned is rewritten at the same time, so that a split
 // starts everywhere within a few milliseconds.
-func (n *nsNet) drop(ds ...Drop) error {
+func (n *nsNet) drop(ds ...linkDrop) error {
 	changed := map[int]bool{}
 	for _, d := range ds {
 		rule := fmt.Sprintf("ip daddr %s tcp dport %d", hubAddr, proxyPort+d.To)

@@ -9,22 +9,22 @@ import (
 	"time"
 )
 
-// RetransmitTimeout is the stall a "lost" chunk suffers in the proxy:
+// retransmitTimeout is the stall a "lost" chunk suffers in the proxy:
 // Linux's minimum TCP retransmission timeout. Consecutive losses double it,
 // as TCP's backoff does.
-const RetransmitTimeout = 200 * time.Millisecond
+const retransmitTimeout = 200 * time.Millisecond
 
-// Links holds the shaping of every directed link, shared by all proxies.
+// linkTable holds the shaping of every directed link, shared by all proxies.
 // The zero value is ready: every link is clean.
-type Links struct {
+type linkTable struct {
 	mu      sync.Mutex
-	base    LinkParams
-	params  map[[2]int]LinkParams
+	base    linkParams
+	params  map[[2]int]linkParams
 	changed chan struct{} // closed and replaced on every change
 }
 
 // SetBase sets the shaping of every link without one of its own.
-func (l *Links) SetBase(p LinkParams) {
+func (l *linkTable) SetBase(p linkParams) {
 	l.mu.Lock()
 	l.base = p
 	l.notifyLocked()
@@ -32,10 +32,10 @@ func (l *Links) SetBase(p LinkParams) {
 }
 
 // Set sets the shaping of traffic from node from to node to.
-func (l *Links) Set(from, to int, p LinkParams) {
+func (l *linkTable) Set(from, to int, p linkParams) {
 	l.mu.Lock()
 	if l.params == nil {
-		l.params = map[[2]int]LinkParams{}
+		l.params = map[[2]int]linkParams{}
 	}
 	l.params[[2]int{from, to}] = p
 	l.notifyLocked()
@@ -43,7 +43,7 @@ func (l *Links) Set(from, to int, p LinkParams) {
 }
 
 // Reset removes every link's own shaping, leaving the base.
-func (l *Links) Reset() {
+func (l *linkTable) Reset() {
 	l.mu.Lock()
 	l.params = nil
 	l.notifyLocked()
@@ -52,7 +52,7 @@ func (l *Links) Reset() {
 
 // Get returns the shaping of from→to, and a channel closed when any
 // shaping changes next.
-func (l *Links) Get(from, to int) (LinkParams, <-chan struct{}) {
+func (l *linkTable) Get(from, to int) (linkParams, <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.changed == nil {
@@ -65,15 +65,15 @@ func (l *Links) Get(from, to int) (LinkParams, <-chan struct{}) {
 	return p, l.changed
 }
 
-func (l *Links) notifyLocked() {
+func (l *linkTable) notifyLocked() {
 	if l.changed != nil {
 		close(l.changed)
 	}
 	l.changed = make(chan struct{})
 }
 
-// ProxyOptions configure a Proxy.
-type ProxyOptions struct {
+// proxyOptions configure a proxy.
+type proxyOptions struct {
 	// Listener is where peers connect: the address the configuration
 	// gives for node Dst.
 	Listener net.Listener
@@ -85,18 +85,18 @@ type ProxyOptions struct {
 	// data it sends travels Src→Dst; the data coming back Dst→Src.
 	Identify func(net.Conn) int
 	// Links holds the shaping.
-	Links *Links
+	Links *linkTable
 	// Seed seeds the proxy's jitter and loss.
 	Seed uint64
 }
 
-// Proxy forwards TCP connections to one node, shaping each direction as
+// proxy forwards TCP connections to one node, shaping each direction as
 // its link says: the userspace stand-in for netem, which these kernels
 // lack. Chunks keep their order; a chunk is held until its delivery time
 // (arrival + delay + jitter, + stalls for loss), and never delivered
 // before the chunk ahead of it.
-type Proxy struct {
-	opts   ProxyOptions
+type proxy struct {
+	opts   proxyOptions
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -106,13 +106,13 @@ type Proxy struct {
 	rnd   *rand.Rand
 }
 
-// NewProxy starts a proxy; Close stops it.
-func NewProxy(opts ProxyOptions) *Proxy {
+// newProxy starts a proxy; Close stops it.
+func newProxy(opts proxyOptions) *proxy {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Proxy{opts: opts, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{},
+	p := &proxy{opts: opts, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{},
 		rnd: rand.New(rand.NewPCG(opts.Seed, uint64(opts.Dst)))}
 	if p.opts.Links == nil {
-		p.opts.Links = &Links{}
+		p.opts.Links = &linkTable{}
 	}
 	if p.opts.Identify == nil {
 		p.opts.Identify = func(net.Conn) int { return -1 }
@@ -123,11 +123,11 @@ func NewProxy(opts ProxyOptions) *Proxy {
 }
 
 // Addr is the address peers connect to.
-func (p *Proxy) Addr() net.Addr { return p.opts.Listener.Addr() }
+func (p *proxy) Addr() net.Addr { return p.opts.Listener.Addr() }
 
 // Close stops accepting, closes every connection and waits for all of the
 // proxy's goroutines to end.
-func (p *Proxy) Close() error {
+func (p *proxy) Close() error {
 	p.cancel()
 	err := p.opts.Listener.Close()
 	p.mu.Lock()
@@ -139,7 +139,7 @@ func (p *Proxy) Close() error {
 	return err
 }
 
-func (p *Proxy) track(c net.Conn) bool {
+func (p *proxy) track(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ctx.Err() != nil {
@@ -149,13 +149,13 @@ func (p *Proxy) track(c net.Conn) bool {
 	return true
 }
 
-func (p *Proxy) untrack(c net.Conn) {
+func (p *proxy) untrack(c net.Conn) {
 	p.mu.Lock()
 	delete(p.conns, c)
 	p.mu.Unlock()
 }
 
-func (p *Proxy) accept() {
+func (p *proxy) accept() {
 	defer p.wg.Done()
 	for {
 		in, err := p.opts.Listener.Accept()
@@ -178,7 +178,7 @@ func (p *Proxy) accept() {
 	}
 }
 
-func (p *Proxy) serve(in net.Conn) {
+func (p *proxy) serve(in net.Conn) {
 	defer p.wg.Done()
 	defer p.untrack(in)
 	defer in.Close()
@@ -217,14 +217,14 @@ type chunk struct {
 // pump copies r to w with from→to's shaping until r ends or either side
 // fails. It half-closes w when r ends cleanly, so that each direction
 // closes on its own as TCP's do; on failure it closes both.
-func (p *Proxy) pump(w, r net.Conn, from, to int) {
+func (p *proxy) pump(w, r net.Conn, from, to int) {
 	queue := make(chan chunk, 256)
 	readDone := make(chan struct{})
 	go func() {
 		defer close(queue)
 		defer close(readDone)
 		var last time.Time
-		stall := RetransmitTimeout
+		stall := retransmitTimeout
 		for {
 			buf := make([]byte, 32<<10)
 			n, err := r.Read(buf)
@@ -241,7 +241,7 @@ func (p *Proxy) pump(w, r net.Conn, from, to int) {
 					at = at.Add(stall)
 					stall = min(2*stall, 4*time.Second)
 				} else {
-					stall = RetransmitTimeout
+					stall = retransmitTimeout
 				}
 				if at.Before(last) {
 					at = last
@@ -277,7 +277,7 @@ func (p *Proxy) pump(w, r net.Conn, from, to int) {
 
 // deliver writes the queued chunks at their times, holding them while the
 // link is blocked. It reports whether the queue ended cleanly.
-func (p *Proxy) deliver(w net.Conn, queue <-chan chunk, from, to int) bool {
+func (p *proxy) deliver(w net.Conn, queue <-chan chunk, from, to int) bool {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for c := range queue {

@@ -42,13 +42,13 @@ func echoServer(t *testing.T) net.Listener {
 
 // newTestProxy puts a proxy for "node 0" in front of target. The client
 // side counts as node 1.
-func newTestProxy(t *testing.T, target string, links *Links) *Proxy {
+func newTestProxy(t *testing.T, target string, links *linkTable) *proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := NewProxy(ProxyOptions{
+	p := newProxy(proxyOptions{
 		Listener: ln,
 		Dst:      0,
 		Links:    links,
@@ -93,9 +93,9 @@ func roundTrip(t *testing.T, c net.Conn, r *bufio.Reader, line string) time.Dura
 
 func TestProxyForwardsWithLatency(t *testing.T) {
 	echo := echoServer(t)
-	links := &Links{}
-	links.Set(1, 0, LinkParams{Delay: 40 * time.Millisecond})
-	links.Set(0, 1, LinkParams{Delay: 30 * time.Millisecond, Jitter: 5 * time.Millisecond})
+	links := &linkTable{}
+	links.Set(1, 0, linkParams{Delay: 40 * time.Millisecond})
+	links.Set(0, 1, linkParams{Delay: 30 * time.Millisecond, Jitter: 5 * time.Millisecond})
 	p := newTestProxy(t, echo.Addr().String(), links)
 	c, r := dialLines(t, p.Addr().String())
 	if d := roundTrip(t, c, r, "hello"); d < 70*time.Millisecond {
@@ -103,7 +103,7 @@ func TestProxyForwardsWithLatency(t *testing.T) {
 	}
 	// A change applies to the connection already open.
 	links.Reset()
-	links.SetBase(LinkParams{Delay: 100 * time.Millisecond})
+	links.SetBase(linkParams{Delay: 100 * time.Millisecond})
 	if d := roundTrip(t, c, r, "again"); d < 200*time.Millisecond {
 		t.Fatalf("round trip %v through 2 × 100ms of latency", d)
 	}
@@ -111,19 +111,19 @@ func TestProxyForwardsWithLatency(t *testing.T) {
 
 func TestProxyLossStallsLikeARetransmission(t *testing.T) {
 	echo := echoServer(t)
-	links := &Links{}
-	links.Set(1, 0, LinkParams{Loss: 1})
+	links := &linkTable{}
+	links.Set(1, 0, linkParams{Loss: 1})
 	p := newTestProxy(t, echo.Addr().String(), links)
 	c, r := dialLines(t, p.Addr().String())
-	if d := roundTrip(t, c, r, "lost"); d < RetransmitTimeout {
-		t.Fatalf("a lost chunk arrived after %v, sooner than a retransmission (%v)", d, RetransmitTimeout)
+	if d := roundTrip(t, c, r, "lost"); d < retransmitTimeout {
+		t.Fatalf("a lost chunk arrived after %v, sooner than a retransmission (%v)", d, retransmitTimeout)
 	}
 }
 
 func TestProxyKeepsOrderUnderJitter(t *testing.T) {
 	echo := echoServer(t)
-	links := &Links{}
-	links.SetBase(LinkParams{Jitter: 3 * time.Millisecond})
+	links := &linkTable{}
+	links.SetBase(linkParams{Jitter: 3 * time.Millisecond})
 	p := newTestProxy(t, echo.Addr().String(), links)
 	c, r := dialLines(t, p.Addr().String())
 	go func() {
@@ -144,11 +144,11 @@ func TestProxyKeepsOrderUnderJitter(t *testing.T) {
 
 func TestProxyBlockHoldsDataUntilUnblocked(t *testing.T) {
 	echo := echoServer(t)
-	links := &Links{}
+	links := &linkTable{}
 	p := newTestProxy(t, echo.Addr().String(), links)
 	c, r := dialLines(t, p.Addr().String())
 	roundTrip(t, c, r, "before")
-	links.Set(1, 0, LinkParams{Block: true})
+	links.Set(1, 0, linkParams{Block: true})
 	if _, err := fmt.Fprintln(c, "held"); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestProxyHalfCloseAndClose(t *testing.T) {
 		b, _ := io.ReadAll(c)
 		fmt.Fprintf(c, "%d bytes\n", len(b))
 	}()
-	p := newTestProxy(t, ln.Addr().String(), &Links{})
+	p := newTestProxy(t, ln.Addr().String(), &linkTable{})
 	c, err := net.Dial("tcp", p.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +196,7 @@ func TestProxyHalfCloseAndClose(t *testing.T) {
 
 	// Close ends open connections and every goroutine of the proxy.
 	echo := echoServer(t)
-	q := newTestProxy(t, echo.Addr().String(), &Links{})
+	q := newTestProxy(t, echo.Addr().String(), &linkTable{})
 	c2, r2 := dialLines(t, q.Addr().String())
 	roundTrip(t, c2, r2, "open")
 	before := runtime.NumGoroutine()

@@ -3,6 +3,7 @@ package chaos
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/clustd/clustd/internal/fault"
 	"io"
 	"maps"
 	"os"
@@ -19,8 +20,8 @@ import (
 	"github.com/clustd/clustd/node/journal"
 )
 
-// Stats summarises a set of durations.
-type Stats struct {
+// timeStats summarises a set of durations.
+type timeStats struct {
 	N   int           `json:"n"`
 	P50 time.Duration `json:"p50_ns"`
 	P99 time.Duration `json:"p99_ns"`
@@ -29,9 +30,9 @@ type Stats struct {
 
 // statsOf uses the nearest-rank percentile: with few samples, p99 is the
 // maximum, which is the honest answer.
-func statsOf(samples []time.Duration) Stats {
+func statsOf(samples []time.Duration) timeStats {
 	if len(samples) == 0 {
-		return Stats{}
+		return timeStats{}
 	}
 	s := slices.Clone(samples)
 	slices.Sort(s)
@@ -39,10 +40,10 @@ func statsOf(samples []time.Duration) Stats {
 		v, _ := percentile.NearestRank(s, p)
 		return v
 	}
-	return Stats{N: len(s), P50: rank(50), P99: rank(99), Max: s[len(s)-1]}
+	return timeStats{N: len(s), P50: rank(50), P99: rank(99), Max: s[len(s)-1]}
 }
 
-func (s Stats) String() string {
+func (s timeStats) String() string {
 	if s.N == 0 {
 		return "no samples"
 	}
@@ -61,6 +62,9 @@ type Report struct {
 	Network     string `json:"network"`
 	NetworkNote string `json:"network_note,omitempty"`
 	Weather     string `json:"weather"`
+	// Swarm is what the seed drew for the whole run and the weights the
+	// faults are drawn with, printed beside the seed.
+	Swarm string `json:"swarm"`
 	// ProbeDrain is how long the exec probe went on after its stop signal;
 	// StopBudget is the cluster's.
 	ProbeDrain time.Duration `json:"probe_drain_ns"`
@@ -69,12 +73,12 @@ type Report struct {
 	// drain ended, on top of real timers' lateness.
 	DriverLate time.Duration `json:"driver_late_ns"`
 	// Duration is how long faults were injected.
-	Duration time.Duration  `json:"duration_ns"`
-	Faults   map[Kind]int   `json:"faults"`
-	FaultLog []FaultRecord  `json:"fault_log"`
-	Failover Stats          `json:"failover"`
-	ByKind   map[Kind]Stats `json:"failover_by_kind"`
-	HandOver Stats          `json:"hand_over"`
+	Duration time.Duration            `json:"duration_ns"`
+	Faults   map[fault.Kind]int       `json:"faults"`
+	FaultLog []faultRecord            `json:"fault_log"`
+	Failover timeStats                `json:"failover"`
+	ByKind   map[fault.Kind]timeStats `json:"failover_by_kind"`
+	HandOver timeStats                `json:"hand_over"`
 	// Causes tallies the failover records the nodes' journals hold (the
 	// latest revision of each term), by cause; FailoverRecords counts them.
 	Causes          map[string]int `json:"failover_causes"`
@@ -88,12 +92,12 @@ type Report struct {
 	// Heals is how many heals were followed by a liveness check, and
 	// Liveness how long the master took after them.
 	Heals         int           `json:"heals"`
-	Liveness      Stats         `json:"liveness"`
+	Liveness      timeStats     `json:"liveness"`
 	LivenessBound time.Duration `json:"liveness_bound_ns"`
 	// Overlaps uses the conservative intervals [promote start, demote
 	// done]; StrictOverlaps the sure ones [promote done, demote start].
-	Overlaps       []Overlap `json:"overlaps"`
-	StrictOverlaps []Overlap `json:"strict_overlaps"`
+	Overlaps       []overlap `json:"overlaps"`
+	StrictOverlaps []overlap `json:"strict_overlaps"`
 	// ClosestGap is the smallest gap between one driver's demote done and
 	// the next master's promote start (negative: an overlap); HasGap says
 	// whether the master changed at all.
@@ -114,7 +118,7 @@ type Report struct {
 	// command's runs.
 	Exec         bool      `json:"exec"`
 	ExecRuns     int       `json:"exec_runs"`
-	ExecOverlaps []Overlap `json:"exec_overlaps"`
+	ExecOverlaps []overlap `json:"exec_overlaps"`
 	// ExecOrder lists runs whose acts interleave in the shared file.
 	ExecOrder []string `json:"exec_order_violations"`
 	// Violations lists every broken promise, one line each.
@@ -128,7 +132,7 @@ type Report struct {
 // failoverCauses reads every node's journal and tallies the failover
 // records by cause, the latest revision of each term. It informs, and
 // checks nothing: the cause is the cluster's best account, not a promise.
-func failoverCauses(c *cluster) (map[string]int, int) {
+func failoverCauses(c *testbed) (map[string]int, int) {
 	latest := map[uint64]journal.Event{}
 	for _, n := range c.nodes {
 		cfg, err := config.Load(n.config)
@@ -157,35 +161,68 @@ func (r *Report) Failed() bool { return len(r.Violations) > 0 }
 
 // analyse reads what the drivers recorded and checks it.
 func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, error) {
-	c := r.c
-	rep := &Report{
+	rep := r.newReport(faultTime, nw)
+	h, byNode, execRecs, err := r.readHistory(end)
+	if err != nil {
+		return nil, err
+	}
+	rep.tallyLeaseChecks(append(slices.Collect(maps.Values(byNode)), execRecs))
+	rep.Promotions = len(h.Tenures)
+	rep.MasterChanges = h.MasterChanges()
+	rep.Repromotions = h.Repromotions()
+	rep.Availability = h.Availability(r.firstMaster, end)
+	rep.ExecRuns = len(h.Exec)
+	r.checkFaults(rep, h)
+	checkOverlaps(rep, h, byNode)
+	if err := r.checkLinearizable(rep, h); err != nil {
+		return nil, err
+	}
+	rep.Causes, rep.FailoverRecords = failoverCauses(r.c)
+	if err := r.writeFiles(rep, h); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// newReport fills in what the run was, before anything is checked.
+func (r *runner) newReport(faultTime time.Duration, nw network) *Report {
+	sched := newSchedule(r.cfg.Seed, r.cfg.Nodes, r.timing, r.cfg.Kinds)
+	return &Report{
 		StopBudget: r.timing.StopBudget,
 		Seed:       r.cfg.Seed, Nodes: r.cfg.Nodes, Profile: r.cfg.Profile, Unsafe: r.cfg.Unsafe,
 		Network: nw.describe(), NetworkNote: r.netNote, Duration: faultTime,
-		Faults: map[Kind]int{}, FaultLog: r.faults, ByKind: map[Kind]Stats{},
+		Faults: map[fault.Kind]int{}, FaultLog: r.faults, ByKind: map[fault.Kind]timeStats{},
 		LivenessBound: r.bound, Exec: !r.cfg.NoExec,
+		Weather: sched.Weather.Name, Swarm: sched.Swarm(),
+		ProbeDrain: r.c.drain, DriverLate: r.c.late, Replay: replayCommand(r.cfg),
 	}
-	rep.Weather = NewSchedule(r.cfg.Seed, r.cfg.Nodes, r.timing, r.cfg.Kinds).Weather.Name
-	rep.ProbeDrain = c.drain
-	rep.DriverLate = c.late
-	rep.Replay = replayCommand(r.cfg)
+}
 
+// readHistory reads every node's records and the probe's, and puts them
+// together; end closes what is still open.
+func (r *runner) readHistory(end time.Duration) (*history, map[string][]Record, []Record, error) {
+	c := r.c
 	ids := make([]string, len(c.nodes))
 	byNode := map[string][]Record{}
 	for i, n := range c.nodes {
 		ids[i] = n.id
-		recs, err := ReadRecordFile(n.historyFile())
+		recs, err := readRecordFile(n.historyFile())
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		byNode[n.id] = recs
 	}
-	execRecs, err := ReadRecordFile(c.execFile)
+	execRecs, err := readRecordFile(c.execFile)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	h := BuildHistory(ids, byNode, execRecs, end)
-	for _, recs := range append(slices.Collect(maps.Values(byNode)), execRecs) {
+	return buildHistory(ids, byNode, execRecs, end), byNode, execRecs, nil
+}
+
+// tallyLeaseChecks counts the times drivers and probe held back, and the
+// acts whose write returned after their lease.
+func (rep *Report) tallyLeaseChecks(files [][]Record) {
+	for _, recs := range files {
 		for _, x := range recs {
 			switch x.Event {
 			case EvHeld:
@@ -197,15 +234,13 @@ func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, err
 			}
 		}
 	}
+}
 
-	rep.Promotions = len(h.Tenures)
-	rep.MasterChanges = h.MasterChanges()
-	rep.Repromotions = h.Repromotions()
-	rep.Availability = h.Availability(r.firstMaster, end)
-	rep.ExecRuns = len(h.Exec)
-
+// checkFaults checks failover after each fault that lost the master and
+// liveness after each heal, and measures hand-overs.
+func (r *runner) checkFaults(rep *Report, h *history) {
 	var failover []time.Duration
-	byKind := map[Kind][]time.Duration{}
+	byKind := map[fault.Kind][]time.Duration{}
 	var handOver, live []time.Duration
 	for _, f := range r.faults {
 		rep.Faults[f.Kind]++
@@ -221,27 +256,19 @@ func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, err
 				byKind[f.Kind] = append(byKind[f.Kind], d)
 			}
 			if !ok || d > r.bound {
-				what := "none before the run ended"
-				if ok {
-					what = "it took " + d.Round(time.Millisecond).String()
-				}
 				rep.Violations = append(rep.Violations, fmt.Sprintf("failover: no new master within %v of %q at %s: %s",
-					r.bound, f.Text, fmtMono(f.Start), what))
+					r.bound, f.Text, fmtMono(f.Start), took(d, ok)))
 			}
 		case f.HandOver && f.Err == "":
-			if d, ok := handOverTime(h, ids[f.Master], f.Start); ok {
+			if d, ok := handOverTime(h, h.Nodes[f.Master], f.Start); ok {
 				handOver = append(handOver, d)
 			}
 		}
 		rep.Heals++
 		d, ok := h.NextMaster(f.Heal)
 		if !ok || d > r.bound {
-			what := "none before the run ended"
-			if ok {
-				what = "it took " + d.Round(time.Millisecond).String()
-			}
 			rep.Violations = append(rep.Violations, fmt.Sprintf("liveness: no master within %v of healing %q at %s: %s",
-				r.bound, f.Text, fmtMono(f.Heal), what))
+				r.bound, f.Text, fmtMono(f.Heal), took(d, ok)))
 		}
 		if ok {
 			live = append(live, d)
@@ -253,7 +280,19 @@ func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, err
 	}
 	rep.HandOver = statsOf(handOver)
 	rep.Liveness = statsOf(live)
+}
 
+// took says how long a master took to come, if it came.
+func took(d time.Duration, ok bool) string {
+	if !ok {
+		return "none before the run ended"
+	}
+	return "it took " + d.Round(time.Millisecond).String()
+}
+
+// checkOverlaps checks that no two drivers, and no two runs of the exec
+// command, acted at once, and that terms only rose.
+func checkOverlaps(rep *Report, h *history, byNode map[string][]Record) {
 	rep.Overlaps = h.Overlaps()
 	rep.StrictOverlaps = h.StrictOverlaps()
 	rep.ClosestGap, rep.HasGap = h.ClosestHandOver()
@@ -274,15 +313,19 @@ func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, err
 			rep.Violations = append(rep.Violations, "exec singleton, in the shared file: "+v)
 		}
 	}
+}
 
-	var notes []Note
+// checkLinearizable runs porcupine on the leadership history, with the
+// faults as notes on its visualisation.
+func (r *runner) checkLinearizable(rep *Report, h *history) error {
+	var notes []vizNote
 	for _, f := range r.faults {
-		notes = append(notes, Note{Node: f.Target, From: f.Start, To: f.Heal, Text: string(f.Kind) + ": " + f.Text})
+		notes = append(notes, vizNote{Node: f.Target, From: f.Start, To: f.Heal, Text: string(f.Kind) + ": " + f.Text})
 	}
 	html := filepath.Join(r.dir, "history.html")
 	res, err := h.Linearizable(time.Minute, html, notes)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rep.Operations = len(h.Operations())
 	switch res {
@@ -298,16 +341,12 @@ func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, err
 		rep.Linearizable = "unknown (porcupine timed out; visualisation: " + html + ")"
 		rep.Violations = append(rep.Violations, "linearizability: porcupine timed out (Unknown), so the leadership history was not checked; see "+html)
 	}
-	rep.Causes, rep.FailoverRecords = failoverCauses(c)
-	if err := r.writeFiles(rep, h); err != nil {
-		return nil, err
-	}
-	return rep, nil
+	return nil
 }
 
 // firstPromotionAfter is how long after t the first tenure that started
 // after t was surely acting.
-func firstPromotionAfter(h *History, t time.Duration) (time.Duration, bool) {
+func firstPromotionAfter(h *history, t time.Duration) (time.Duration, bool) {
 	for _, x := range h.Tenures {
 		if x.Start > t {
 			return x.Done - t, true
@@ -318,8 +357,8 @@ func firstPromotionAfter(h *History, t time.Duration) (time.Duration, bool) {
 
 // handOverTime is the planned hand-over's length: from the old master's
 // driver done demoting to the new master's driver done promoting.
-func handOverTime(h *History, old string, t time.Duration) (time.Duration, bool) {
-	var prev *Tenure
+func handOverTime(h *history, old string, t time.Duration) (time.Duration, bool) {
+	var prev *tenure
 	for i := range h.Tenures {
 		x := &h.Tenures[i]
 		if x.Node == old && x.Start <= t && t < x.End {
@@ -334,7 +373,7 @@ func handOverTime(h *History, old string, t time.Duration) (time.Duration, bool)
 }
 
 // writeFiles leaves the run's figures and fault log beside the logs.
-func (r *runner) writeFiles(rep *Report, h *History) error {
+func (r *runner) writeFiles(rep *Report, h *history) error {
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return err
@@ -366,7 +405,7 @@ func replayCommand(cfg Config) string {
 		s += " --profile " + cfg.Profile
 	}
 	if len(cfg.Kinds) > 0 {
-		s += " --faults " + joinKinds(cfg.Kinds)
+		s += " --faults " + fault.Join(cfg.Kinds)
 		s = strings.ReplaceAll(s, ", ", ",")
 	}
 	if cfg.Unsafe {
@@ -380,15 +419,29 @@ func replayCommand(cfg Config) string {
 
 // Summary prints the report for people.
 func (r *Report) Summary(w io.Writer) {
-	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 	p := func(label, format string, args ...any) {
 		fmt.Fprintf(w, "%-16s%s\n", label, fmt.Sprintf(format, args...))
 	}
+	r.summariseRun(p)
+	r.summariseTimes(p)
+	r.summariseChecks(p)
+	r.summariseResult(p)
+}
+
+// printer prints one labelled line of a summary.
+type printer func(label, format string, args ...any)
+
+// summariseRun prints what the run was: seed and swarm, cluster, network
+// and the faults injected.
+func (r *Report) summariseRun(p printer) {
 	build := ""
 	if r.Unsafe {
 		build = ", UNSAFE build (-tags chaos_unsafe: no stickiness, no stop budget)"
 	}
 	p("seed", "%d", r.Seed)
+	if r.Swarm != "" {
+		p("swarm", "%s", r.Swarm)
+	}
 	p("nodes", "%d, %s timing%s", r.Nodes, r.Profile, build)
 	p("network", "%s", r.Network)
 	if r.NetworkNote != "" {
@@ -402,16 +455,22 @@ func (r *Report) Summary(w io.Writer) {
 	p("duration", "%v of faults", r.Duration.Round(100*time.Millisecond))
 	var kinds []string
 	total := 0
-	for _, k := range AllKinds {
+	for _, k := range fault.ChaosKinds() {
 		if n := r.Faults[k]; n > 0 {
 			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
 			total += n
 		}
 	}
 	p("faults", "%d: %s", total, strings.Join(kinds, ", "))
+}
+
+// summariseTimes prints master changes, failover, hand-over, the journals'
+// causes, availability and liveness.
+func (r *Report) summariseTimes(p printer) {
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 	p("master changes", "%d (%d promotions, %d of them the same node again in its term)", r.MasterChanges, r.Promotions, r.Repromotions)
 	p("failover", "%s  master lost → new master's driver promoted (bound %v)", r.Failover, ms(r.LivenessBound))
-	for _, k := range AllKinds {
+	for _, k := range fault.ChaosKinds() {
 		if s, ok := r.ByKind[k]; ok {
 			p("", "  after %-8s %s", k, s)
 		}
@@ -426,9 +485,14 @@ func (r *Report) Summary(w io.Writer) {
 	p("records", "%d failover records in the journals: %s", r.FailoverRecords, strings.Join(causes, ", "))
 	p("availability", "%.2f%% of the time a driver acted as master", 100*r.Availability)
 	p("liveness", "%s  heal → a driver acting as master, after each of %d heals (bound %v)", r.Liveness, r.Heals, ms(r.LivenessBound))
+}
+
+// summariseChecks prints the safety checks: overlaps, terms, porcupine
+// and the exec singleton.
+func (r *Report) summariseChecks(p printer) {
 	gap := "the master never changed"
 	if r.HasGap {
-		gap = fmt.Sprintf("closest hand-over: %v between one driver's demote done and the next's promote start", ms(r.ClosestGap))
+		gap = fmt.Sprintf("closest hand-over: %v between one driver's demote done and the next's promote start", r.ClosestGap.Round(time.Millisecond))
 	}
 	p("overlaps", "%d  (conservative: promote start → demote done; %d on promote done → demote start); %s", len(r.Overlaps), len(r.StrictOverlaps), gap)
 	for i, o := range r.Overlaps {
@@ -450,6 +514,11 @@ func (r *Report) Summary(w io.Writer) {
 	} else {
 		p("exec singleton", "not checked (exec driver left out)")
 	}
+}
+
+// summariseResult prints the verdict, the violations, where the run's
+// folder is and how to replay it.
+func (r *Report) summariseResult(p printer) {
 	if r.Failed() {
 		p("result", "FAIL: %d violations", len(r.Violations))
 		for i, v := range r.Violations {

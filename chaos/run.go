@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/clustd/clustd/internal/fault"
 	"io"
 	mrand "math/rand/v2"
 	"os"
@@ -37,7 +38,7 @@ type Config struct {
 	// stickiness from the election: the run must then report an overlap.
 	Unsafe bool
 	// Kinds restricts the faults drawn; empty means all.
-	Kinds []Kind
+	Kinds []fault.Kind
 	// Dir is where the run's folder is made; empty means os.TempDir().
 	Dir string
 	// Keep keeps the run's folder even when the run passes.
@@ -56,10 +57,10 @@ type Config struct {
 	ModuleRoot string
 }
 
-// FaultRecord is a fault as it was applied.
-type FaultRecord struct {
-	Kind Kind   `json:"kind"`
-	Text string `json:"text"`
+// faultRecord is a fault as it was applied.
+type faultRecord struct {
+	Kind fault.Kind `json:"kind"`
+	Text string     `json:"text"`
 	// Target is the node index aimed at, or -1; Master is the node acting
 	// as master when the fault was applied, or -1.
 	Target int `json:"target"`
@@ -122,9 +123,9 @@ type runner struct {
 	log    io.Writer
 	bound  time.Duration
 	dir    string
-	c      *cluster
+	c      *testbed
 	track  *tracker
-	faults []FaultRecord
+	faults []faultRecord
 	start  time.Time
 	// firstMaster is when the first driver acted as master.
 	firstMaster time.Duration
@@ -137,47 +138,88 @@ func (r *runner) logf(format string, args ...any) {
 
 func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 	r.start = time.Now()
-	base := r.cfg.Dir
-	if base == "" {
-		base = os.TempDir()
-	}
-	if err := os.MkdirAll(base, 0o755); err != nil {
+	if err := r.makeDir(); err != nil {
 		return nil, err
 	}
-	r.dir, err = os.MkdirTemp(base, fmt.Sprintf("clustd-chaos-%d-", r.cfg.Seed))
-	if err != nil {
-		return nil, err
-	}
-	keep := r.cfg.Keep
-	defer func() {
-		// A run that failed, or could not be made, keeps its folder: the
-		// logs are what explains it.
-		if err != nil || rep == nil || rep.Failed() {
-			keep = true
-		}
-		if rep != nil && keep {
-			rep.Dir = r.dir
-		}
-		// The binaries are large and rebuilt by the replay command.
-		os.RemoveAll(filepath.Join(r.dir, "bin"))
-		if !keep {
-			os.RemoveAll(r.dir)
-		} else if err != nil {
-			err = fmt.Errorf("%w (logs in %s)", err, r.dir)
-		}
-	}()
+	defer func() { err = r.cleanUp(rep, err) }()
 
 	ids := make([]string, r.cfg.Nodes)
 	for i := range ids {
 		ids[i] = string(rune('a' + i))
 	}
+	sched := newSchedule(r.cfg.Seed, r.cfg.Nodes, r.timing, r.cfg.Kinds)
 	r.logf("seed %d, %d nodes, %s timing, folder %s", r.cfg.Seed, r.cfg.Nodes, r.cfg.Profile, r.dir)
+	r.logf("swarm: %s", sched.Swarm())
 
 	clustdBin, recorderBin, err := r.build(ctx)
 	if err != nil {
 		return nil, err
 	}
+	nw, err := r.openNetwork(ids)
+	if err != nil {
+		return nil, err
+	}
+	defer nw.close()
+	c, err := r.newTestbed(ctx, nw, ids, clustdBin, recorderBin)
+	if err != nil {
+		return nil, err
+	}
+	// Deferred calls run last first: thaw, kill, then remove the cgroups,
+	// which must be empty by then.
+	defer c.freeze.remove(c.nodes)
+	defer c.killAll()
+	defer c.freeze.thaw(c.nodes)
 
+	nw.links().SetBase(sched.Weather.Link)
+	if err := r.startCluster(ctx); err != nil {
+		return nil, err
+	}
+	faultTime, err := r.injectFaults(ctx, sched)
+	if err != nil {
+		return nil, err
+	}
+	end := c.stopDrivers()
+	c.stopDaemons()
+	r.logf("stopped; checking the history")
+	return r.analyse(faultTime, end, nw)
+}
+
+// makeDir makes the run's folder.
+func (r *runner) makeDir() error {
+	base := r.cfg.Dir
+	if base == "" {
+		base = os.TempDir()
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return err
+	}
+	var err error
+	r.dir, err = os.MkdirTemp(base, fmt.Sprintf("clustd-chaos-%d-", r.cfg.Seed))
+	return err
+}
+
+// cleanUp decides whether the run's folder stays, removes what does not,
+// and returns err, naming the folder when it was kept.
+func (r *runner) cleanUp(rep *Report, err error) error {
+	// A run that failed, or could not be made, keeps its folder: the
+	// logs are what explains it.
+	keep := r.cfg.Keep || err != nil || rep == nil || rep.Failed()
+	if rep != nil && keep {
+		rep.Dir = r.dir
+	}
+	// The binaries are large and rebuilt by the replay command.
+	os.RemoveAll(filepath.Join(r.dir, "bin"))
+	if !keep {
+		os.RemoveAll(r.dir)
+	} else if err != nil {
+		err = fmt.Errorf("%w (logs in %s)", err, r.dir)
+	}
+	return err
+}
+
+// openNetwork puts the nodes in network namespaces, or on loopback where
+// that cannot be done or was not wanted; r.netNote says which and why.
+func (r *runner) openNetwork(ids []string) (network, error) {
 	var nw network
 	if r.cfg.Loopback {
 		r.netNote = "namespaces not tried (loopback asked for)"
@@ -185,24 +227,28 @@ func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 		r.netNote = "cannot make network namespaces: " + why.Error() + "; falling back to loopback"
 	} else {
 		netnsutil.RemoveStale(netnsPrefix)
-		nw, err = newNsNet(ids, r.cfg.Seed)
-		if err != nil {
+		var err error
+		if nw, err = newNsNet(ids, r.cfg.Seed); err != nil {
 			r.netNote = "cannot make network namespaces: " + err.Error() + "; falling back to loopback"
 			nw = nil
 		}
 	}
 	if nw == nil {
+		var err error
 		if nw, err = newLoNet(ids, r.cfg.Seed); err != nil {
 			return nil, err
 		}
 	}
-	defer nw.close()
 	if r.netNote != "" {
 		r.logf("%s", r.netNote)
 	}
 	r.logf("%s", nw.describe())
+	return nw, nil
+}
 
-	c := &cluster{net: nw, dir: r.dir, clustd: clustdBin, recorder: recorderBin,
+// newTestbed lays out the nodes' folders and configuration on nw.
+func (r *runner) newTestbed(ctx context.Context, nw network, ids []string, clustdBin, recorderBin string) (*testbed, error) {
+	c := &testbed{net: nw, dir: r.dir, clustd: clustdBin, recorder: recorderBin,
 		execFile: filepath.Join(r.dir, "exec.jsonl"), noExec: r.cfg.NoExec, drain: probeDrain(r.cfg.Seed, r.timing), freeze: newFreezer()}
 	c.late = driverLateness(r.cfg.Seed, r.timing)
 	r.logf("exec probe drains for %v after its stop signal; the chaos drivers' timers fire %v late", c.drain, c.late)
@@ -211,44 +257,45 @@ func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 	for i, id := range ids {
 		n := &node{idx: i, id: id, dir: filepath.Join(r.dir, id)}
 		if err := os.MkdirAll(n.dir, 0o755); err != nil {
-			return nil, err
+			return c, err
 		}
 		c.nodes = append(c.nodes, n)
 	}
 	if err := c.writeConfigs(ctx, r.cfg.Profile); err != nil {
-		return nil, err
+		return c, err
 	}
-	// Deferred calls run last first: thaw, kill, then remove the cgroups,
-	// which must be empty by then.
-	defer c.freeze.remove(c.nodes)
-	defer c.killAll()
-	defer c.freeze.thaw(c.nodes)
 	r.track = newTracker(c.nodes)
+	return c, nil
+}
 
-	sched := NewSchedule(r.cfg.Seed, r.cfg.Nodes, r.timing, r.cfg.Kinds)
-	nw.links().SetBase(sched.Weather.Link)
-	r.logf("weather: %s %v", sched.Weather.Name, sched.Weather.Link)
+// startCluster starts every node's daemon and drivers and waits for the
+// first master.
+func (r *runner) startCluster(ctx context.Context) error {
+	c := r.c
 	for _, n := range c.nodes {
 		if err := c.startDaemon(n); err != nil {
-			return nil, err
+			return err
 		}
 		if err := c.startDrivers(n); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	// The first election waits out every node's start-up hold-off.
 	startBound := r.bound + 5*time.Second
 	if m, _ := r.waitMaster(ctx, startBound); m < 0 {
-		if ctx.Err() == nil {
-			err = fmt.Errorf("no master within %v of starting the cluster", startBound)
-		} else {
-			err = ctx.Err()
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		return nil, err
+		return fmt.Errorf("no master within %v of starting the cluster", startBound)
 	}
 	r.firstMaster = Now()
-	r.logf("%s is master; faults start", ids[r.track.master()])
+	r.logf("%s is master; faults start", c.nodes[r.track.master()].id)
+	return nil
+}
 
+// injectFaults applies the schedule's faults one after the other for the
+// run's duration, and returns how long that took.
+func (r *runner) injectFaults(ctx context.Context, sched *schedule) (time.Duration, error) {
 	faultStart := time.Now()
 	deadline := faultStart.Add(r.cfg.Duration)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -258,21 +305,17 @@ func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 		}
 		f := sched.Next()
 		if err := r.inject(ctx, f, sched.Weather.Link); err != nil {
-			return nil, err
+			return 0, err
 		}
 		if ctx.Err() != nil {
 			break
 		}
 		r.sleep(ctx, f.Settle)
 	}
-	faultTime := time.Since(faultStart)
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return 0, ctx.Err()
 	}
-	end := c.stopDrivers()
-	c.stopDaemons()
-	r.logf("stopped; checking the history")
-	return r.analyse(faultTime, end, nw)
+	return time.Since(faultStart), nil
 }
 
 // build compiles clustd (with the unsafe tag if asked) and the recorder
@@ -351,7 +394,7 @@ func (r *runner) waitMaster(ctx context.Context, bound time.Duration) (int, time
 
 // inject applies f, waits out its duration, heals it and waits for a
 // master.
-func (r *runner) inject(ctx context.Context, f Fault, weather LinkParams) error {
+func (r *runner) inject(ctx context.Context, f plannedFault, base linkParams) error {
 	c := r.c
 	r.track.poll()
 	master := r.track.master()
@@ -359,73 +402,10 @@ func (r *runner) inject(ctx context.Context, f Fault, weather LinkParams) error 
 	for i, n := range c.nodes {
 		ids[i] = n.id
 	}
-	rec := FaultRecord{Kind: f.Kind, Text: f.Describe(ids, master), Target: f.Target(master), Master: master}
-	target := c.nodes[rec.Target]
+	rec := faultRecord{Kind: f.Kind, Text: f.Describe(ids, master), Target: f.Target(master), Master: master}
 	rec.LosesMaster = master >= 0 && rec.Target == master
-	var applyErr error
-	heal := func() error { return c.net.heal() }
 	before := Now()
-	switch f.Kind {
-	case KindKill:
-		target.daemon.kill()
-		heal = func() error { return c.startDaemon(target) }
-	case KindStop:
-		// SIGTERM: a master hands over before it exits. It is down for
-		// f.For, or until it has exited if that takes longer.
-		applyErr = target.daemon.signal(syscall.SIGTERM)
-		rec.HandOver, rec.LosesMaster = rec.LosesMaster, false
-		heal = func() error {
-			target.daemon.stop(r.timing.LeaseDuration() + r.timing.ElectionMax + 2*time.Second)
-			return c.startDaemon(target)
-		}
-	case KindPause:
-		applyErr = target.daemon.signal(syscall.SIGSTOP)
-		heal = func() error { return target.daemon.signal(syscall.SIGCONT) }
-	case KindFreeze:
-		applyErr = c.freeze.set(target, true)
-		heal = func() error { return c.freeze.set(target, false) }
-	case KindIsolate:
-		applyErr = c.net.isolate(rec.Target)
-	case KindSplit, KindPartial:
-		side, rest := f.Sides(master)
-		if f.Kind == KindPartial {
-			// Only the master loses the cut side; the others reach both.
-			rest = rest[:1]
-			rec.LosesMaster = false
-		} else {
-			rec.LosesMaster = master >= 0 && slices.Contains(side, master)
-		}
-		var ds []Drop
-		for _, a := range side {
-			for _, b := range rest {
-				ds = append(ds, Drop{a, b, 100}, Drop{b, a, 100})
-			}
-		}
-		applyErr = c.net.drop(ds...)
-	case KindOneWay:
-		from, to := f.OneWay(master)
-		rec.LosesMaster = false
-		applyErr = c.net.drop(Drop{from, to, f.LossPct})
-	case KindLatency:
-		rec.LosesMaster = false
-		c.net.links().SetBase(f.Link)
-		heal = func() error {
-			c.net.links().SetBase(weather)
-			return nil
-		}
-	case KindTransfer:
-		var args []string
-		if f.Size > 0 {
-			args = []string{"--to", c.nodes[f.TransferTo(master)].id}
-		}
-		rec.HandOver, rec.LosesMaster = rec.LosesMaster, false
-		applyErr = c.admin(ctx, target, "transfer", args...)
-		heal = nil
-	case KindMaintenance:
-		rec.HandOver, rec.LosesMaster = rec.LosesMaster, false
-		applyErr = c.admin(ctx, target, "maintenance", "on")
-		heal = func() error { return c.admin(ctx, target, "maintenance", "off") }
-	}
+	heal, applyErr := r.apply(ctx, f, &rec, base)
 	// The fault counts from when it was asked for: the kernel or the
 	// daemon acts a few milliseconds later, so failover times err long.
 	rec.Start = before
@@ -449,6 +429,83 @@ func (r *runner) inject(ctx context.Context, f Fault, weather LinkParams) error 
 		r.logf("master %s after %v", c.nodes[m].id, took.Round(time.Millisecond))
 	}
 	return nil
+}
+
+// apply applies f, aimed as rec says, and corrects rec's LosesMaster and
+// HandOver for its kind. It returns how to heal the fault (nil: nothing
+// to heal) and the error applying it, which is recorded, not fatal.
+func (r *runner) apply(ctx context.Context, f plannedFault, rec *faultRecord, base linkParams) (heal func() error, err error) {
+	c := r.c
+	target := c.nodes[rec.Target]
+	heal = func() error { return c.net.heal() }
+	switch f.Kind {
+	case fault.Crash:
+		target.daemon.Kill()
+		heal = func() error { return c.startDaemon(target) }
+	case fault.Stop:
+		// SIGTERM: a master hands over before it exits. It is down for
+		// f.For, or until it has exited if that takes longer.
+		err = target.daemon.Signal(syscall.SIGTERM)
+		rec.HandOver, rec.LosesMaster = rec.LosesMaster, false
+		heal = func() error {
+			target.daemon.Stop(r.timing.LeaseDuration() + r.timing.ElectionMax + 2*time.Second)
+			return c.startDaemon(target)
+		}
+	case fault.Pause:
+		err = target.daemon.Signal(syscall.SIGSTOP)
+		heal = func() error { return target.daemon.Signal(syscall.SIGCONT) }
+	case fault.Freeze:
+		err = c.freeze.set(target, true)
+		heal = func() error { return c.freeze.set(target, false) }
+	case fault.Isolate:
+		err = c.net.isolate(rec.Target)
+	case fault.Split, fault.Partial:
+		err = r.cut(f, rec)
+	case fault.OneWay:
+		from, to := f.OneWay(rec.Master)
+		rec.LosesMaster = false
+		err = c.net.drop(linkDrop{from, to, f.LossPct})
+	case fault.Latency:
+		rec.LosesMaster = false
+		c.net.links().SetBase(f.Link)
+		heal = func() error {
+			c.net.links().SetBase(base)
+			return nil
+		}
+	case fault.Transfer:
+		var args []string
+		if f.Size > 0 {
+			args = []string{"--to", c.nodes[f.TransferTo(rec.Master)].id}
+		}
+		rec.HandOver, rec.LosesMaster = rec.LosesMaster, false
+		err = c.admin(ctx, target, "transfer", args...)
+		heal = nil
+	case fault.Maintenance:
+		rec.HandOver, rec.LosesMaster = rec.LosesMaster, false
+		err = c.admin(ctx, target, "maintenance", "on")
+		heal = func() error { return c.admin(ctx, target, "maintenance", "off") }
+	}
+	return heal, err
+}
+
+// cut applies a split or a partial partition: every link between the cut
+// side and the rest is dropped both ways.
+func (r *runner) cut(f plannedFault, rec *faultRecord) error {
+	side, rest := f.Sides(rec.Master)
+	if f.Kind == fault.Partial {
+		// Only the master loses the cut side; the others reach both.
+		rest = rest[:1]
+		rec.LosesMaster = false
+	} else {
+		rec.LosesMaster = rec.Master >= 0 && slices.Contains(side, rec.Master)
+	}
+	var ds []linkDrop
+	for _, a := range side {
+		for _, b := range rest {
+			ds = append(ds, linkDrop{a, b, 100}, linkDrop{b, a, 100})
+		}
+	}
+	return r.c.net.drop(ds...)
 }
 
 func errNote(e string) string {

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"github.com/clustd/clustd/internal/fault"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -10,89 +11,9 @@ import (
 	"github.com/clustd/clustd/election"
 )
 
-// Kind is a kind of fault.
-type Kind string
-
-// The fault kinds.
-const (
-	// KindKill kills a daemon with SIGKILL and restarts it after a while.
-	// Its drivers live on and must demote themselves when the lease ends.
-	KindKill Kind = "kill"
-	// KindPause stops a daemon with SIGSTOP for longer than the lease,
-	// then continues it: the paused master must find its lease gone.
-	KindPause Kind = "pause"
-	// KindStop stops a daemon with SIGTERM (a master hands over first)
-	// and restarts it.
-	KindStop Kind = "stop"
-	// KindIsolate takes a node's network link down.
-	KindIsolate Kind = "isolate"
-	// KindSplit splits the cluster in two: a minority and a majority.
-	KindSplit Kind = "split"
-	// KindPartial cuts the master off from some followers only, while the
-	// others still reach both sides: the case stickiness is for.
-	KindPartial Kind = "partial"
-	// KindOneWay loses some or all traffic in one direction between the
-	// master and a follower.
-	KindOneWay Kind = "oneway"
-	// KindLatency adds latency, jitter and loss (retransmission stalls) to
-	// every link through the proxies.
-	KindLatency Kind = "latency"
-	// KindTransfer asks the master for a planned hand-over.
-	KindTransfer Kind = "transfer"
-	// KindMaintenance puts the master in maintenance for a while.
-	KindMaintenance Kind = "maintenance"
-	// KindFreeze freezes a whole node, daemon and drivers together, for
-	// longer than the lease, as a machine that hangs: the drivers' lease
-	// timers are as late as the daemon's, and they must still let go
-	// before anyone else acts.
-	KindFreeze Kind = "freeze"
-)
-
-// AllKinds lists every kind, in the order summaries print them.
-var AllKinds = []Kind{KindKill, KindPause, KindStop, KindIsolate, KindSplit, KindPartial, KindOneWay, KindLatency, KindTransfer, KindMaintenance, KindFreeze}
-
-// DefaultKinds are the kinds a schedule draws when none are asked for:
-// all of them. A frozen node's drivers and probe check their lease before
-// each act, so they act no more once it has passed, however late they
-// notice (see history.go).
-var DefaultKinds = AllKinds
-
-// weights is how often each kind is drawn relative to the others.
-var weights = map[Kind]int{
-	KindKill: 4, KindPause: 3, KindStop: 1, KindIsolate: 3, KindSplit: 2, KindPartial: 2,
-	KindOneWay: 2, KindLatency: 1, KindTransfer: 2, KindMaintenance: 1, KindFreeze: 2,
-}
-
-// ParseKinds parses a comma-separated list of kinds.
-func ParseKinds(s string) ([]Kind, error) {
-	var out []Kind
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if !slices.Contains(AllKinds, Kind(f)) {
-			return nil, fmt.Errorf("unknown fault kind %q; the kinds are %s", f, joinKinds(AllKinds))
-		}
-		out = append(out, Kind(f))
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no fault kinds in %q", s)
-	}
-	return out, nil
-}
-
-func joinKinds(ks []Kind) string {
-	s := make([]string, len(ks))
-	for i, k := range ks {
-		s[i] = string(k)
-	}
-	return strings.Join(s, ", ")
-}
-
-// LinkParams shape one direction of the traffic between two nodes in the
+// linkParams shape one direction of the traffic between two nodes in the
 // proxies.
-type LinkParams struct {
+type linkParams struct {
 	// Delay is added to every chunk of data; Jitter adds up to that much
 	// more, uniformly. TCP delivers in order, so jitter never reorders.
 	Delay, Jitter time.Duration
@@ -105,19 +26,19 @@ type LinkParams struct {
 	Block bool
 }
 
-func (p LinkParams) String() string {
+func (p linkParams) String() string {
 	if p.Block {
 		return "blocked"
 	}
 	return fmt.Sprintf("delay %v jitter %v loss %.1f%%", p.Delay, p.Jitter, 100*p.Loss)
 }
 
-// Fault is one step of a schedule. It names its targets abstractly, since
+// plannedFault is one step of a schedule. It names its targets abstractly, since
 // who is master is known only when the fault is applied: Pick is a
 // permutation of the node indexes drawn with the schedule, and the fault
 // resolves its targets from it and the master of the moment.
-type Fault struct {
-	Kind Kind
+type plannedFault struct {
+	Kind fault.Kind
 	// OnMaster aims the fault at the master when there is one; otherwise
 	// (and when there is none) at Pick[0].
 	OnMaster bool
@@ -135,14 +56,14 @@ type Fault struct {
 	// rather than traffic from it.
 	ToMaster bool
 	// Link is the shaping a latency fault puts on every link.
-	Link LinkParams
+	Link linkParams
 	// Settle is how long the cluster is left alone after it has a master
 	// again, before the next fault.
 	Settle time.Duration
 }
 
 // Describe says what the fault does, with its targets resolved.
-func (f Fault) Describe(ids []string, master int) string {
+func (f plannedFault) Describe(ids []string, master int) string {
 	name := func(i int) string { return ids[i] }
 	names := func(is []int) string {
 		s := make([]string, len(is))
@@ -153,33 +74,33 @@ func (f Fault) Describe(ids []string, master int) string {
 	}
 	t := f.Target(master)
 	switch f.Kind {
-	case KindKill:
+	case fault.Crash:
 		return fmt.Sprintf("kill -9 %s's daemon, restart after %v", name(t), f.For)
-	case KindPause:
+	case fault.Pause:
 		return fmt.Sprintf("SIGSTOP %s's daemon for %v", name(t), f.For)
-	case KindFreeze:
+	case fault.Freeze:
 		return fmt.Sprintf("freeze all of %s (daemon and drivers) for %v", name(t), f.For)
-	case KindStop:
+	case fault.Stop:
 		return fmt.Sprintf("SIGTERM %s's daemon, restart after %v", name(t), f.For)
-	case KindIsolate:
+	case fault.Isolate:
 		return fmt.Sprintf("isolate %s for %v", name(t), f.For)
-	case KindSplit:
+	case fault.Split:
 		side, rest := f.Sides(master)
 		return fmt.Sprintf("split {%s} | {%s} for %v", names(side), names(rest), f.For)
-	case KindPartial:
+	case fault.Partial:
 		side, _ := f.Sides(master)
 		return fmt.Sprintf("cut %s from {%s} only, for %v", name(t), names(side), f.For)
-	case KindOneWay:
+	case fault.OneWay:
 		from, to := f.OneWay(master)
 		return fmt.Sprintf("drop %d%% of %s→%s for %v", f.LossPct, name(from), name(to), f.For)
-	case KindLatency:
+	case fault.Latency:
 		return fmt.Sprintf("every link: %v for %v", f.Link, f.For)
-	case KindTransfer:
+	case fault.Transfer:
 		if len(f.Pick) > 1 && f.Size > 0 {
 			return fmt.Sprintf("transfer from %s to %s", name(t), name(f.TransferTo(master)))
 		}
 		return fmt.Sprintf("transfer from %s to the best node", name(t))
-	case KindMaintenance:
+	case fault.Maintenance:
 		return fmt.Sprintf("maintenance on %s for %v", name(t), f.For)
 	}
 	return string(f.Kind)
@@ -187,7 +108,7 @@ func (f Fault) Describe(ids []string, master int) string {
 
 // Target is the node the fault is aimed at, given the current master (-1
 // for none).
-func (f Fault) Target(master int) int {
+func (f plannedFault) Target(master int) int {
 	if f.OnMaster && master >= 0 {
 		return master
 	}
@@ -199,11 +120,11 @@ func (f Fault) Target(master int) int {
 // is aimed at the master; otherwise the master stays in the majority. For
 // a partial partition the target is the master and the cut side is the
 // followers it loses; the others reach both.
-func (f Fault) Sides(master int) (side, rest []int) {
+func (f plannedFault) Sides(master int) (side, rest []int) {
 	t := f.Target(master)
 	order := make([]int, 0, len(f.Pick))
 	switch {
-	case f.Kind == KindPartial:
+	case f.Kind == fault.Partial:
 		for _, i := range f.Pick {
 			if i != t {
 				order = append(order, i)
@@ -231,7 +152,7 @@ func (f Fault) Sides(master int) (side, rest []int) {
 }
 
 // OneWay resolves a one-way fault into the direction that loses traffic.
-func (f Fault) OneWay(master int) (from, to int) {
+func (f plannedFault) OneWay(master int) (from, to int) {
 	t := f.Target(master)
 	other := f.Pick[0]
 	if other == t {
@@ -245,7 +166,7 @@ func (f Fault) OneWay(master int) (from, to int) {
 
 // TransferTo is the target of a transfer (when Size > 0; else the master
 // chooses).
-func (f Fault) TransferTo(master int) int {
+func (f plannedFault) TransferTo(master int) int {
 	t := f.Target(master)
 	for _, i := range f.Pick {
 		if i != t {
@@ -255,36 +176,36 @@ func (f Fault) TransferTo(master int) int {
 	return t
 }
 
-// Weather is the network's background for a whole run, drawn per seed
+// weather is the network's background for a whole run, drawn per seed
 // (swarm testing: seeds differ in more than their dice).
-type Weather struct {
+type weather struct {
 	Name string
-	Link LinkParams
+	Link linkParams
 }
 
-// Schedule draws faults from a seed. The seed fixes the sequence of faults
+// schedule draws faults from a seed. The seed fixes the sequence of faults
 // and their parameters; when each one starts depends on how fast the
 // cluster recovers from the one before.
-type Schedule struct {
+type schedule struct {
 	rnd     *rand.Rand
 	nodes   int
 	timing  election.Timing
-	kinds   []Kind
+	kinds   []fault.Kind
 	total   int
-	Weather Weather
+	Weather weather
 }
 
-// NewSchedule returns the schedule of seed for a cluster of nodes nodes
-// with timing t, drawing only kinds (DefaultKinds when empty).
-func NewSchedule(seed uint64, nodes int, t election.Timing, kinds []Kind) *Schedule {
-	s := &Schedule{rnd: rand.New(rand.NewPCG(seed, seed^0x636c75737464)), nodes: nodes, timing: t}
+// newSchedule returns the schedule of seed for a cluster of nodes nodes
+// with timing t, drawing only kinds (fault.ChaosDefaults() when empty).
+func newSchedule(seed uint64, nodes int, t election.Timing, kinds []fault.Kind) *schedule {
+	s := &schedule{rnd: rand.New(rand.NewPCG(seed, seed^0x636c75737464)), nodes: nodes, timing: t}
 	if len(kinds) == 0 {
-		kinds = DefaultKinds
+		kinds = fault.ChaosDefaults()
 	}
-	for _, k := range AllKinds {
+	for _, k := range fault.ChaosKinds() {
 		if slices.Contains(kinds, k) {
 			s.kinds = append(s.kinds, k)
-			s.total += weights[k]
+			s.total += fault.Weight(k)
 		}
 	}
 	// A third of the seeds run on a clean network; the rest on mild
@@ -292,18 +213,30 @@ func NewSchedule(seed uint64, nodes int, t election.Timing, kinds []Kind) *Sched
 	// the liveness bound holds under it.
 	switch s.rnd.IntN(3) {
 	case 0:
-		s.Weather = Weather{Name: "clean"}
+		s.Weather = weather{Name: "clean"}
 	case 1:
 		d := time.Duration(1+s.rnd.IntN(5)) * time.Millisecond
-		s.Weather = Weather{Name: "latency", Link: LinkParams{Delay: d, Jitter: d}}
+		s.Weather = weather{Name: "latency", Link: linkParams{Delay: d, Jitter: d}}
 	default:
-		s.Weather = Weather{Name: "lossy", Link: LinkParams{Delay: time.Millisecond, Jitter: time.Millisecond, Loss: 0.002 + 0.008*s.rnd.Float64()}}
+		s.Weather = weather{Name: "lossy", Link: linkParams{Delay: time.Millisecond, Jitter: time.Millisecond, Loss: 0.002 + 0.008*s.rnd.Float64()}}
 	}
 	return s
 }
 
+// Swarm says, on one line, what the seed drew for the whole run and what
+// the faults are drawn from: the weather, and each kind with its weight.
+// It is printed beside the seed, so the run can be read and repeated.
+func (s *schedule) Swarm() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "weather %s {%v}, faults", s.Weather.Name, s.Weather.Link)
+	for _, k := range s.kinds {
+		fmt.Fprintf(&b, " %s×%d", k, fault.Weight(k))
+	}
+	return b.String()
+}
+
 // between draws a duration uniformly from [lo, hi).
-func (s *Schedule) between(lo, hi time.Duration) time.Duration {
+func (s *schedule) between(lo, hi time.Duration) time.Duration {
 	if hi <= lo {
 		return lo
 	}
@@ -311,61 +244,61 @@ func (s *Schedule) between(lo, hi time.Duration) time.Duration {
 }
 
 // Next draws the next fault.
-func (s *Schedule) Next() Fault {
+func (s *schedule) Next() plannedFault {
 	r := s.rnd.IntN(s.total)
 	kind := s.kinds[len(s.kinds)-1]
 	for _, k := range s.kinds {
-		if r < weights[k] {
+		if r < fault.Weight(k) {
 			kind = k
 			break
 		}
-		r -= weights[k]
+		r -= fault.Weight(k)
 	}
 	et := s.timing.ElectionMin
-	f := Fault{
+	f := plannedFault{
 		Kind:   kind,
 		Pick:   s.rnd.Perm(s.nodes),
 		Settle: s.between(200*time.Millisecond, 1500*time.Millisecond),
 	}
 	minority := (s.nodes - 1) / 2
 	switch kind {
-	case KindKill:
+	case fault.Crash:
 		f.OnMaster = s.rnd.IntN(4) != 0
 		f.For = s.between(et/2, 6*et)
-	case KindPause, KindFreeze:
+	case fault.Pause, fault.Freeze:
 		// Longer than the lease, and often longer than the election
 		// timeout, so that the others take over while it sleeps.
 		f.OnMaster = s.rnd.IntN(5) != 0
 		f.For = s.between(s.timing.LeaseDuration()+et/10, 5*et)
-	case KindStop:
+	case fault.Stop:
 		f.OnMaster = s.rnd.IntN(2) == 0
 		f.For = s.between(et, 4*et)
-	case KindIsolate:
+	case fault.Isolate:
 		f.OnMaster = s.rnd.IntN(5) != 0
 		f.For = s.between(2*et, 8*et)
-	case KindSplit:
+	case fault.Split:
 		f.OnMaster = s.rnd.IntN(2) == 0
 		f.Size = 1 + s.rnd.IntN(minority)
 		f.For = s.between(2*et, 8*et)
-	case KindPartial:
+	case fault.Partial:
 		f.OnMaster = true
 		f.Size = 1 + s.rnd.IntN(minority)
 		f.For = s.between(3*et, 10*et)
-	case KindOneWay:
+	case fault.OneWay:
 		f.OnMaster = true
 		f.ToMaster = s.rnd.IntN(2) == 0
 		f.LossPct = []int{100, 100, 60, 30}[s.rnd.IntN(4)]
 		f.For = s.between(3*et, 8*et)
-	case KindLatency:
+	case fault.Latency:
 		d := time.Duration(2+s.rnd.IntN(int(et/time.Millisecond)/10)) * time.Millisecond
-		f.Link = LinkParams{Delay: d, Jitter: d, Loss: 0.03 * s.rnd.Float64()}
+		f.Link = linkParams{Delay: d, Jitter: d, Loss: 0.03 * s.rnd.Float64()}
 		f.For = s.between(4*et, 12*et)
-	case KindTransfer:
+	case fault.Transfer:
 		f.OnMaster = true
 		if s.rnd.IntN(3) != 0 {
 			f.Size = 1 // a named target; 0 lets the master choose
 		}
-	case KindMaintenance:
+	case fault.Maintenance:
 		f.OnMaster = true
 		f.For = s.between(2*et, 6*et)
 	}

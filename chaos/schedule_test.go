@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"github.com/clustd/clustd/internal/fault"
 	"reflect"
 	"slices"
 	"testing"
@@ -8,9 +9,9 @@ import (
 	"github.com/clustd/clustd/election"
 )
 
-func draw(seed uint64, nodes int, kinds []Kind, n int) (Weather, []Fault) {
-	s := NewSchedule(seed, nodes, election.MustProfile(election.ProfileDefault), kinds)
-	out := make([]Fault, n)
+func draw(seed uint64, nodes int, kinds []fault.Kind, n int) (weather, []plannedFault) {
+	s := newSchedule(seed, nodes, election.MustProfile(election.ProfileDefault), kinds)
+	out := make([]plannedFault, n)
 	for i := range out {
 		out[i] = s.Next()
 	}
@@ -35,27 +36,27 @@ func TestScheduleIsDeterministic(t *testing.T) {
 
 func TestScheduleDrawsEveryKindAndOnlyThoseAsked(t *testing.T) {
 	_, all := draw(7, 5, nil, 2000)
-	seen := map[Kind]bool{}
+	seen := map[fault.Kind]bool{}
 	for _, f := range all {
 		seen[f.Kind] = true
 	}
-	for _, k := range DefaultKinds {
+	for _, k := range fault.ChaosDefaults() {
 		if !seen[k] {
 			t.Errorf("2000 faults without a %s", k)
 		}
 	}
-	_, every := draw(7, 5, AllKinds, 2000)
+	_, every := draw(7, 5, fault.ChaosKinds(), 2000)
 	for _, f := range every {
 		seen[f.Kind] = true
 	}
-	for _, k := range AllKinds {
+	for _, k := range fault.ChaosKinds() {
 		if !seen[k] {
 			t.Errorf("2000 faults of every kind without a %s", k)
 		}
 	}
-	_, some := draw(7, 3, []Kind{KindPartial, KindKill}, 500)
+	_, some := draw(7, 3, []fault.Kind{fault.Partial, fault.Crash}, 500)
 	for _, f := range some {
-		if f.Kind != KindPartial && f.Kind != KindKill {
+		if f.Kind != fault.Partial && f.Kind != fault.Crash {
 			t.Fatalf("drew %s from {partial, kill}", f.Kind)
 		}
 	}
@@ -79,7 +80,7 @@ func TestFaultTargets(t *testing.T) {
 					t.Fatalf("%s aimed at the master hits %d, not %d", f.Kind, tgt, master)
 				}
 				switch f.Kind {
-				case KindSplit, KindPartial:
+				case fault.Split, fault.Partial:
 					side, rest := f.Sides(master)
 					if len(side) != f.Size || len(side)+len(rest) != nodes || 2*len(side) >= nodes {
 						t.Fatalf("%s of %d nodes: %v | %v", f.Kind, nodes, side, rest)
@@ -89,13 +90,13 @@ func TestFaultTargets(t *testing.T) {
 					if !isPerm(all, nodes) {
 						t.Fatalf("%s: sides %v | %v are not a partition", f.Kind, side, rest)
 					}
-					if f.Kind == KindPartial && (rest[0] != tgt || slices.Contains(side, tgt)) {
+					if f.Kind == fault.Partial && (rest[0] != tgt || slices.Contains(side, tgt)) {
 						t.Fatalf("partial: target %d not first on the connected side %v", tgt, rest)
 					}
-					if f.Kind == KindSplit && master >= 0 && slices.Contains(side, master) != f.OnMaster {
+					if f.Kind == fault.Split && master >= 0 && slices.Contains(side, master) != f.OnMaster {
 						t.Fatalf("split aimed at master=%v puts master %d in %v", f.OnMaster, master, side)
 					}
-				case KindOneWay:
+				case fault.OneWay:
 					from, to := f.OneWay(master)
 					if from == to || (from != tgt && to != tgt) {
 						t.Fatalf("one-way %d→%d for target %d", from, to, tgt)
@@ -103,11 +104,11 @@ func TestFaultTargets(t *testing.T) {
 					if f.LossPct <= 0 || f.LossPct > 100 {
 						t.Fatalf("loss %d%%", f.LossPct)
 					}
-				case KindTransfer:
+				case fault.Transfer:
 					if f.Size > 0 && f.TransferTo(master) == tgt {
 						t.Fatalf("transfer to itself")
 					}
-				case KindPause, KindFreeze:
+				case fault.Pause, fault.Freeze:
 					if f.For <= timing.LeaseDuration() {
 						t.Fatalf("pause of %v is not longer than the lease %v", f.For, timing.LeaseDuration())
 					}
@@ -134,21 +135,30 @@ func isPerm(s []int, n int) bool {
 }
 
 func TestParseKinds(t *testing.T) {
-	ks, err := ParseKinds(" partial, kill ,")
-	if err != nil || !slices.Equal(ks, []Kind{KindPartial, KindKill}) {
+	ks, err := fault.ParseChaos(" partial, kill ,")
+	if err != nil || !slices.Equal(ks, []fault.Kind{fault.Partial, fault.Crash}) {
 		t.Fatalf("%v %v", ks, err)
 	}
-	if _, err := ParseKinds("partial,meteor"); err == nil {
+	if _, err := fault.ParseChaos("partial,meteor"); err == nil {
 		t.Fatal("an unknown kind was accepted")
 	}
-	if _, err := ParseKinds(" , "); err == nil {
+	if _, err := fault.ParseChaos(" , "); err == nil {
 		t.Fatal("an empty list was accepted")
 	}
 }
 
 func TestReplayCommand(t *testing.T) {
-	got := replayCommand(Config{Nodes: 5, Duration: 90e9, Seed: 42, Profile: "fast", Kinds: []Kind{KindPartial, KindKill}, Unsafe: true})
-	want := "go run ./chaos/cmd/chaos --nodes 5 --duration 1m30s --seed 42 --profile fast --faults partial,kill --unsafe"
+	got := replayCommand(Config{Nodes: 5, Duration: 90e9, Seed: 42, Profile: "fast", Kinds: []fault.Kind{fault.Partial, fault.Crash}, Unsafe: true})
+	want := "go run ./chaos/cmd/chaos --nodes 5 --duration 1m30s --seed 42 --profile fast --faults partial,crash --unsafe"
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestSwarmNamesWeatherAndKinds(t *testing.T) {
+	s := newSchedule(9, 3, election.MustProfile(election.ProfileDefault), []fault.Kind{fault.Partial, fault.Crash})
+	got := s.Swarm()
+	want := "weather " + s.Weather.Name + " {" + s.Weather.Link.String() + "}, faults crash×4 partial×2"
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}

@@ -27,34 +27,15 @@ import (
 // startLimited starts node i under a limit of nofile descriptors, with
 // prlimit when the machine has it (util-linux), else through the shell's
 // ulimit.
-func (c *cluster) startLimited(i int, nofile int) {
+func (c *testCluster) startLimited(i int, nofile int) {
 	c.t.Helper()
-	if c.running(i) {
-		c.t.Fatalf("start: node %s is already running", c.ids[i])
-	}
-	c.releasePorts()
-	f, err := os.OpenFile(c.logPath(i), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer f.Close()
 	var cmd *exec.Cmd
 	if path, err := exec.LookPath("prlimit"); err == nil {
 		cmd = exec.Command(path, fmt.Sprintf("--nofile=%d", nofile), clustdBin, "run", "--config", c.cfgPath[i])
 	} else {
 		cmd = exec.Command("sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" run --config "$1"`, nofile), clustdBin, c.cfgPath[i])
 	}
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		c.t.Fatalf("starting node %s under a descriptor limit: %v", c.ids[i], err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		p.state = cmd.ProcessState
-		close(p.done)
-	}()
-	c.nodes[i] = p
+	c.startCommand(i, cmd)
 }
 
 // flood opens n TCP connections to addr that send nothing, and returns a
@@ -97,7 +78,7 @@ func flood(t *testing.T, addr string, n int) func() {
 }
 
 // reachable reports whether node i sees member id as reachable.
-func (c *cluster) reachable(i int, id string) bool {
+func (c *testCluster) reachable(i int, id string) bool {
 	st, err := c.status(i)
 	if err != nil {
 		return false
@@ -198,16 +179,13 @@ func TestStatusAnswersAmongIdleHTTPConnections(t *testing.T) {
 // copyNode writes a configuration for a second daemon claiming node i's
 // member id, with its own data directory and ports, as a careless copy of
 // i's file would be.
-func (c *cluster) copyNode(i int) (cfgPath, httpAddr string) {
+func (c *testCluster) copyNode(i int) (cfgPath, httpAddr string) {
 	c.t.Helper()
 	b, err := os.ReadFile(c.cfgPath[i])
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	ports, _, lns := reservePorts(c.t, 2)
-	for _, ln := range lns {
-		ln.Close()
-	}
+	ports := freePorts(c.t, 2)
 	id := c.ids[i]
 	text := strings.Replace(string(b), fmt.Sprintf("data_dir: %q", id+".data"), fmt.Sprintf("data_dir: %q", id+"-copy.data"), 1)
 	text = strings.Replace(text, fmt.Sprintf("listen: %q", c.httpAddr[i]), fmt.Sprintf("listen: \"127.0.0.1:%d\"", ports[1]), 1)
@@ -219,8 +197,8 @@ func (c *cluster) copyNode(i int) (cfgPath, httpAddr string) {
 	return cfgPath, fmt.Sprintf("127.0.0.1:%d", ports[1])
 }
 
-func (c *cluster) statusAt(ctx context.Context, addr string) (api.Status, error) {
-	cl := &api.Client{Addr: addr, HTTP: c.client}
+func (c *testCluster) statusAt(ctx context.Context, addr string) (api.Status, error) {
+	cl := &api.Client{Addr: addr}
 	st, err := cl.Status(ctx)
 	if err != nil {
 		return api.Status{}, err
@@ -242,8 +220,7 @@ func TestDuplicateMemberRefusedUnderPauses(t *testing.T) {
 	copyLog := filepath.Join(c.dir, c.ids[b]+"-copy.log")
 	cp := c.spawn(copyLog, "run", "--config", cfgPath)
 	t.Cleanup(func() {
-		cp.cmd.Process.Kill()
-		<-cp.done
+		cp.Kill()
 		if t.Failed() {
 			log, _ := os.ReadFile(copyLog)
 			t.Logf("----- log of the copy of %s -----\n%s", c.ids[b], log)

@@ -46,9 +46,9 @@ func TestDrainingServiceNeverOnTwoNodes(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var configure func(*cluster)
+			var configure func(*testCluster)
 			if tt.budget > 0 {
-				configure = func(c *cluster) {
+				configure = func(c *testCluster) {
 					for i := range c.ids {
 						c.editConfig(i, "timing:\n", fmt.Sprintf("timing:\n  stop_budget: %v\n", tt.budget))
 					}
@@ -90,7 +90,7 @@ func TestDrainingServiceNeverOnTwoNodes(t *testing.T) {
 // driver exec` running drainsvc with the given drain, lets configure edit
 // the configuration files first if it is not nil, runs the four faults
 // against the master of the moment, and returns every run of the service.
-func drainFaults(t *testing.T, drain time.Duration, configure func(c *cluster)) []drainlog.Run {
+func drainFaults(t *testing.T, drain time.Duration, configure func(c *testCluster)) []drainlog.Run {
 	t.Helper()
 	bin := drainlog.Build(t)
 	c := newCluster(t, 3, profileDefault)
@@ -167,9 +167,9 @@ func drainFaults(t *testing.T, drain time.Duration, configure func(c *cluster)) 
 
 	fault("kill -9 of the daemon and its driver", func(m int) []int {
 		killed = m
-		drivers[m].cmd.Process.Kill()
+		drivers[m].Signal(syscall.SIGKILL)
 		c.kill(m)
-		<-drivers[m].done
+		<-drivers[m].Done()
 		return c.others(m)
 	})
 	c.start(killed)

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,7 +36,7 @@ func mono() time.Duration { return boottime.Now() }
 
 // config loads node i's configuration, for its drivers secret, its admin
 // token and its timing.
-func (c *cluster) config(i int) *config.Config {
+func (c *testCluster) config(i int) *config.Config {
 	c.t.Helper()
 	cfg, err := config.Load(c.cfgPath[i])
 	if err != nil {
@@ -47,7 +46,7 @@ func (c *cluster) config(i int) *config.Config {
 }
 
 // admin returns an API client for node i that carries the admin token.
-func (c *cluster) admin(i int) *api.Client {
+func (c *testCluster) admin(i int) *api.Client {
 	c.t.Helper()
 	cfg := c.config(i)
 	token := cfg.AdminToken
@@ -59,7 +58,7 @@ func (c *cluster) admin(i int) *api.Client {
 
 // driversConnected reads clustd_drivers_connected from node i, or -1 if the
 // node does not answer.
-func (c *cluster) driversConnected(i int) int {
+func (c *testCluster) driversConnected(i int) int {
 	v, err := c.metric(i, "clustd_drivers_connected")
 	if err != nil {
 		return -1
@@ -239,7 +238,7 @@ type testClient struct {
 // stopped when the test ends, before the nodes are killed, so that its
 // final demote still reaches a daemon; its log is printed if the test
 // failed.
-func (c *cluster) startClient(i int, name string, rec *recorder, tweak func(*driverclient.Options)) *testClient {
+func (c *testCluster) startClient(i int, name string, rec *recorder, tweak func(*driverclient.Options)) *testClient {
 	c.t.Helper()
 	logs := &logStore{}
 	opts := driverclient.Options{
@@ -433,11 +432,14 @@ type driverProc struct {
 // with SIGTERM, as a service manager would, so that it demotes; SIGKILL
 // follows if it is not gone within 15 s. That runs before the nodes are
 // killed, since it was registered after newCluster.
-func (c *cluster) startDriverProc(i int, kind string, args ...string) *driverProc {
+func (c *testCluster) startDriverProc(i int, kind string, args ...string) *driverProc {
 	c.t.Helper()
-	logPath := filepath.Join(c.dir, fmt.Sprintf("%s.driver-%s.log", c.ids[i], kind))
-	full := append([]string{"driver", kind, "--config", c.cfgPath[i]}, args...)
-	dp := &driverProc{proc: c.spawn(logPath, full...), node: i, logPath: logPath}
+	p, err := c.lc.StartDriver(i, kind, args...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	logPath := c.lc.DriverLog(i, kind)
+	dp := &driverProc{proc: p, node: i, logPath: logPath}
 	c.t.Cleanup(func() {
 		dp.terminate(15 * time.Second)
 		if c.t.Failed() {
@@ -450,20 +452,7 @@ func (c *cluster) startDriverProc(i int, kind string, args ...string) *driverPro
 
 // terminate sends SIGTERM and waits up to grace for the process to exit,
 // then kills it.
-func (dp *driverProc) terminate(grace time.Duration) {
-	select {
-	case <-dp.done:
-		return
-	default:
-	}
-	dp.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-dp.done:
-	case <-time.After(grace):
-		dp.cmd.Process.Kill()
-		<-dp.done
-	}
-}
+func (dp *driverProc) terminate(grace time.Duration) { dp.Stop(grace) }
 
 // logText returns what the driver has written so far.
 func (dp *driverProc) logText() string {

@@ -30,7 +30,7 @@ const leaseMargin = 50 * time.Millisecond
 // enforced (from its own log) and against an independent bound: no lease
 // granted before the daemon froze or died at frozeAt can end later than
 // frozeAt plus the lease duration. It returns how late the demote was.
-func checkLeaseDemote(t *testing.T, c *cluster, tc *testClient, frozeAt time.Duration, lease time.Duration, what string) time.Duration {
+func checkLeaseDemote(t *testing.T, c *testCluster, tc *testClient, frozeAt time.Duration, lease time.Duration, what string) time.Duration {
 	t.Helper()
 	var demote call
 	c.waitFor(10*time.Second, what+": the driver's local demote", func() bool {

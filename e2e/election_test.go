@@ -204,7 +204,7 @@ func TestPausedMasterNeverOverlaps(t *testing.T) {
 // so the check never fails wrongly and catches every overlap longer than the
 // polls' own latency. A node answering master with lease_ms=0 has not yet
 // noticed its lease expired and does not act on the role: it is not a claim.
-func checkNoOverlap(t *testing.T, c *cluster, samples []sample) {
+func checkNoOverlap(t *testing.T, c *testCluster, samples []sample) {
 	t.Helper()
 	found, claims, masters := overlaps(samples)
 	byNode := map[string]int{}

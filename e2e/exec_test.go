@@ -72,7 +72,7 @@ func startCopyPoller(t *testing.T, marker string, drivers []*driverProc) *copyPo
 		byKey:   map[[2]uint64]*cmdCopy{},
 	}
 	for _, d := range drivers {
-		p.parents[d.cmd.Process.Pid] = d.node
+		p.parents[d.Pid()] = d.node
 	}
 	go p.run()
 	t.Cleanup(p.close)
@@ -213,7 +213,7 @@ func (p *copyPoller) latest(since time.Duration) ([]*cmdCopy, bool) {
 
 // waitOne waits until a pass that began after since sees exactly one copy,
 // started by the driver of node i, and returns it.
-func (p *copyPoller) waitOne(c *cluster, i int, since time.Duration, timeout time.Duration) *cmdCopy {
+func (p *copyPoller) waitOne(c *testCluster, i int, since time.Duration, timeout time.Duration) *cmdCopy {
 	c.t.Helper()
 	var cs []*cmdCopy
 	_, ok := poll(timeout, func() bool {
@@ -241,7 +241,7 @@ type copyReport struct {
 	overlaps   []string      // pairs of copies that certainly ran at once
 }
 
-func (p *copyPoller) report(c *cluster) copyReport {
+func (p *copyPoller) report(c *testCluster) copyReport {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r := copyReport{scans: len(p.scans)}
@@ -316,26 +316,26 @@ func readStarts(t *testing.T, path string) map[int]execStart {
 	return out
 }
 
-// execCluster is a three-node cluster with `clustd driver exec` beside
+// execRig is a test rig: a three-node cluster with `clustd driver exec` beside
 // every node, all running the same command, and a poller counting the
 // command's copies.
-type execCluster struct {
-	*cluster
+type execRig struct {
+	*testCluster
 	starts  string // the file the command writes to, also its marker
 	drivers []*driverProc
 	copies  *copyPoller
 }
 
-// newExecCluster starts the cluster, the drivers and the poller. script is
+// newExecRig starts the cluster, the drivers and the poller. script is
 // run with /bin/sh -c; it gets the marker as $0, and must append
 // "$$ $CLUSTD_NODE $CLUSTD_ROLE $CLUSTD_TERM" to the file "$0" as it
 // starts.
-func newExecCluster(t *testing.T, script string, driverArgs ...string) *execCluster {
+func newExecRig(t *testing.T, script string, driverArgs ...string) *execRig {
 	c := newCluster(t, 3, profileDefault)
 	c.startAll()
 	suffix := make([]byte, 6)
 	rand.Read(suffix)
-	ec := &execCluster{cluster: c, starts: filepath.Join(c.dir, "exec-starts-"+hex.EncodeToString(suffix))}
+	ec := &execRig{testCluster: c, starts: filepath.Join(c.dir, "exec-starts-"+hex.EncodeToString(suffix))}
 	// Registered before the drivers, so that it runs after they stopped.
 	t.Cleanup(func() {
 		if ec.copies != nil {
@@ -353,7 +353,7 @@ func newExecCluster(t *testing.T, script string, driverArgs ...string) *execClus
 
 // checkStart checks what copy cp wrote when it started: the node it runs
 // on, role master, and the term that node is master in.
-func (ec *execCluster) checkStart(cp *cmdCopy, st api.Status) {
+func (ec *execRig) checkStart(cp *cmdCopy, st api.Status) {
 	ec.t.Helper()
 	s, ok := readStarts(ec.t, ec.starts)[cp.pid]
 	switch {
@@ -374,8 +374,8 @@ func (ec *execCluster) checkStart(cp *cmdCopy, st api.Status) {
 // master's driver stops its copy by itself when the lease runs out.
 func TestExecDriverRunsOneCopy(t *testing.T) {
 	t.Parallel()
-	ec := newExecCluster(t, `echo "$$ $CLUSTD_NODE $CLUSTD_ROLE $CLUSTD_TERM" >> "$0"; sleep 100000`)
-	c := ec.cluster
+	ec := newExecRig(t, `echo "$$ $CLUSTD_NODE $CLUSTD_ROLE $CLUSTD_TERM" >> "$0"; sleep 100000`)
+	c := ec.testCluster
 	lease := c.config(0).Timing.LeaseDuration()
 
 	m, st, _ := c.waitMaster(10 * time.Second)
@@ -473,9 +473,9 @@ func TestExecDriverRunsOneCopy(t *testing.T) {
 func TestExecDriverSlowStopOnTransfer(t *testing.T) {
 	t.Parallel()
 	const exitDelay = time.Second
-	ec := newExecCluster(t, fmt.Sprintf(`trap 'sleep %v; exit 0' TERM; echo "$$ $CLUSTD_NODE $CLUSTD_ROLE $CLUSTD_TERM" >> "$0"; sleep 100000 & wait`,
+	ec := newExecRig(t, fmt.Sprintf(`trap 'sleep %v; exit 0' TERM; echo "$$ $CLUSTD_NODE $CLUSTD_ROLE $CLUSTD_TERM" >> "$0"; sleep 100000 & wait`,
 		exitDelay.Seconds()))
-	c := ec.cluster
+	c := ec.testCluster
 	m, st, _ := c.waitMaster(10 * time.Second)
 	old := ec.copies.waitOne(c, m, 0, 10*time.Second)
 	ec.checkStart(old, st)

@@ -3,24 +3,18 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/clustd/clustd/internal/localcluster"
 	"github.com/clustd/clustd/node/api"
 )
 
@@ -80,142 +74,63 @@ const (
 // pollEvery is how often waitFor and the pollers look again.
 const pollEvery = 20 * time.Millisecond
 
-// The tests reserve ports between portLow and portHigh: below Linux's
-// ephemeral range (32768 and up by default), so that the kernel does not
-// hand one of them to some outgoing connection between the reservation and
-// the daemon's bind.
-const (
-	portLow  = 20000
-	portHigh = 32000
-)
-
-// cluster is a set of clustd processes sharing one configuration written by
-// clustd init, all on 127.0.0.1.
-type cluster struct {
+// testCluster is a localcluster.Cluster that fails its test instead of
+// returning errors, with the addresses copied out for the tests to read.
+type testCluster struct {
 	t        *testing.T
+	lc       *localcluster.Cluster
 	dir      string
 	ids      []string
 	peerAddr []string
 	httpAddr []string
 	cfgPath  []string
-	client   *http.Client
-
-	reserved []net.Listener // held until the first node starts
-	nodes    []*proc        // nil for a node never started
 }
 
-// proc is one run of one node.
-type proc struct {
-	cmd    *exec.Cmd
-	done   chan struct{} // closed once the process has exited
-	state  *os.ProcessState
-	paused atomic.Bool // SIGSTOPped and not yet continued
-}
+// proc is one run of one process started by a test.
+type proc = localcluster.Proc
 
 // newCluster writes the configuration of an n-node cluster with clustd init
 // and returns it without starting any node. Nodes are named a, b, c, …
-func newCluster(t *testing.T, n int, profile string) *cluster {
+func newCluster(t *testing.T, n int, profile string) *testCluster {
 	t.Helper()
 	if n < 1 || n > 26 {
 		t.Fatalf("newCluster: %d nodes", n)
 	}
-	c := &cluster{
-		t:      t,
-		dir:    t.TempDir(),
-		client: &http.Client{Timeout: time.Second},
-	}
-	// Registered after t.TempDir, so it runs before the directory is
-	// removed: the logs are still there to be dumped.
-	t.Cleanup(c.cleanup)
-
-	peerPorts, httpBase, lns := reservePorts(t, n)
-	c.reserved = lns
-	var members []string
+	var ids []string
 	for i := range n {
-		id := string(rune('a' + i))
-		c.ids = append(c.ids, id)
-		c.peerAddr = append(c.peerAddr, fmt.Sprintf("127.0.0.1:%d", peerPorts[i]))
-		c.httpAddr = append(c.httpAddr, fmt.Sprintf("127.0.0.1:%d", httpBase+i))
-		c.cfgPath = append(c.cfgPath, filepath.Join(c.dir, id+".yml"))
-		members = append(members, id+"="+c.peerAddr[i])
+		ids = append(ids, string(rune('a'+i)))
 	}
-	c.nodes = make([]*proc, n)
-	out, err := exec.Command(clustdBin, "init", "--dir", c.dir, "--members", strings.Join(members, ","),
-		"--http-port", strconv.Itoa(httpBase), "--profile", profile).CombinedOutput()
+	lc, err := localcluster.New(t.Context(), localcluster.Options{Bin: clustdBin, Dir: t.TempDir(), IDs: ids, Profile: profile})
 	if err != nil {
-		t.Fatalf("clustd init: %v\n%s", err, out)
+		t.Fatal(err)
 	}
+	return adopt(t, lc)
+}
+
+// adopt binds lc to t. Its cleanup is registered after lc's directory was
+// made with t.TempDir, so it runs before the directory is removed: the
+// logs are still there to be dumped.
+func adopt(t *testing.T, lc *localcluster.Cluster) *testCluster {
+	c := &testCluster{t: t, lc: lc, dir: lc.Dir, ids: lc.IDs, peerAddr: lc.Peer, httpAddr: lc.HTTP, cfgPath: lc.Configs}
+	t.Cleanup(c.cleanup)
 	return c
 }
 
-// reservePorts finds n free peer ports and a run of n consecutive free HTTP
-// ports (clustd init numbers the local listeners up from one port). It keeps
-// them bound, so that parallel tests cannot pick the same ones, until the
-// cluster's first node starts.
-func reservePorts(t *testing.T, n int) (peer []int, httpBase int, held []net.Listener) {
+// freePorts returns n consecutive free ports for a test that writes its
+// own configuration.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	listen := func(port int) net.Listener {
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			return nil
-		}
-		return ln
+	ports, err := localcluster.Ports(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for try := 0; httpBase == 0; try++ {
-		if try == 1000 {
-			t.Fatal("reservePorts: no run of free ports found")
-		}
-		base := portLow + rand.IntN(portHigh-portLow-n)
-		var run []net.Listener
-		for k := range n {
-			ln := listen(base + k)
-			if ln == nil {
-				break
-			}
-			run = append(run, ln)
-		}
-		if len(run) == n {
-			httpBase, held = base, run
-			break
-		}
-		for _, ln := range run {
-			ln.Close()
-		}
-	}
-	for try := 0; len(peer) < n; try++ {
-		if try == 1000 {
-			t.Fatal("reservePorts: no free peer port found")
-		}
-		port := portLow + rand.IntN(portHigh-portLow)
-		if ln := listen(port); ln != nil {
-			peer = append(peer, port)
-			held = append(held, ln)
-		}
-	}
-	return peer, httpBase, held
-}
-
-// releasePorts gives the reserved ports to the daemons. It frees all of them
-// at once, before the first node starts: a reserved port still bound by the
-// test would accept the other nodes' connections and never answer, stalling
-// their handshakes until the handshake timeout.
-func (c *cluster) releasePorts() {
-	for _, ln := range c.reserved {
-		ln.Close()
-	}
-	c.reserved = nil
+	return ports
 }
 
 // cleanup kills every node still running and, if the test failed, logs what
 // each node wrote.
-func (c *cluster) cleanup() {
-	c.releasePorts()
-	for i, p := range c.nodes {
-		if p != nil && c.running(i) {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
+func (c *testCluster) cleanup() {
+	c.lc.Close()
 	if c.t.Failed() {
 		for i, id := range c.ids {
 			c.t.Logf("----- log of node %s (%s) -----\n%s", id, c.logPath(i), c.logText(i))
@@ -223,57 +138,42 @@ func (c *cluster) cleanup() {
 	}
 }
 
-func (c *cluster) logPath(i int) string { return filepath.Join(c.dir, c.ids[i]+".log") }
+func (c *testCluster) logPath(i int) string { return c.lc.LogPath(i) }
 
-func (c *cluster) dataDir(i int) string { return filepath.Join(c.dir, c.ids[i]+".data") }
+func (c *testCluster) dataDir(i int) string { return filepath.Join(c.dir, c.ids[i]+".data") }
 
 // index returns the position of the node named id, or -1.
-func (c *cluster) index(id string) int {
-	for i, x := range c.ids {
-		if x == id {
-			return i
-		}
-	}
-	return -1
-}
+func (c *testCluster) index(id string) int { return c.lc.Index(id) }
 
 // start starts node i with its configuration file, appending its output to
 // its log file, so that a restarted node's log tells the whole story.
-func (c *cluster) start(i int) {
+func (c *testCluster) start(i int) {
 	c.t.Helper()
-	if c.running(i) {
-		c.t.Fatalf("start: node %s is already running", c.ids[i])
+	if err := c.lc.Start(i); err != nil {
+		c.t.Fatal(err)
 	}
-	c.releasePorts()
-	c.nodes[i] = c.spawn(c.logPath(i), "run", "--config", c.cfgPath[i])
+}
+
+// startCommand starts cmd as node i's daemon.
+func (c *testCluster) startCommand(i int, cmd *exec.Cmd) {
+	c.t.Helper()
+	if err := c.lc.StartCommand(i, cmd); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // spawn starts the clustd binary with args, its output appended to logPath.
-func (c *cluster) spawn(logPath string, args ...string) *proc {
+func (c *testCluster) spawn(logPath string, args ...string) *proc {
 	c.t.Helper()
-	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	p, err := localcluster.Start(exec.Command(clustdBin, args...), localcluster.StartOptions{Log: logPath})
 	if err != nil {
-		c.t.Fatal(err)
-	}
-	// The child writes to the file directly, so its output survives a
-	// kill -9 of the child and needs no copying goroutine here.
-	defer f.Close()
-	cmd := exec.Command(clustdBin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("starting clustd %s: %v", strings.Join(args, " "), err)
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		p.state = cmd.ProcessState
-		close(p.done)
-	}()
 	return p
 }
 
 // startAll starts every node.
-func (c *cluster) startAll() {
+func (c *testCluster) startAll() {
 	c.t.Helper()
 	for i := range c.ids {
 		c.start(i)
@@ -281,163 +181,80 @@ func (c *cluster) startAll() {
 }
 
 // running reports whether node i was started and has not exited.
-func (c *cluster) running(i int) bool {
-	p := c.nodes[i]
-	if p == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
+func (c *testCluster) running(i int) bool { return c.lc.Running(i) }
 
-// paused reports whether node i is stopped by SIGSTOP.
-func (c *cluster) paused(i int) bool {
-	return c.nodes[i] != nil && c.nodes[i].paused.Load()
-}
+// proc is node i's current process, or nil.
+func (c *testCluster) proc(i int) *proc { return c.lc.Proc(i) }
 
 // signal sends sig to node i.
-func (c *cluster) signal(i int, sig syscall.Signal) {
+func (c *testCluster) signal(i int, sig syscall.Signal) {
 	c.t.Helper()
-	if !c.running(i) {
-		c.t.Fatalf("signal %v: node %s is not running", sig, c.ids[i])
-	}
-	switch sig {
-	case syscall.SIGSTOP:
-		c.nodes[i].paused.Store(true)
-	case syscall.SIGCONT:
-		c.nodes[i].paused.Store(false)
-	}
-	if err := c.nodes[i].cmd.Process.Signal(sig); err != nil {
-		c.t.Fatalf("signal %v to node %s: %v", sig, c.ids[i], err)
+	if err := c.lc.Signal(i, sig); err != nil {
+		c.t.Fatal(err)
 	}
 }
 
 // kill sends SIGKILL to node i and waits until it is gone.
-func (c *cluster) kill(i int) {
+func (c *testCluster) kill(i int) {
 	c.t.Helper()
-	c.signal(i, syscall.SIGKILL)
-	<-c.nodes[i].done
+	if _, err := c.lc.Kill(i); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // waitExit waits up to timeout for node i to exit and returns how it ended.
-func (c *cluster) waitExit(i int, timeout time.Duration) *os.ProcessState {
+func (c *testCluster) waitExit(i int, timeout time.Duration) *os.ProcessState {
 	c.t.Helper()
-	select {
-	case <-c.nodes[i].done:
-		return c.nodes[i].state
-	case <-time.After(timeout):
+	p := c.lc.Proc(i)
+	if !p.Wait(timeout) {
 		c.t.Fatalf("node %s did not exit within %v", c.ids[i], timeout)
-		return nil
 	}
+	return p.State()
 }
 
 // status fetches GET /v1/status from node i. It touches no mutable state of
 // the cluster, so pollers may call it from their own goroutines.
-func (c *cluster) status(i int) (api.Status, error) {
+func (c *testCluster) status(i int) (api.Status, error) {
 	return c.statusCtx(context.Background(), i)
 }
 
-func (c *cluster) statusCtx(ctx context.Context, i int) (api.Status, error) {
-	var st api.Status
-	body, err := c.get(ctx, i, "/v1/status")
+func (c *testCluster) statusCtx(ctx context.Context, i int) (api.Status, error) {
+	st, err := c.lc.Status(ctx, i)
 	if err != nil {
-		return st, err
+		return api.Status{}, err
 	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return st, fmt.Errorf("node %s: /v1/status: %w", c.ids[i], err)
-	}
-	return st, nil
+	return *st, nil
 }
 
 // get fetches path from node i's local listener.
-func (c *cluster) get(ctx context.Context, i int, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.httpAddr[i]+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("node %s: GET %s: %s: %s", c.ids[i], path, resp.Status, body)
-	}
-	return body, nil
+func (c *testCluster) get(ctx context.Context, i int, path string) ([]byte, error) {
+	return c.lc.Get(ctx, i, path)
 }
 
 // metric returns the sum of every series of the metric name on node i whose
 // labels include the given ones (name=value pairs).
-func (c *cluster) metric(i int, name string, labels ...string) (float64, error) {
-	body, err := c.get(context.Background(), i, "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	return sumMetric(string(body), name, labels...)
-}
-
-// sumMetric parses the Prometheus text format just enough for the clustd_*
-// series: name{k="v",…} value, one per line.
-func sumMetric(text, name string, labels ...string) (float64, error) {
-	want := map[string]string{}
+func (c *testCluster) metric(i int, name string, labels ...string) (float64, error) {
+	var pairs []string
 	for _, l := range labels {
 		k, v, ok := strings.Cut(l, "=")
 		if !ok {
 			return 0, fmt.Errorf("metric label %q: want name=value", l)
 		}
-		want[k] = v
+		pairs = append(pairs, k, v)
 	}
-	var sum float64
-	found := false
-	for line := range strings.Lines(text) {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		series, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		metric, rest, _ := strings.Cut(series, "{")
-		if metric != name {
-			continue
-		}
-		have := map[string]string{}
-		for kv := range strings.SplitSeq(strings.TrimSuffix(rest, "}"), ",") {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				have[k] = strings.Trim(v, `"`)
-			}
-		}
-		match := true
-		for k, v := range want {
-			match = match && have[k] == v
-		}
-		if !match {
-			continue
-		}
-		f, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("metric %s: %q: %w", name, line, err)
-		}
-		sum += f
-		found = true
+	samples, err := c.lc.Metrics(context.Background(), i)
+	if err != nil {
+		return 0, err
 	}
-	if !found {
+	sum, ok := localcluster.Sum(samples, name, pairs...)
+	if !ok {
 		return 0, fmt.Errorf("no series %s%v in /metrics", name, labels)
 	}
 	return sum, nil
 }
 
 // mustMetric is metric for the test goroutine.
-func (c *cluster) mustMetric(i int, name string, labels ...string) float64 {
+func (c *testCluster) mustMetric(i int, name string, labels ...string) float64 {
 	c.t.Helper()
 	v, err := c.metric(i, name, labels...)
 	if err != nil {
@@ -447,7 +264,7 @@ func (c *cluster) mustMetric(i int, name string, labels ...string) float64 {
 }
 
 // logText returns everything node i has written so far.
-func (c *cluster) logText(i int) string {
+func (c *testCluster) logText(i int) string {
 	b, err := os.ReadFile(c.logPath(i))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Sprintf("(cannot read the log: %v)", err)
@@ -456,7 +273,7 @@ func (c *cluster) logText(i int) string {
 }
 
 // logSize is the current length of node i's log, a mark to read from later.
-func (c *cluster) logSize(i int) int64 {
+func (c *testCluster) logSize(i int) int64 {
 	fi, err := os.Stat(c.logPath(i))
 	if err != nil {
 		return 0
@@ -466,7 +283,7 @@ func (c *cluster) logSize(i int) int64 {
 
 // logLines returns node i's log lines written after offset from that
 // contain every one of the substrings.
-func (c *cluster) logLines(i int, from int64, substrings ...string) []string {
+func (c *testCluster) logLines(i int, from int64, substrings ...string) []string {
 	text := c.logText(i)
 	if from > int64(len(text)) {
 		from = int64(len(text))
@@ -489,7 +306,7 @@ func (c *cluster) logLines(i int, from int64, substrings ...string) []string {
 
 // waitFor polls cond every pollEvery until it holds, and fails the test if
 // it does not within timeout. It returns how long it waited.
-func (c *cluster) waitFor(timeout time.Duration, what string, cond func() bool) time.Duration {
+func (c *testCluster) waitFor(timeout time.Duration, what string, cond func() bool) time.Duration {
 	c.t.Helper()
 	d, ok := poll(timeout, cond)
 	if !ok {
@@ -516,46 +333,23 @@ func poll(timeout time.Duration, cond func() bool) (time.Duration, bool) {
 // master returns the node that every running, unpaused node names as master
 // in the same term, provided that node itself reports the role with some
 // lease left. ok is false when they do not all agree or one does not answer.
-func (c *cluster) master() (i int, st api.Status, ok bool) {
-	var live []int
-	for i := range c.ids {
-		if c.running(i) && !c.paused(i) {
-			live = append(live, i)
-		}
-	}
-	return c.masterAmong(live...)
+func (c *testCluster) master() (i int, st api.Status, ok bool) {
+	return c.masterAmong()
 }
 
-// masterAmong is master restricted to the given nodes.
-func (c *cluster) masterAmong(nodes ...int) (int, api.Status, bool) {
-	if len(nodes) == 0 {
+// masterAmong is master restricted to the given nodes (all live ones when
+// none are given).
+func (c *testCluster) masterAmong(nodes ...int) (int, api.Status, bool) {
+	m, st, ok := c.lc.Master(context.Background(), nodes...)
+	if !ok {
 		return -1, api.Status{}, false
 	}
-	sts := map[int]api.Status{}
-	var first api.Status
-	for k, i := range nodes {
-		st, err := c.status(i)
-		if err != nil || st.Master == "" {
-			return -1, api.Status{}, false
-		}
-		if k == 0 {
-			first = st
-		} else if st.Master != first.Master || st.Term != first.Term {
-			return -1, api.Status{}, false
-		}
-		sts[i] = st
-	}
-	m := c.index(first.Master)
-	st, answered := sts[m]
-	if !answered || st.Role != "master" || st.LeaseMS <= 0 {
-		return -1, api.Status{}, false
-	}
-	return m, st, true
+	return m, *st, true
 }
 
 // waitMaster waits for a master that the given nodes (all live ones when
 // none are given) agree on, and returns it with the time that took.
-func (c *cluster) waitMaster(timeout time.Duration, nodes ...int) (int, api.Status, time.Duration) {
+func (c *testCluster) waitMaster(timeout time.Duration, nodes ...int) (int, api.Status, time.Duration) {
 	c.t.Helper()
 	var (
 		m  int
@@ -574,7 +368,7 @@ func (c *cluster) waitMaster(timeout time.Duration, nodes ...int) (int, api.Stat
 }
 
 // others returns every node index except the given ones.
-func (c *cluster) others(except ...int) []int {
+func (c *testCluster) others(except ...int) []int {
 	var out []int
 	for i := range c.ids {
 		skip := false
@@ -602,14 +396,14 @@ type sample struct {
 // does not answer (paused, killed) slows down nobody else's polls; it just
 // leaves no samples while it is silent.
 type poller struct {
-	c    *cluster
+	c    *testCluster
 	stop chan struct{}
 	done sync.WaitGroup
 	mu   sync.Mutex
 	all  []sample
 }
 
-func (c *cluster) startPoller() *poller {
+func (c *testCluster) startPoller() *poller {
 	p := &poller{c: c, stop: make(chan struct{})}
 	for i := range c.ids {
 		p.done.Go(func() { p.run(i) })
@@ -658,7 +452,7 @@ func (p *poller) close() []sample {
 
 // editConfig replaces the one occurrence of old in node i's configuration
 // file with new, to give one node a configuration the others do not share.
-func (c *cluster) editConfig(i int, old, new string) {
+func (c *testCluster) editConfig(i int, old, new string) {
 	c.t.Helper()
 	b, err := os.ReadFile(c.cfgPath[i])
 	if err != nil {

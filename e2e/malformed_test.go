@@ -72,7 +72,7 @@ func TestMalformedPeerInput(t *testing.T) {
 			return after.dropped >= before.dropped+wantDropped && after.auth >= before.auth+wantAuth
 		})
 		if !c.running(m) {
-			t.Fatalf("%s: the master exited: %v", name, c.nodes[m].state)
+			t.Fatalf("%s: the master exited: %v", name, c.proc(m).State())
 		}
 		s, err := c.status(m)
 		if err != nil {
@@ -284,7 +284,7 @@ func briefStatus(s api.Status) string {
 }
 
 // dropReasons lists node i's non-zero drop counters, for the test log.
-func dropReasons(t *testing.T, c *cluster, i int) string {
+func dropReasons(t *testing.T, c *testCluster, i int) string {
 	t.Helper()
 	var out []string
 	for _, r := range []string{"malformed", "oversized", "replayed", "unauthenticated", "unknown_peer", "cluster_mismatch", "decode", "other"} {

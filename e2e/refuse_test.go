@@ -82,7 +82,7 @@ func TestWrongSecretIsRefused(t *testing.T) {
 // everyone, it can win no pre-vote, so a higher term could only come from
 // a session it should not have had. Its term is the only way it could
 // disturb the others.
-func checkOddNode(t *testing.T, c *cluster, odd int, others []int, started time.Time) {
+func checkOddNode(t *testing.T, c *testCluster, odd int, others []int, started time.Time) {
 	t.Helper()
 	for _, i := range others {
 		s, err := c.status(i)
@@ -210,7 +210,7 @@ func TestDialerLogsRefusalAfterPeerWasDown(t *testing.T) {
 
 // giveOtherSecret makes node i's configuration use a freshly generated
 // secret that no other node has.
-func giveOtherSecret(t *testing.T, c *cluster, i int) {
+func giveOtherSecret(t *testing.T, c *testCluster, i int) {
 	t.Helper()
 	other := make([]byte, 48)
 	rand.Read(other)

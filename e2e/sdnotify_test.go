@@ -45,27 +45,11 @@ func TestServiceManagerNotifications(t *testing.T) {
 		return ""
 	}
 
-	c.releasePorts()
-	f, err := os.OpenFile(c.logPath(0), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(clustdBin, "run", "--config", c.cfgPath[0])
-	cmd.Stdout, cmd.Stderr = f, f
 	// A watchdog of 2 s: the daemon pings at least every second (and
 	// every half lease, some 220 ms, in fact).
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=2000000")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		p.state = cmd.ProcessState
-		close(p.done)
-	}()
-	c.nodes[0] = p
+	c.startCommand(0, cmd)
 
 	ready := waitFor("READY=1")
 	if _, err := c.status(0); err != nil {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/clustd/clustd/internal/localcluster"
 )
 
 // TestImportSeedRuns converts three 2018 daemons' config.yml with clustd
@@ -21,10 +23,7 @@ import (
 // while its peers use the machine's own address.
 func TestImportSeedRuns(t *testing.T) {
 	t.Parallel()
-	_, base, held := reservePorts(t, 3)
-	for _, ln := range held {
-		ln.Close()
-	}
+	base := freePorts(t, 3)[0]
 	dir := t.TempDir()
 	const secret = "vxLjIO8pOjvcA48RlXWCy8D/RIr/2S0y/gF1ncypHDjM9oINXfRkUW2wN/tKmjYF"
 	// Three "machines" on this one: 127.0.0.2 stands for each one's own
@@ -56,15 +55,14 @@ func TestImportSeedRuns(t *testing.T) {
 		t.Fatalf("import-seed does not say what it could not carry over:\n%s", out)
 	}
 
-	c := &cluster{t: t, dir: conf, client: &http.Client{Timeout: time.Second}}
-	t.Cleanup(c.cleanup)
+	var ids, local, configs []string
 	for i := range 3 {
 		id := fmt.Sprintf("web-%d", i+1)
-		c.ids = append(c.ids, id)
-		c.httpAddr = append(c.httpAddr, fmt.Sprintf("127.0.0.1:%d", base+i))
-		c.cfgPath = append(c.cfgPath, filepath.Join(conf, id+".yml"))
+		ids = append(ids, id)
+		local = append(local, fmt.Sprintf("127.0.0.1:%d", base+i))
+		configs = append(configs, filepath.Join(conf, id+".yml"))
 	}
-	c.nodes = make([]*proc, 3)
+	c := adopt(t, localcluster.Open(clustdBin, conf, ids, configs, local))
 	c.startAll()
 	c.waitMaster(30*time.Second, 0, 1, 2)
 

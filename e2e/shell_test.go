@@ -37,7 +37,7 @@ func readEnvFile(t *testing.T, path string) map[string]string {
 // transferTo asks master m to hand over to node to, retrying while the
 // master does not yet count the target as reachable and eligible, as right
 // after that node was master itself.
-func (c *cluster) transferTo(m, to int) {
+func (c *testCluster) transferTo(m, to int) {
 	c.t.Helper()
 	var err error
 	c.waitFor(10*time.Second, fmt.Sprintf("%s to accept a transfer to %s", c.ids[m], c.ids[to]), func() bool {

@@ -15,7 +15,7 @@ import (
 // agree on a new master among them. Any other change fails the test, with
 // why saying what must not have caused it. It returns the rounds watched
 // and the elections tolerated.
-func (c *cluster) steady(d time.Duration, nodes []int, m int, term uint64, why string, check func()) (rounds, elections int) {
+func (c *testCluster) steady(d time.Duration, nodes []int, m int, term uint64, why string, check func()) (rounds, elections int) {
 	c.t.Helper()
 	mark := c.logSize(m)
 	start := time.Now()
@@ -56,7 +56,7 @@ func (c *cluster) steady(d time.Duration, nodes []int, m int, term uint64, why s
 	return rounds, elections
 }
 
-func (c *cluster) describeSteady(rounds, elections int) string {
+func (c *testCluster) describeSteady(rounds, elections int) string {
 	if elections == 0 {
 		return fmt.Sprintf("%d rounds, master unchanged", rounds)
 	}

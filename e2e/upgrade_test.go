@@ -110,7 +110,7 @@ func TestRollingUpgrade(t *testing.T) {
 // since a node is master at most once per term. So each node's stretch in
 // term T runs from the receipt of its first master answer to the sending of
 // its last, and no two nodes' stretches may intersect.
-func checkNoOverlapHandOver(t *testing.T, c *cluster, samples []sample) {
+func checkNoOverlapHandOver(t *testing.T, c *testCluster, samples []sample) {
 	t.Helper()
 	found, stretches := handOverOverlaps(samples)
 	for k, o := range found {

@@ -1308,7 +1308,7 @@ func TestMaintenanceHandsOver(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		set    func(n *election.Node, now time.Duration, off bool)
-		reason string
+		reason election.Reason
 	}{
 		{"maintenance", func(n *election.Node, now time.Duration, off bool) { n.SetMaintenance(now, !off) }, election.ReasonMaintenance},
 		{"health", func(n *election.Node, now time.Duration, off bool) { n.SetHealthy(now, off) }, election.ReasonUnhealthy},
@@ -1424,7 +1424,7 @@ func TestPreemption(t *testing.T) {
 		if handedAt < since+hold {
 			t.Fatalf("a handed over at %v, before the hold-down ended at %v", handedAt, since+hold)
 		}
-		reasons := map[string]bool{}
+		reasons := map[election.Reason]bool{}
 		for _, s := range c.peers["a"].states {
 			reasons[s.Reason] = true
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -123,21 +122,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 			st.Close()
 		}
 	}()
-	members := make([]election.Member, len(cfg.Members))
-	for i, m := range cfg.Members {
-		members[i] = election.Member{ID: m.ID, Witness: m.Witness, Priority: m.Priority}
-	}
 	now := Monotonic()
-	core, err := election.New(election.Config{
-		ID:              cfg.ID,
-		Members:         members,
-		Timing:          cfg.Timing,
-		Preempt:         cfg.Preempt,
-		PreemptHoldDown: cfg.PreemptHoldDown,
-		DemoteTimeout:   cfg.DemoteTimeout,
-		Rand:            rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		Unsafe:          unsafeCore,
-	}, election.HardState{Term: hs.Term, Vote: hs.Vote}, now)
+	core, err := newCore(cfg, hs, now)
 	if err != nil {
 		return nil, err
 	}
@@ -159,22 +145,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		handshakes: newShedder(maxHandshakes, maxHandshakesPerSource),
 	}
 	d.nextPing = noPing
-	for _, m := range cfg.Members {
-		if m.ID == cfg.ID {
-			continue
-		}
-		p := &peer{id: m.ID, addr: m.Address, out: make(chan []byte, outQueue), kick: make(chan struct{}, 1), count: d.metrics.Peer(m.ID)}
-		d.metrics.AddPeer(m.ID)
-		d.peers[m.ID] = p
-		d.order = append(d.order, p)
-	}
+	d.addPeers()
 	d.lastPing = make([]time.Duration, len(d.order))
-	if d.peerLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("peer listener: %w", err)
-	}
-	if d.httpLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
-		d.peerLn.Close()
-		return nil, fmt.Errorf("local HTTP listener (http.listen): %w", err)
+	if err := d.listen(); err != nil {
+		return nil, err
 	}
 	d.hub = newHub(d)
 	d.rec = newRecorder(d)
@@ -425,7 +399,7 @@ func (d *Daemon) publish(st election.State) {
 		if st.Role == election.PreCandidate || (st.Role == election.Candidate && st.Reason != election.ReasonWon) {
 			level = slog.LevelDebug
 		}
-		args := []any{"role", roleName(st.Role), "term", st.Term, "master", st.Master, "reason", st.Reason}
+		args := []any{"role", roleName(st.Role), "term", st.Term, "master", st.Master, "reason", st.Reason.String()}
 		if st.Role == election.Master {
 			args = append(args, "lease", st.LeaseUntil-st.At)
 		}
@@ -443,17 +417,19 @@ func (d *Daemon) publish(st election.State) {
 	d.rec.state(prev, st)
 }
 
-// roleName maps a core role onto the three the status API promises. A
-// pre-candidate has raised no term and may well find the master still
-// alive: it is still a follower, and its reason says it is asking.
+// roleName maps a core role onto the three the driver protocol, the status
+// API and the metrics name alike (driverproto.Role*; api and metrics use
+// those constants). A pre-candidate has raised no term and may well find
+// the master still alive: it is still a follower, and its reason says it
+// is asking.
 func roleName(r election.Role) string {
 	switch r {
 	case election.Master:
-		return "master"
+		return driverproto.RoleMaster
 	case election.Candidate:
-		return "candidate"
+		return driverproto.RoleCandidate
 	}
-	return "follower"
+	return driverproto.RoleFollower
 }
 
 // leave starts the graceful stop: a master hands over first; a follower
@@ -504,7 +480,7 @@ func (d *Daemon) memberList(now time.Duration) []driverproto.Member {
 		dm := driverproto.Member{ID: m.ID, Witness: m.Witness, Reachable: m.ID == d.cfg.ID}
 		if p := d.peers[m.ID]; p != nil {
 			p.mu.Lock()
-			dm.Reachable = p.connected && p.lastSeen > 0 && now-p.lastSeen < d.cfg.Timing.ElectionMin
+			dm.Reachable = d.reachable(p, now)
 			p.mu.Unlock()
 		}
 		out = append(out, dm)
@@ -557,7 +533,7 @@ func (d *Daemon) Status() api.Status {
 	err := d.do(ctx, func(now time.Duration) { s = d.status(now) })
 	if err != nil {
 		// The loop is gone (stopping): answer from what is known.
-		s = api.Status{Node: d.cfg.ID, Role: "follower", Reason: "stopping"}
+		s = api.Status{Node: d.cfg.ID, Role: driverproto.RoleFollower, Reason: "stopping"}
 	}
 	return s
 }
@@ -573,7 +549,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 		Maintenance: d.core.Maintenance(),
 		Healthy:     d.core.Healthy(),
 		Witness:     d.cfg.Self().Witness,
-		Reason:      st.Reason,
+		Reason:      st.Reason.String(),
 		SinceMS:     (now - d.roleSince).Milliseconds(),
 
 		ElectionTimeoutMS:  d.cfg.Timing.ElectionMin.Milliseconds(),
@@ -594,7 +570,7 @@ func (d *Daemon) status(now time.Duration) api.Status {
 			if p.lastSeen > 0 {
 				ms.LastSeenMS = (now - p.lastSeen).Milliseconds()
 			}
-			ms.Reachable = p.connected && p.lastSeen > 0 && now-p.lastSeen < d.cfg.Timing.ElectionMin
+			ms.Reachable = d.reachable(p, now)
 			ms.RTTMS = float64(p.rtt.Microseconds()) / 1000
 			p.mu.Unlock()
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,36 +18,25 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/clustd/clustd/driverproto"
+	"github.com/clustd/clustd/internal/localcluster"
 	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/config"
 )
 
-// freePorts finds n free loopback ports below the kernel's range for
-// outgoing connections (32768 and up on Linux): a port taken from that range
-// could be handed to some connection's local end before the daemon binds it.
+// freePorts finds n free loopback ports, from the one picker every
+// real-process suite uses, so that in-process clusters and the daemons of
+// other suites running at the same time keep out of each other's way.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for len(ports) < n {
-		var b [2]byte
-		rand.Read(b[:])
-		port := 20000 + (int(b[0])<<8|int(b[1]))%12000
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		lns = append(lns, ln)
-		ports = append(ports, port)
-	}
-	for _, ln := range lns {
-		ln.Close()
+	ports, err := localcluster.Ports(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
 }
 
-// testCluster runs n daemons in this process.
-type testCluster struct {
+// inProcessCluster runs n daemons in this process.
+type inProcessCluster struct {
 	t       *testing.T
 	cfgs    []*config.Config
 	daemons []*Daemon
@@ -56,14 +44,14 @@ type testCluster struct {
 	done    []chan error
 }
 
-func newTestCluster(t *testing.T, n int) *testCluster {
+func newTestCluster(t *testing.T, n int) *inProcessCluster {
 	t.Helper()
 	return newTestClusterYAML(t, n, "")
 }
 
 // newTestClusterYAML is newTestCluster with extra appended to every node's
 // configuration, whose last section is http.
-func newTestClusterYAML(t *testing.T, n int, extra string) *testCluster {
+func newTestClusterYAML(t *testing.T, n int, extra string) *inProcessCluster {
 	t.Helper()
 	dir := t.TempDir()
 	peerPorts := freePorts(t, n)
@@ -74,7 +62,7 @@ func newTestClusterYAML(t *testing.T, n int, extra string) *testCluster {
 	for i := range n {
 		fmt.Fprintf(&members, "  - id: n%d\n    address: 127.0.0.1:%d\n", i+1, peerPorts[i])
 	}
-	tc := &testCluster{t: t}
+	tc := &inProcessCluster{t: t}
 	for i := range n {
 		yml := fmt.Sprintf("id: n%d\ndata_dir: n%d.data\nsecret: %q\nmembers:\n%stiming:\n  profile: fast\nhttp:\n  listen: 127.0.0.1:%d\n%s",
 			i+1, i+1, hex.EncodeToString(secret[:]), members.String(), httpPorts[i], extra)
@@ -102,7 +90,7 @@ func newTestClusterYAML(t *testing.T, n int, extra string) *testCluster {
 	return tc
 }
 
-func (tc *testCluster) start(i int) {
+func (tc *inProcessCluster) start(i int) {
 	tc.t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -119,7 +107,7 @@ func (tc *testCluster) start(i int) {
 }
 
 // stop stops daemon i gracefully and waits for it.
-func (tc *testCluster) stop(i int) {
+func (tc *inProcessCluster) stop(i int) {
 	tc.t.Helper()
 	if tc.cancels[i] == nil {
 		return
@@ -138,7 +126,7 @@ func (tc *testCluster) stop(i int) {
 
 // waitMaster polls until exactly one running daemon is master and every
 // running daemon agrees.
-func (tc *testCluster) waitMaster(not int) int {
+func (tc *inProcessCluster) waitMaster(not int) int {
 	tc.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

@@ -372,7 +372,7 @@ func driverState(id string, tm election.Timing, st election.State, members []dri
 		Term:         st.Term,
 		Master:       st.Master,
 		Members:      members,
-		Reason:       st.Reason,
+		Reason:       st.Reason.String(),
 		StopBudgetMS: tm.StopBudget.Milliseconds(),
 	}
 	if st.Role == election.Master && !st.Act {
@@ -654,7 +654,7 @@ func (h *hub) eventLocked(kind, detail string) {
 func (h *hub) checkMembers(now time.Duration) {
 	for _, p := range h.d.order {
 		p.mu.Lock()
-		up := p.connected && p.lastSeen > 0 && now-p.lastSeen < h.d.cfg.Timing.ElectionMin
+		up := h.d.reachable(p, now)
 		p.mu.Unlock()
 		h.mu.Lock()
 		was, known := h.reachable[p.id]

@@ -164,9 +164,9 @@ func (r *recorder) state(prev, st election.State) {
 		// Asking whether an election is needed raises no term; journaling
 		// every pre-vote would bury the elections under a partition.
 	case st.Role == election.Candidate && st.Term != prev.Term:
-		r.record(journal.Event{Kind: journal.KindElection, Term: st.Term, Role: role, Detail: "campaigning: " + st.Reason})
+		r.record(journal.Event{Kind: journal.KindElection, Term: st.Term, Role: role, Detail: "campaigning: " + st.Reason.String()})
 	default:
-		r.record(journal.Event{Kind: journal.KindRole, Term: st.Term, Role: role, Master: st.Master, Detail: st.Reason})
+		r.record(journal.Event{Kind: journal.KindRole, Term: st.Term, Role: role, Master: st.Master, Detail: st.Reason.String()})
 	}
 
 	r.mu.Lock()

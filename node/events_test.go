@@ -10,7 +10,7 @@ import (
 )
 
 // failovers reads daemon i's failover records, latest revision per term.
-func (tc *testCluster) failovers(i int) map[uint64]journal.Event {
+func (tc *inProcessCluster) failovers(i int) map[uint64]journal.Event {
 	tc.t.Helper()
 	j := tc.daemons[i].Journal()
 	if j == nil {
@@ -31,7 +31,7 @@ func (tc *testCluster) failovers(i int) map[uint64]journal.Event {
 
 // waitFailover waits until daemon i holds a failover record of the given
 // term, and returns it.
-func (tc *testCluster) waitFailover(i int, term uint64) journal.Event {
+func (tc *inProcessCluster) waitFailover(i int, term uint64) journal.Event {
 	tc.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {

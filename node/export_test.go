@@ -10,7 +10,7 @@ import (
 // test cluster.
 
 // TestCluster runs daemons in the test's process.
-type TestCluster = testCluster
+type TestCluster = inProcessCluster
 
 // NewTestCluster starts n daemons whose configurations end with extra, which
 // may continue the http section.
@@ -21,20 +21,20 @@ func NewTestCluster(t *testing.T, n int, extra string) *TestCluster {
 
 // WaitMaster waits until the running daemons agree on a master other than
 // not, and returns its index.
-func (tc *testCluster) WaitMaster(not int) int {
+func (tc *inProcessCluster) WaitMaster(not int) int {
 	tc.t.Helper()
 	return tc.waitMaster(not)
 }
 
 // Daemon returns daemon i.
-func (tc *testCluster) Daemon(i int) *Daemon { return tc.daemons[i] }
+func (tc *inProcessCluster) Daemon(i int) *Daemon { return tc.daemons[i] }
 
 // Config returns daemon i's configuration.
-func (tc *testCluster) Config(i int) *config.Config { return tc.cfgs[i] }
+func (tc *inProcessCluster) Config(i int) *config.Config { return tc.cfgs[i] }
 
 // ProtocolDriversConnected reports how many drivers of clustd's own
 // protocol are connected to daemon i.
-func (tc *testCluster) ProtocolDriversConnected(i int) int {
+func (tc *inProcessCluster) ProtocolDriversConnected(i int) int {
 	h := tc.daemons[i].hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -42,7 +42,7 @@ func (tc *testCluster) ProtocolDriversConnected(i int) int {
 }
 
 // DialProtocolDriver connects a driver of clustd's own protocol to daemon i.
-func (tc *testCluster) DialProtocolDriver(i int, id string) error {
+func (tc *inProcessCluster) DialProtocolDriver(i int, id string) error {
 	_, err := dialDriver(tc.t, tc.daemons[i], tc.cfgs[i].DriversSecret, id, false)
 	return err
 }

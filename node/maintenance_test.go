@@ -14,7 +14,7 @@ import (
 )
 
 // waitStatus polls daemon i until ok holds, failing after a generous bound.
-func (tc *testCluster) waitStatus(i int, what string, ok func(s api.Status) bool) api.Status {
+func (tc *inProcessCluster) waitStatus(i int, what string, ok func(s api.Status) bool) api.Status {
 	tc.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {

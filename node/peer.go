@@ -277,6 +277,14 @@ func (d *Daemon) writeLoop(ctx context.Context, p *peer, sess *transport.Session
 	}
 }
 
+// reachable reports whether peer p counts as reachable at now: a session
+// to it is up and it was heard from within the election timeout. The
+// status, the drivers' member list and their member_lost and member_back
+// events all ask here, so they agree. Called with p.mu held.
+func (d *Daemon) reachable(p *peer, now time.Duration) bool {
+	return p.connected && p.lastSeen > 0 && now-p.lastSeen < d.cfg.Timing.ElectionMin
+}
+
 // linkEvery is how often checkLinks runs: several times per election
 // timeout, the window for "reachable".
 func (d *Daemon) linkEvery() time.Duration { return d.cfg.Timing.ElectionMin / 3 }

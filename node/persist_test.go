@@ -64,7 +64,7 @@ func (g *gatedStore) durableAt(id string) (time.Time, bool) {
 // a gated store: neither can win without the other's vote.
 type gatedCluster struct {
 	t       *testing.T
-	tc      *testCluster
+	tc      *inProcessCluster
 	stores  []*gatedStore
 	daemons []*Daemon
 	done    []chan error

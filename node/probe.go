@@ -94,23 +94,7 @@ func Probe(ctx context.Context, cfg *config.Config, m config.Member, span time.D
 	sess, err := transport.Client(hctx, conn, cfg.Secret, transport.Hello{Node: ProbeNode, ClusterHash: cfg.MembersHash()}, m.ID)
 	if err != nil {
 		conn.Close()
-		var mismatch *transport.ClusterMismatchError
-		switch {
-		case errors.As(err, &mismatch):
-			r.Authenticated = true
-			r.Err = "its member list or timing differs from this configuration's"
-		case errors.Is(err, transport.ErrAuth), errors.Is(err, transport.ErrPeerClosed):
-			r.Err = "authentication failed: it does not have this configuration's secret"
-		case errors.Is(err, transport.ErrUnknownPeer) && strings.Contains(err.Error(), "does not allow"):
-			// The member proved the secret and its hash was not refused
-			// first, but it does not know the probe: an older clustd.
-			r.Authenticated = true
-			r.Err = "authenticated, but it is a clustd too old to answer probes; the configuration hash was not compared"
-		case errors.Is(err, transport.ErrUnknownPeer):
-			r.Err = "another node answers at this address: " + err.Error()
-		default:
-			r.Err = "handshake failed: " + err.Error()
-		}
+		r.Authenticated, r.Err = handshakeProblem(err)
 		return r
 	}
 	defer sess.Close()
@@ -118,40 +102,11 @@ func Probe(ctx context.Context, cfg *config.Config, m config.Member, span time.D
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
 
-	pings = max(pings, 2)
-	type sample struct{ sent, got, remote time.Duration }
-	var samples []sample
-	gap := span / time.Duration(pings-1)
-	for i := range pings {
-		if i > 0 {
-			select {
-			case <-ctx.Done():
-				r.Err = "interrupted"
-				return r
-			case <-time.After(gap):
-			}
-		}
-		sent := Monotonic()
-		sess.SetWriteTimeout(timeout)
-		if err := sess.Send(encodePing(nil, framePing, sent)); err != nil {
-			r.Err = "probe failed: " + err.Error()
-			return r
-		}
-		deadline := time.AfterFunc(timeout, func() { sess.Close() })
-		frame, err := sess.Recv()
-		deadline.Stop()
-		got := Monotonic()
-		if err != nil || len(frame) != 17 || frame[0] != frameProbe || time.Duration(binary.BigEndian.Uint64(frame[1:9])) != sent {
-			r.Err = fmt.Sprintf("no valid answer to probe %d", i+1)
-			if err != nil {
-				r.Err += ": " + err.Error()
-			}
-			return r
-		}
-		samples = append(samples, sample{sent, got, time.Duration(binary.BigEndian.Uint64(frame[9:]))})
-		if rtt := got - sent; r.RTT == 0 || rtt < r.RTT {
-			r.RTT = rtt
-		}
+	samples, rtt, problem := pingMember(ctx, sess, span, pings, timeout)
+	r.RTT = rtt
+	if problem != "" {
+		r.Err = problem
+		return r
 	}
 	r.Probed = true
 	first, last := samples[0], samples[len(samples)-1]
@@ -163,6 +118,68 @@ func Probe(ctx context.Context, cfg *config.Config, m config.Member, span time.D
 		r.ClockRateError = float64((first.got-first.sent)/2+(last.got-last.sent)/2) / local
 	}
 	return r
+}
+
+// handshakeProblem says, in words for the operator, why the handshake
+// with a member failed, and whether the member proved the secret anyway.
+func handshakeProblem(err error) (authenticated bool, problem string) {
+	var mismatch *transport.ClusterMismatchError
+	switch {
+	case errors.As(err, &mismatch):
+		return true, "its member list or timing differs from this configuration's"
+	case errors.Is(err, transport.ErrAuth), errors.Is(err, transport.ErrPeerClosed):
+		return false, "authentication failed: it does not have this configuration's secret"
+	case errors.Is(err, transport.ErrUnknownPeer) && strings.Contains(err.Error(), "does not allow"):
+		// The member proved the secret and its hash was not refused
+		// first, but it does not know the probe: an older clustd.
+		return true, "authenticated, but it is a clustd too old to answer probes; the configuration hash was not compared"
+	case errors.Is(err, transport.ErrUnknownPeer):
+		return false, "another node answers at this address: " + err.Error()
+	}
+	return false, "handshake failed: " + err.Error()
+}
+
+// probeSample is one answered ping: when it left and when its answer came,
+// by our clock, and the member's clock in the answer.
+type probeSample struct{ sent, got, remote time.Duration }
+
+// pingMember sends at least two pings spread over span, each to be
+// answered within timeout, and returns their samples and the shortest round
+// trip, or what went wrong in words for the operator (with the shortest
+// round trip of the pings answered before).
+func pingMember(ctx context.Context, sess *transport.Session, span time.Duration, pings int, timeout time.Duration) (samples []probeSample, rtt time.Duration, problem string) {
+	pings = max(pings, 2)
+	gap := span / time.Duration(pings-1)
+	for i := range pings {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, rtt, "interrupted"
+			case <-time.After(gap):
+			}
+		}
+		sent := Monotonic()
+		sess.SetWriteTimeout(timeout)
+		if err := sess.Send(encodePing(nil, framePing, sent)); err != nil {
+			return nil, rtt, "probe failed: " + err.Error()
+		}
+		deadline := time.AfterFunc(timeout, func() { sess.Close() })
+		frame, err := sess.Recv()
+		deadline.Stop()
+		got := Monotonic()
+		if err != nil || len(frame) != 17 || frame[0] != frameProbe || time.Duration(binary.BigEndian.Uint64(frame[1:9])) != sent {
+			problem = fmt.Sprintf("no valid answer to probe %d", i+1)
+			if err != nil {
+				problem += ": " + err.Error()
+			}
+			return nil, rtt, problem
+		}
+		samples = append(samples, probeSample{sent, got, time.Duration(binary.BigEndian.Uint64(frame[9:]))})
+		if d := got - sent; rtt == 0 || d < rtt {
+			rtt = d
+		}
+	}
+	return samples, rtt, ""
 }
 
 // ClockRateOK reports whether a measured clock rate is within the drift

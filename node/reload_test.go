@@ -13,7 +13,7 @@ import (
 )
 
 // editConfig rewrites node i's file with edit and loads it.
-func (tc *testCluster) editConfig(i int, edit func(string) string) *config.Config {
+func (tc *inProcessCluster) editConfig(i int, edit func(string) string) *config.Config {
 	tc.t.Helper()
 	path := tc.cfgs[i].Path
 	b, err := os.ReadFile(path)

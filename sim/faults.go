@@ -2,26 +2,29 @@ package sim
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/clustd/clustd/election"
+	"github.com/clustd/clustd/internal/fault"
 )
 
-// Fault kinds, as counted in Stats.Faults and switched in FaultMix.
+// Fault kinds, as counted in Stats.Faults and switched in FaultMix: the
+// names of internal/fault's vocabulary, which chaos shares.
 const (
-	FaultCrash       = "crash"
-	FaultRestart     = "restart"
-	FaultPause       = "pause"
-	FaultPartition   = "partition"
-	FaultOneWay      = "one-way"
-	FaultLoss        = "loss"
-	FaultDup         = "duplication"
-	FaultReorder     = "reorder"
-	FaultDelay       = "delay"
-	FaultDrift       = "drift"
-	FaultTransfer    = "transfer"
-	FaultMaintenance = "maintenance"
-	FaultHealth      = "health"
+	FaultCrash       = string(fault.Crash)
+	FaultRestart     = string(fault.Restart)
+	FaultPause       = string(fault.Pause)
+	FaultPartition   = string(fault.Partition)
+	FaultOneWay      = string(fault.OneWay)
+	FaultLoss        = string(fault.Loss)
+	FaultDup         = string(fault.Dup)
+	FaultReorder     = string(fault.Reorder)
+	FaultDelay       = string(fault.Delay)
+	FaultDrift       = string(fault.Drift)
+	FaultTransfer    = string(fault.Transfer)
+	FaultMaintenance = string(fault.Maintenance)
+	FaultHealth      = string(fault.Health)
 )
 
 // FaultMix switches each kind of fault. The zero value injects nothing.
@@ -288,7 +291,11 @@ func (p NetParams) maxDelay() time.Duration {
 func (s *Sim) RunFaults(d time.Duration, mix FaultMix) {
 	end := s.now + d
 	sw := s.drawSwarm(mix)
-	s.HealAll(sw.calm)
+	s.swarm = &sw
+	if s.opts.Verbose != nil {
+		fmt.Fprintf(s.opts.Verbose, "seed %d swarm: %v\n", s.opts.Seed, sw)
+	}
+	s.HealAll(sw.Calm)
 	t := s.opts.Timing
 	for s.now < end && !s.stopped {
 		// Calm: wait for a master, then let it settle.
@@ -306,7 +313,7 @@ func (s *Sim) RunFaults(d time.Duration, mix FaultMix) {
 		if s.cleanWindow {
 			s.injectOne(sw, window)
 		} else {
-			s.net = sw.rough
+			s.net = sw.Rough
 			s.inject(sw, window)
 		}
 		s.cleanWindow = false
@@ -314,143 +321,239 @@ func (s *Sim) RunFaults(d time.Duration, mix FaultMix) {
 		if s.stopped || s.now >= end {
 			break
 		}
-		s.HealAll(sw.calm)
+		s.HealAll(sw.Calm)
 	}
 	s.stats.Window = d
 }
 
-// swarm is one seed's weather.
-type swarm struct {
-	calm, rough NetParams
-	kinds       []func(window time.Duration)
+// Swarm is what one seed drew for its run, as plain data: the network's
+// weather in calm stretches and in fault windows, and the fault windows'
+// kinds, each as many times as it is likely to come (a seed makes some
+// faults frequent and others rare). It is printed beside the seed, so a
+// run can be read, and repeated, knowing what it was exposed to.
+type Swarm struct {
+	Calm  NetParams    `json:"calm"`
+	Rough NetParams    `json:"rough"`
+	Kinds []fault.Kind `json:"kinds"`
 }
 
-func (s *Sim) drawSwarm(mix FaultMix) swarm {
-	var sw swarm
-	r := s.rnd
-	if mix.Delay {
-		sw.calm.Delay = time.Duration(50+r.IntN(2000)) * time.Microsecond
-		sw.calm.Jitter = time.Duration(r.IntN(5000)+1) * time.Microsecond
-		s.stats.Faults[FaultDelay]++
+func (p NetParams) String() string {
+	return fmt.Sprintf("delay %v jitter %v loss %g dup %g reorder %g", p.Delay, p.Jitter, p.Loss, p.Dup, p.Reorder)
+}
+
+// String lists the swarm on one line: weather, then each kind with how
+// many of the draws it holds.
+func (sw Swarm) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "calm {%v}, rough {%v}, faults", sw.Calm, sw.Rough)
+	if len(sw.Kinds) == 0 {
+		b.WriteString(" none")
 	}
-	sw.rough = sw.calm
-	if mix.Delay {
-		sw.rough.Jitter = time.Duration(r.IntN(40000)+1) * time.Microsecond
+	for i, k := range sw.Kinds {
+		if i > 0 && sw.Kinds[i-1] == k {
+			continue
+		}
+		n := 0
+		for _, o := range sw.Kinds[i:] {
+			if o != k {
+				break
+			}
+			n++
+		}
+		fmt.Fprintf(&b, " %s×%d", k, n)
 	}
-	if mix.Loss {
-		sw.rough.Loss = []float64{0, 0.01, 0.05, 0.2, 0.5}[r.IntN(5)]
+	return b.String()
+}
+
+// On says whether mix switches kind k on. The loss window is bad weather
+// alone, so any of loss, duplication and reordering switches it on.
+func (m FaultMix) On(k fault.Kind) bool {
+	switch k {
+	case fault.Crash:
+		return m.Crash
+	case fault.Restart:
+		return m.Restart
+	case fault.Pause:
+		return m.Pause
+	case fault.Partition:
+		return m.Partition
+	case fault.OneWay:
+		return m.OneWay
+	case fault.Transfer:
+		return m.Transfer
+	case fault.Maintenance:
+		return m.Maintenance
+	case fault.Health:
+		return m.Health
+	case fault.Loss:
+		return m.Loss || m.Dup || m.Reorder
+	case fault.Delay:
+		return m.Delay
+	case fault.Dup:
+		return m.Dup
+	case fault.Reorder:
+		return m.Reorder
+	case fault.Drift:
+		return m.Drift
 	}
-	if mix.Dup {
-		sw.rough.Dup = []float64{0, 0.01, 0.05, 0.2}[r.IntN(4)]
-	}
-	if mix.Reorder {
-		sw.rough.Reorder = []float64{0, 0.05, 0.3}[r.IntN(3)]
-	}
-	add := func(on bool, weight int, f func(time.Duration)) {
-		if on {
-			for range 1 + r.IntN(weight+1) {
-				sw.kinds = append(sw.kinds, f)
+	return false
+}
+
+// drawSwarm draws the seed's weather, then its kinds of fault window.
+func (s *Sim) drawSwarm(mix FaultMix) Swarm {
+	sw := Swarm{Calm: s.drawCalm(mix)}
+	sw.Rough = s.drawRough(mix, sw.Calm)
+	for _, spec := range fault.Table {
+		if spec.Sim > 0 && mix.On(spec.Kind) {
+			for range 1 + s.rnd.IntN(spec.Sim+1) {
+				sw.Kinds = append(sw.Kinds, spec.Kind)
 			}
 		}
-	}
-	master := func() int {
-		if m := s.Master(); m >= 0 {
-			return m
-		}
-		return r.IntN(len(s.nodes))
-	}
-	other := func(not int) int {
-		if len(s.nodes) == 1 {
-			return not
-		}
-		j := r.IntN(len(s.nodes) - 1)
-		if j >= not {
-			j++
-		}
-		return j
-	}
-	add(mix.Crash, 3, func(w time.Duration) {
-		i := master()
-		if r.IntN(3) == 0 {
-			i = r.IntN(len(s.nodes))
-		}
-		s.Crash(i)
-	})
-	add(mix.Restart, 2, func(w time.Duration) {
-		// A quick restart: the node comes back before the old lease could
-		// have run out, which is what the start-up vote hold-off is for.
-		i := r.IntN(len(s.nodes))
-		s.Crash(i)
-		s.At(s.now+s.dur(0, s.opts.Timing.ElectionMin/2), func() { s.Restart(i) })
-	})
-	add(mix.Pause, 3, func(w time.Duration) {
-		i := master()
-		s.Pause(i)
-		// Longer than the lease, and sometimes resumed inside the window.
-		s.At(s.now+s.dur(s.opts.Timing.ElectionMin, 2*w), func() { s.Resume(i) })
-	})
-	add(mix.Partition, 3, func(w time.Duration) {
-		if r.IntN(2) == 0 {
-			s.Isolate(master())
-			return
-		}
-		var group []int
-		for i := range s.nodes {
-			if r.IntN(2) == 0 {
-				group = append(group, i)
-			}
-		}
-		s.Split(group)
-	})
-	add(mix.OneWay, 2, func(w time.Duration) {
-		m := master()
-		switch r.IntN(3) {
-		case 0: // the master cannot be heard
-			if s.claimsCore(m) {
-				s.masterLost(m)
-			}
-			for j := range s.nodes {
-				if j != m {
-					s.CutOneWay(m, j)
-				}
-			}
-		case 1: // the master cannot hear
-			for j := range s.nodes {
-				if j != m {
-					s.CutOneWay(j, m)
-				}
-			}
-		default:
-			i := r.IntN(len(s.nodes))
-			s.CutOneWay(i, other(i))
-		}
-	})
-	add(mix.Transfer, 2, func(w time.Duration) {
-		m := s.Master()
-		if m < 0 {
-			return
-		}
-		target := ""
-		if r.IntN(2) == 0 {
-			target = s.nodes[other(m)].id
-		}
-		_ = s.Transfer(m, target)
-	})
-	add(mix.Maintenance, 1, func(w time.Duration) {
-		s.SetMaintenance(master(), true)
-	})
-	add(mix.Health, 1, func(w time.Duration) {
-		s.SetHealthy(master(), false)
-	})
-	if mix.Loss || mix.Dup || mix.Reorder {
-		// A window of bad weather alone.
-		add(true, 1, func(w time.Duration) { s.fault(-1, FaultLoss, "weather only") })
 	}
 	return sw
 }
 
-func (s *Sim) inject(sw swarm, window time.Duration) {
-	if len(sw.kinds) == 0 {
+// drawCalm draws the weather between fault windows.
+func (s *Sim) drawCalm(mix FaultMix) NetParams {
+	var calm NetParams
+	if mix.Delay {
+		calm.Delay = time.Duration(50+s.rnd.IntN(2000)) * time.Microsecond
+		calm.Jitter = time.Duration(s.rnd.IntN(5000)+1) * time.Microsecond
+		s.stats.Faults[FaultDelay]++
+	}
+	return calm
+}
+
+// drawRough draws the weather of fault windows that are not clean.
+func (s *Sim) drawRough(mix FaultMix, calm NetParams) NetParams {
+	r := s.rnd
+	rough := calm
+	if mix.Delay {
+		rough.Jitter = time.Duration(r.IntN(40000)+1) * time.Microsecond
+	}
+	if mix.Loss {
+		rough.Loss = []float64{0, 0.01, 0.05, 0.2, 0.5}[r.IntN(5)]
+	}
+	if mix.Dup {
+		rough.Dup = []float64{0, 0.01, 0.05, 0.2}[r.IntN(4)]
+	}
+	if mix.Reorder {
+		rough.Reorder = []float64{0, 0.05, 0.3}[r.IntN(3)]
+	}
+	return rough
+}
+
+// apply injects one fault of kind k into a window of length w.
+func (s *Sim) apply(k fault.Kind, w time.Duration) {
+	switch k {
+	case fault.Crash:
+		i := s.masterOrAny()
+		if s.rnd.IntN(3) == 0 {
+			i = s.rnd.IntN(len(s.nodes))
+		}
+		s.Crash(i)
+	case fault.Restart:
+		// A quick restart: the node comes back before the old lease could
+		// have run out, which is what the start-up vote hold-off is for.
+		i := s.rnd.IntN(len(s.nodes))
+		s.Crash(i)
+		s.At(s.now+s.dur(0, s.opts.Timing.ElectionMin/2), func() { s.Restart(i) })
+	case fault.Pause:
+		i := s.masterOrAny()
+		s.Pause(i)
+		// Longer than the lease, and sometimes resumed inside the window.
+		s.At(s.now+s.dur(s.opts.Timing.ElectionMin, 2*w), func() { s.Resume(i) })
+	case fault.Partition:
+		s.applyPartition()
+	case fault.OneWay:
+		s.applyOneWay()
+	case fault.Transfer:
+		s.applyTransfer()
+	case fault.Maintenance:
+		s.SetMaintenance(s.masterOrAny(), true)
+	case fault.Health:
+		s.SetHealthy(s.masterOrAny(), false)
+	case fault.Loss:
+		s.fault(-1, FaultLoss, "weather only")
+	}
+}
+
+// masterOrAny is the master, or a node drawn at random when there is none.
+func (s *Sim) masterOrAny() int {
+	if m := s.Master(); m >= 0 {
+		return m
+	}
+	return s.rnd.IntN(len(s.nodes))
+}
+
+// otherThan draws a node other than not (not itself in a cluster of one).
+func (s *Sim) otherThan(not int) int {
+	if len(s.nodes) == 1 {
+		return not
+	}
+	j := s.rnd.IntN(len(s.nodes) - 1)
+	if j >= not {
+		j++
+	}
+	return j
+}
+
+// applyPartition isolates the master or splits the cluster at random.
+func (s *Sim) applyPartition() {
+	if s.rnd.IntN(2) == 0 {
+		s.Isolate(s.masterOrAny())
+		return
+	}
+	var group []int
+	for i := range s.nodes {
+		if s.rnd.IntN(2) == 0 {
+			group = append(group, i)
+		}
+	}
+	s.Split(group)
+}
+
+// applyOneWay cuts the master's sending, or its hearing, or one random
+// link in one direction.
+func (s *Sim) applyOneWay() {
+	m := s.masterOrAny()
+	switch s.rnd.IntN(3) {
+	case 0: // the master cannot be heard
+		if s.claimsCore(m) {
+			s.masterLost(m)
+		}
+		for j := range s.nodes {
+			if j != m {
+				s.CutOneWay(m, j)
+			}
+		}
+	case 1: // the master cannot hear
+		for j := range s.nodes {
+			if j != m {
+				s.CutOneWay(j, m)
+			}
+		}
+	default:
+		i := s.rnd.IntN(len(s.nodes))
+		s.CutOneWay(i, s.otherThan(i))
+	}
+}
+
+// applyTransfer asks the master to hand over, to a named node half the time.
+func (s *Sim) applyTransfer() {
+	m := s.Master()
+	if m < 0 {
+		return
+	}
+	target := ""
+	if s.rnd.IntN(2) == 0 {
+		target = s.nodes[s.otherThan(m)].id
+	}
+	_ = s.Transfer(m, target)
+}
+
+func (s *Sim) inject(sw Swarm, window time.Duration) {
+	if len(sw.Kinds) == 0 {
 		return
 	}
 	if s.net.Dup > 0 {
@@ -461,13 +564,13 @@ func (s *Sim) inject(sw swarm, window time.Duration) {
 	}
 	// Sometimes two faults at once.
 	for range 1 + s.rnd.IntN(2) {
-		sw.kinds[s.rnd.IntN(len(sw.kinds))](window)
+		s.apply(sw.Kinds[s.rnd.IntN(len(sw.Kinds))], window)
 	}
 }
 
-func (s *Sim) injectOne(sw swarm, window time.Duration) {
-	if len(sw.kinds) > 0 {
-		sw.kinds[s.rnd.IntN(len(sw.kinds))](window)
+func (s *Sim) injectOne(sw Swarm, window time.Duration) {
+	if len(sw.Kinds) > 0 {
+		s.apply(sw.Kinds[s.rnd.IntN(len(sw.Kinds))], window)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/clustd/clustd/internal/leadership"
 )
 
 // The leadership history, checked by porcupine as a second, independent
@@ -21,44 +22,11 @@ import (
 // renewing round was sent), and so does a follower learning of a master
 // (invoked when that master's heartbeat left), but only from a round sent
 // once its sender was master: a winner's first round comes from a
-// candidate. Terms must increase along the linearization and every read
-// must see the latest write.
+// candidate. The register and its rules are internal/leadership's.
 
-type leaderState struct {
-	Term   uint64
-	Master string
-}
-
-type leaderOp struct {
-	Write  bool
-	Term   uint64
-	Master string
-}
-
-var leadershipModel = porcupine.Model{
-	Init: func() any { return leaderState{} },
-	Step: func(state, input, _ any) (bool, any) {
-		st, op := state.(leaderState), input.(leaderOp)
-		if op.Write {
-			if op.Term <= st.Term {
-				return false, st
-			}
-			return true, leaderState{Term: op.Term, Master: op.Master}
-		}
-		return st == leaderState{Term: op.Term, Master: op.Master}, st
-	},
-	DescribeOperation: func(input, _ any) string {
-		op := input.(leaderOp)
-		if op.Write {
-			return fmt.Sprintf("won(%d, %s)", op.Term, op.Master)
-		}
-		return fmt.Sprintf("sees(%d, %s)", op.Term, op.Master)
-	},
-	DescribeState: func(state any) string {
-		st := state.(leaderState)
-		return fmt.Sprintf("term %d: %s", st.Term, st.Master)
-	},
-}
+// leadershipModel is the shared register (internal/leadership) without
+// re-promotion: a core wins each term at most once.
+var leadershipModel = leadership.Model(leadership.Options{WriteVerb: "won", ReadVerb: "sees"})
 
 // history collects operations; a nil history records nothing.
 type history struct {
@@ -77,7 +45,7 @@ func (h *history) write(client int, term uint64, master string, call time.Durati
 		return -1
 	}
 	h.ops = append(h.ops, porcupine.Operation{
-		ClientId: client, Input: leaderOp{Write: true, Term: term, Master: master},
+		ClientId: client, Input: leadership.Op{Write: true, Term: term, Master: master},
 		Call: int64(call), Return: pending,
 	})
 	return len(h.ops) - 1
@@ -116,7 +84,7 @@ func (h *history) read(client int, term uint64, master string, call, ret time.Du
 		return
 	}
 	h.ops = append(h.ops, porcupine.Operation{
-		ClientId: client, Input: leaderOp{Term: term, Master: master},
+		ClientId: client, Input: leadership.Op{Term: term, Master: master},
 		Call: int64(call), Return: int64(ret),
 	})
 }
@@ -129,26 +97,15 @@ func (s *Sim) Linearizable(timeout time.Duration, htmlPath string) (porcupine.Ch
 	if s.hist == nil {
 		return porcupine.Unknown, fmt.Errorf("linearizability history was not recorded")
 	}
-	// The verbose check, which keeps what the visualisation needs, is many
-	// times slower: run it only on a history already known to be bad.
-	ops := s.hist.closed()
-	res := porcupine.CheckOperationsTimeout(leadershipModel, ops, timeout)
-	if res != porcupine.Ok && htmlPath != "" {
-		_, info := porcupine.CheckOperationsVerbose(leadershipModel, ops, timeout)
-		var notes []porcupine.Annotation
-		for _, n := range s.nodes {
-			for _, e := range n.timeline.entries() {
-				if e.kind == tlFault {
-					notes = append(notes, porcupine.Annotation{ClientId: n.idx, Start: int64(e.at), Description: e.text})
-				}
+	var notes []porcupine.Annotation
+	for _, n := range s.nodes {
+		for _, e := range n.timeline.entries() {
+			if e.kind == tlFault {
+				notes = append(notes, porcupine.Annotation{ClientId: n.idx, Start: int64(e.at), Description: e.text})
 			}
 		}
-		info.AddAnnotations(notes)
-		if err := porcupine.VisualizePath(leadershipModel, info, htmlPath); err != nil {
-			return res, fmt.Errorf("writing %s: %w", htmlPath, err)
-		}
 	}
-	return res, nil
+	return leadership.Check(leadershipModel, s.hist.closed(), timeout, htmlPath, notes)
 }
 
 // HistoryLen is the number of operations recorded.

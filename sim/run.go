@@ -52,9 +52,12 @@ type Result struct {
 	Availability  float64        `json:"availability"`
 	Faults        map[string]int `json:"faults"`
 	Messages      int            `json:"messages"`
-	Linearizable  string         `json:"linearizable,omitempty"`
-	HistoryOps    int            `json:"history_ops,omitempty"`
-	Violations    []string       `json:"violations"`
+	// Swarm is what the seed drew for a run with faults: printed beside
+	// the seed, since it says what the run was exposed to.
+	Swarm        *Swarm   `json:"swarm,omitempty"`
+	Linearizable string   `json:"linearizable,omitempty"`
+	HistoryOps   int      `json:"history_ops,omitempty"`
+	Violations   []string `json:"violations"`
 	// Command reproduces the run.
 	Command string `json:"command"`
 
@@ -131,33 +134,44 @@ func Run(rc RunConfig) (*Result, error) {
 		Faults:        st.Faults,
 		Messages:      st.Messages,
 		Violations:    []string{},
+		Swarm:         s.swarm,
 		Command:       rc.command(),
 		sim:           s,
 	}
 	if rc.Linearizability && len(s.Violations()) == 0 {
-		r, err := s.Linearizable(linearizeTimeout, rc.HTMLPath)
-		if err != nil {
+		if err := s.checkLinearizable(rc.HTMLPath, res); err != nil {
 			return nil, err
-		}
-		res.Linearizable = string(r)
-		res.HistoryOps = s.HistoryLen()
-		// A check that timed out proved nothing: it fails the run as a
-		// bad history does, and the history is kept the same way.
-		if r != porcupine.Ok {
-			msg := "leadership history is not linearizable"
-			if r == porcupine.Unknown {
-				msg = "leadership history could not be checked: porcupine timed out (Unknown)"
-			}
-			if rc.HTMLPath != "" {
-				msg += " (visualisation: " + rc.HTMLPath + ")"
-			}
-			s.check.violations = append(s.check.violations, Violation{At: s.Now(), What: msg})
 		}
 	}
 	for _, v := range s.Violations() {
 		res.Violations = append(res.Violations, v.String())
 	}
 	return res, nil
+}
+
+// checkLinearizable runs porcupine on the run's history and records the
+// outcome in res; a history that is not linearizable, or could not be
+// checked in time, is a violation.
+func (s *Sim) checkLinearizable(htmlPath string, res *Result) error {
+	r, err := s.Linearizable(linearizeTimeout, htmlPath)
+	if err != nil {
+		return err
+	}
+	res.Linearizable = string(r)
+	res.HistoryOps = s.HistoryLen()
+	// A check that timed out proved nothing: it fails the run as a
+	// bad history does, and the history is kept the same way.
+	if r != porcupine.Ok {
+		msg := "leadership history is not linearizable"
+		if r == porcupine.Unknown {
+			msg = "leadership history could not be checked: porcupine timed out (Unknown)"
+		}
+		if htmlPath != "" {
+			msg += " (visualisation: " + htmlPath + ")"
+		}
+		s.check.violations = append(s.check.violations, Violation{At: s.Now(), What: msg})
+	}
+	return nil
 }
 
 // Sim gives access to the finished simulation (timeline, cores).
@@ -177,6 +191,9 @@ func (r *Result) WriteJSON(w io.Writer) error {
 // and the timeline of the last events on every node.
 func (r *Result) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "seed:           %d\n", r.Seed)
+	if r.Swarm != nil {
+		fmt.Fprintf(w, "swarm:          %v\n", r.Swarm)
+	}
 	fmt.Fprintf(w, "nodes:          %d\n", r.Nodes)
 	fmt.Fprintf(w, "simulated:      %.1fs\n", r.DurationS)
 	fmt.Fprintf(w, "elections:      %d\n", r.Elections)

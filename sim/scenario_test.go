@@ -92,10 +92,10 @@ func (sc *scenario) waitNewMaster(old int, within time.Duration) int {
 }
 
 // lastStepDown is when node last stopped being master.
-func (sc *scenario) lastStepDown(node int) (time.Duration, string) {
+func (sc *scenario) lastStepDown(node int) (time.Duration, election.Reason) {
 	wasMaster := false
 	var at time.Duration
-	var why string
+	var why election.Reason
 	for _, tr := range sc.trail {
 		if tr.node != node {
 			continue

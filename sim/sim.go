@@ -209,6 +209,8 @@ type Sim struct {
 	stats   Stats
 	hist    *history
 	stopped bool
+	// swarm is what RunFaults drew, nil before it ran.
+	swarm *Swarm
 	// cleanWindow is set while a single fault is injected in calm weather.
 	cleanWindow bool
 }
@@ -491,7 +493,7 @@ func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
 	if s.opts.OnState != nil {
 		s.opts.OnState(s.now, n.idx, st)
 	}
-	s.record(n, tlState, st.Reason, 0)
+	s.record(n, tlState, st.Reason.String(), 0)
 	if st.Term < n.lastTerm {
 		s.check.violate(n.idx, fmt.Sprintf("term went back from %d to %d", n.lastTerm, st.Term))
 	}

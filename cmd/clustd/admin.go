@@ -21,6 +21,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/internal/secretfile"
 	"github.com/clustd/clustd/node/api"
 	"github.com/clustd/clustd/node/config"
@@ -273,68 +274,26 @@ func argsUsageError(c *cli.Context, msg string) error {
 // file that the user may not be allowed to read.
 func adminClient(c *cli.Context, needsToken bool) (*adminConn, error) {
 	cfgPath := strings.TrimSpace(c.String("config"))
-	addr := strings.TrimSpace(c.String("addr"))
-	var token, secretFile, tokenFile, tokenFrom string
-	var tlsConf *tls.Config
+	var t adminTarget
+	var secretFile, tokenFile string
 	if needsToken {
-		token = strings.TrimSpace(c.String("token"))
-		secretFile = strings.TrimSpace(c.String("secret-file"))
-		tokenFile = strings.TrimSpace(c.String("token-file"))
-		given := 0
-		for _, s := range []string{token, secretFile, tokenFile} {
-			if s != "" {
-				given++
-			}
-		}
-		if given > 1 {
-			return nil, usageError(c, "give one of --token, --token-file and --secret-file")
-		}
-		if token != "" {
-			if b, err := hex.DecodeString(token); err != nil || len(b) != 32 {
-				return nil, usageError(c, "--token: an admin token is 64 hex digits; to read it from a file, use --token-file or --config instead")
-			}
+		var err error
+		if t.token, secretFile, tokenFile, err = adminTokenFlags(c); err != nil {
+			return nil, err
 		}
 	}
-	if addr != "" {
+	if addr := strings.TrimSpace(c.String("addr")); addr != "" {
 		a, err := dialAddr(addr)
 		if err != nil {
 			return nil, usageError(c, fmt.Sprintf("--addr %q: %v", addr, err))
 		}
-		addr = a
+		t.addr = a
 	}
 
-	wantToken := needsToken && token == "" && secretFile == "" && tokenFile == ""
-	if cfgPath != "" && (addr == "" || wantToken) {
-		// Only the admin token, and only when it is wanted: the user may
-		// be allowed to read nothing else.
-		scope := config.NoSecrets
-		if wantToken {
-			scope = config.AdminTokenOnly
-		}
-		cfg, err := config.LoadFor(cfgPath, scope)
-		if err != nil {
-			msg := err.Error()
-			if errors.Is(err, fs.ErrPermission) && !needsToken {
-				msg += fmt.Sprintf("\n(status needs only the address: try %s status --addr HOST:PORT)", c.App.Name)
-			}
-			return nil, &exitError{code: 1, msg: msg}
-		}
-		if addr == "" {
-			if addr, err = dialAddr(cfg.HTTPListen); err != nil {
-				return nil, &exitError{code: 1, msg: fmt.Sprintf("%s: http.listen %q: %v", cfgPath, cfg.HTTPListen, err)}
-			}
-			// The daemon the configuration describes speaks HTTPS if it
-			// has a certificate; an --addr says for itself (https://…).
-			if tlsConf, err = listenerTLS(cfg); err != nil {
-				return nil, &exitError{code: 1, msg: err.Error()}
-			}
-		}
-		if wantToken {
-			if cfg.AdminToken != "" {
-				token, tokenFrom = cfg.AdminToken, "the admin token file of "+cfgPath
-			} else {
-				token, tokenFrom = api.AdminToken(cfg.Secret), "the secret of "+cfgPath
-			}
+	wantToken := needsToken && t.token == "" && secretFile == "" && tokenFile == ""
+	if cfgPath != "" && (t.addr == "" || wantToken) {
+		if err := t.fromConfig(c, cfgPath, needsToken, wantToken); err != nil {
+			return nil, err
 		}
 	}
 	if needsToken && tokenFile != "" {
@@ -342,12 +301,12 @@ func adminClient(c *cli.Context, needsToken bool) (*adminConn, error) {
 		if err != nil {
 			return nil, &exitError{code: 1, msg: "--token-file " + err.Error()}
 		}
-		token, tokenFrom = string(b), tokenFile
+		t.token, t.tokenFrom = string(b), tokenFile
 	}
-	if addr == "" {
-		addr = config.DefaultHTTPListen
+	if t.addr == "" {
+		t.addr = config.DefaultHTTPListen
 	}
-	if needsToken && token == "" {
+	if needsToken && t.token == "" {
 		if secretFile == "" {
 			return nil, usageError(c, fmt.Sprintf("%s needs the admin token: give --config FILE (the node's configuration), --token-file FILE (admin.token), --secret-file FILE (the cluster secret) or --token TOKEN", c.Command.Name))
 		}
@@ -355,17 +314,89 @@ func adminClient(c *cli.Context, needsToken bool) (*adminConn, error) {
 		if err != nil {
 			return nil, &exitError{code: 1, msg: "--secret-file " + err.Error()}
 		}
-		token, tokenFrom = api.AdminToken(secret), secretFile
+		t.token, t.tokenFrom = api.AdminToken(secret), secretFile
 	}
-	cl := &api.Client{Addr: addr, Token: token}
-	if tlsConf != nil {
-		cl.Addr = "https://" + addr
+	return t.conn(), nil
+}
+
+// adminTarget is what adminClient has worked out so far.
+type adminTarget struct {
+	addr, token string
+	tokenFrom   string      // where token came from, for messages
+	tlsConf     *tls.Config // nil for plain HTTP
+}
+
+// adminTokenFlags reads --token, --secret-file and --token-file, of which
+// at most one may be given.
+func adminTokenFlags(c *cli.Context) (token, secretFile, tokenFile string, err error) {
+	token = strings.TrimSpace(c.String("token"))
+	secretFile = strings.TrimSpace(c.String("secret-file"))
+	tokenFile = strings.TrimSpace(c.String("token-file"))
+	given := 0
+	for _, s := range []string{token, secretFile, tokenFile} {
+		if s != "" {
+			given++
+		}
+	}
+	if given > 1 {
+		return "", "", "", usageError(c, "give one of --token, --token-file and --secret-file")
+	}
+	if token != "" {
+		if b, err := hex.DecodeString(token); err != nil || len(b) != 32 {
+			return "", "", "", usageError(c, "--token: an admin token is 64 hex digits; to read it from a file, use --token-file or --config instead")
+		}
+	}
+	return token, secretFile, tokenFile, nil
+}
+
+// fromConfig takes from the configuration at cfgPath the address (with
+// its TLS) if none is set yet, and the admin token if wantToken.
+func (t *adminTarget) fromConfig(c *cli.Context, cfgPath string, needsToken, wantToken bool) error {
+	// Only the admin token, and only when it is wanted: the user may
+	// be allowed to read nothing else.
+	scope := config.NoSecrets
+	if wantToken {
+		scope = config.AdminTokenOnly
+	}
+	cfg, err := config.LoadFor(cfgPath, scope)
+	if err != nil {
+		msg := err.Error()
+		if errors.Is(err, fs.ErrPermission) && !needsToken {
+			msg += fmt.Sprintf("\n(status needs only the address: try %s status --addr HOST:PORT)", c.App.Name)
+		}
+		return &exitError{code: 1, msg: msg}
+	}
+	if t.addr == "" {
+		if t.addr, err = dialAddr(cfg.HTTPListen); err != nil {
+			return &exitError{code: 1, msg: fmt.Sprintf("%s: http.listen %q: %v", cfgPath, cfg.HTTPListen, err)}
+		}
+		// The daemon the configuration describes speaks HTTPS if it
+		// has a certificate; an --addr says for itself (https://…).
+		if t.tlsConf, err = listenerTLS(cfg); err != nil {
+			return &exitError{code: 1, msg: err.Error()}
+		}
+	}
+	if wantToken {
+		if cfg.AdminToken != "" {
+			t.token, t.tokenFrom = cfg.AdminToken, "the admin token file of "+cfgPath
+		} else {
+			t.token, t.tokenFrom = api.AdminToken(cfg.Secret), "the secret of "+cfgPath
+		}
+	}
+	return nil
+}
+
+// conn is the client for t.
+func (t *adminTarget) conn() *adminConn {
+	cl := &api.Client{Addr: t.addr, Token: t.token}
+	if t.tlsConf != nil {
+		cl.Addr = "https://" + t.addr
 		cl.HTTP = &http.Client{
-			Transport:     &http.Transport{Proxy: nil, TLSClientConfig: tlsConf, TLSHandshakeTimeout: 5 * time.Second},
+			Transport:     &http.Transport{Proxy: nil, TLSClientConfig: t.tlsConf, TLSHandshakeTimeout: 5 * time.Second},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	return &adminConn{Client: cl, tokenFrom: tokenFrom}, nil
+	return &adminConn{Client: cl, tokenFrom: t.tokenFrom}
 }
 
 // listenerTLS is the client side of a local listener with a certificate
@@ -441,7 +472,7 @@ func readSecretFile(path string) ([]byte, error) {
 func writeStatus(w io.Writer, s *api.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	lease := "-"
-	if s.Role == "master" {
+	if s.Role == driverproto.RoleMaster {
 		lease = msString(s.LeaseMS)
 	}
 	master := printable(s.Master)

@@ -1,18 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,9 +13,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/election"
+	"github.com/clustd/clustd/internal/localcluster"
 	"github.com/clustd/clustd/node/api"
-	"github.com/clustd/clustd/node/config"
 )
 
 const (
@@ -107,7 +101,7 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return &exitError{code: 1, msg: fmt.Sprintf("cannot create a temporary directory: %v", err)}
 	}
-	d := &devCluster{
+	d := &devSession{
 		out:      c.App.Writer,
 		exe:      exe,
 		dir:      dir,
@@ -115,16 +109,12 @@ func runDev(c *cli.Context) error {
 		interval: interval,
 		start:    time.Now(),
 		exits:    make(chan devExit, 4*n),
-		http: &http.Client{Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: devPollTimeout}).DialContext,
-			MaxIdleConnsPerHost: 2,
-			IdleConnTimeout:     30 * time.Second,
-		}},
 	}
 	runErr := d.run(c.Context, n, profile)
 	d.stopAll()
-	d.http.CloseIdleConnections()
+	if d.lc != nil && d.waiting == 0 {
+		d.lc.Close()
+	}
 
 	// After a failure the logs are what explains it.
 	keep := c.Bool("keep") || runErr != nil && d.started
@@ -138,16 +128,17 @@ func runDev(c *cli.Context) error {
 	return runErr
 }
 
-// devCluster is the state of clustd dev. Only the goroutine that calls run
-// and stopAll touches it; the processes' waiters report on exits.
-type devCluster struct {
+// devSession is the state of clustd dev: the cluster it runs, and what it
+// has shown of it. Only the goroutine that calls run and stopAll touches
+// it; the processes' waiters report on exits.
+type devSession struct {
 	out      io.Writer
 	exe      string
 	dir      string
 	chaos    bool
 	interval time.Duration
 	start    time.Time
-	http     *http.Client
+	lc       *localcluster.Cluster
 	nodes    []*devNode
 	exits    chan devExit
 	// waiting counts the processes whose waiter has not reported yet.
@@ -165,13 +156,13 @@ type devCluster struct {
 }
 
 type devNode struct {
+	idx      int // in the cluster
 	id       string
-	config   string
 	log      string
 	peerAddr string
 	httpAddr string
 
-	cmd     *exec.Cmd
+	proc    *localcluster.Proc
 	running bool
 	// expectExit marks a process that was sent a signal on purpose.
 	expectExit bool
@@ -187,42 +178,26 @@ type devNode struct {
 
 type devExit struct {
 	node *devNode
-	cmd  *exec.Cmd
-	err  error
+	proc *localcluster.Proc
 }
 
-func (d *devCluster) printf(format string, args ...any) {
+func (d *devSession) printf(format string, args ...any) {
 	fmt.Fprintf(d.out, "%6.1fs  %s\n", time.Since(d.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
 // run sets the cluster up and watches it until ctx ends (nil) or the
 // cluster cannot go on (an error).
-func (d *devCluster) run(ctx context.Context, n int, profile string) error {
-	ports, err := reservePortRun(2 * n)
-	if err != nil {
+func (d *devSession) run(ctx context.Context, n int, profile string) error {
+	lc, err := localcluster.New(ctx, localcluster.Options{Bin: d.exe, Dir: d.dir, Nodes: n, Profile: profile, InProcessInit: true})
+	if errors.Is(err, localcluster.ErrNoPorts) {
 		return &exitError{code: 1, msg: fmt.Sprintf("cannot find %d free consecutive ports on 127.0.0.1 for the daemons: %v", 2*n, err)}
 	}
-	members := make([]string, n)
-	for i := range n {
-		members[i] = fmt.Sprintf("n%d=127.0.0.1:%d", i+1, ports[i])
-	}
-	res, err := config.Init(config.InitOptions{
-		Dir:      d.dir,
-		Members:  strings.Join(members, ","),
-		Profile:  profile,
-		HTTPPort: ports[n],
-	})
 	if err != nil {
 		return &exitError{code: 1, msg: fmt.Sprintf("writing the configuration: %v", err)}
 	}
-	for i, rn := range res.Nodes {
-		d.nodes = append(d.nodes, &devNode{
-			id:       rn.ID,
-			config:   rn.ConfigFile,
-			log:      filepath.Join(d.dir, rn.ID+".log"),
-			peerAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i])),
-			httpAddr: rn.HTTPListen,
-		})
+	d.lc = lc
+	for i, id := range lc.IDs {
+		d.nodes = append(d.nodes, &devNode{idx: i, id: id, log: lc.LogPath(i), peerAddr: lc.Peer[i], httpAddr: lc.HTTP[i]})
 	}
 	chaos := ""
 	if d.chaos {
@@ -234,10 +209,10 @@ func (d *devCluster) run(ctx context.Context, n int, profile string) error {
 		if err := d.startNode(nd); err != nil {
 			return &exitError{code: 1, msg: err.Error()}
 		}
-		fmt.Fprintf(d.out, "started %s (pid %d): peers at %s, status page at http://%s/\n", nd.id, nd.cmd.Process.Pid, nd.peerAddr, nd.httpAddr)
+		fmt.Fprintf(d.out, "started %s (pid %d): peers at %s, status page at http://%s/\n", nd.id, nd.proc.Pid(), nd.peerAddr, nd.httpAddr)
 	}
 	// init's start command for the node, with the path quoted for a shell.
-	status := strings.Replace(res.Nodes[0].Command, "clustd run ", "clustd status ", 1)
+	status := strings.Replace(lc.Init.Nodes[0].Command, "clustd run ", "clustd status ", 1)
 	fmt.Fprintf(d.out, "In another terminal, try: %s   (or transfer, maintenance)\n", status)
 	fmt.Fprintln(d.out, "Ctrl-C stops the cluster.")
 
@@ -264,63 +239,56 @@ func (d *devCluster) run(ctx context.Context, n int, profile string) error {
 	}
 }
 
-// startNode starts the node's daemon in a process group of its own, so that
-// Ctrl-C in the terminal reaches clustd dev only, which stops the daemons
-// itself.
-func (d *devCluster) startNode(nd *devNode) error {
-	logf, err := os.OpenFile(nd.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("%s: cannot open its log: %v", nd.id, err)
+// startNode starts the node's daemon. localcluster puts it in a process
+// group of its own, so that Ctrl-C in the terminal reaches clustd dev only,
+// which stops the daemons itself.
+func (d *devSession) startNode(nd *devNode) error {
+	if err := d.lc.Start(nd.idx); err != nil {
+		return err
 	}
-	defer logf.Close()
-	cmd := exec.Command(d.exe, "run", "--config", nd.config)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("cannot start %s with %s: %v", nd.id, d.exe, err)
-	}
-	nd.cmd = cmd
+	p := d.lc.Proc(nd.idx)
+	nd.proc = p
 	nd.running = true
 	nd.expectExit, nd.killed = false, false
 	d.started = true
 	nd.st, nd.answered, nd.fails = nil, time.Time{}, 0
 	d.waiting++
 	go func() {
-		err := cmd.Wait()
-		d.exits <- devExit{node: nd, cmd: cmd, err: err}
+		<-p.Done()
+		d.exits <- devExit{node: nd, proc: p}
 	}()
 	return nil
 }
 
 // exited records that a daemon's process ended, and explains it unless it
 // was sent a signal on purpose.
-func (d *devCluster) exited(e devExit) {
+func (d *devSession) exited(e devExit) {
 	d.waiting--
 	nd := e.node
-	if e.cmd != nd.cmd {
+	if e.proc != nd.proc {
 		return
 	}
+	err, pid := e.proc.Err(), e.proc.Pid()
 	nd.running = false
 	nd.st, nd.answered, nd.fails = nil, time.Time{}, 0
 	switch {
 	case nd.killed:
 		return
-	case nd.expectExit && e.err == nil:
+	case nd.expectExit && err == nil:
 		return
 	case nd.expectExit:
-		d.printf("%s (pid %d) did not stop cleanly on SIGTERM (%v); the last lines of %s:", nd.id, e.cmd.Process.Pid, e.err, nd.log)
-	case e.err != nil:
-		d.printf("%s (pid %d) exited unexpectedly (%v); the last lines of %s:", nd.id, e.cmd.Process.Pid, e.err, nd.log)
+		d.printf("%s (pid %d) did not stop cleanly on SIGTERM (%v); the last lines of %s:", nd.id, pid, err, nd.log)
+	case err != nil:
+		d.printf("%s (pid %d) exited unexpectedly (%v); the last lines of %s:", nd.id, pid, err, nd.log)
 	default:
-		d.printf("%s (pid %d) exited unexpectedly (exit status 0); the last lines of %s:", nd.id, e.cmd.Process.Pid, nd.log)
+		d.printf("%s (pid %d) exited unexpectedly (exit status 0); the last lines of %s:", nd.id, pid, nd.log)
 	}
-	for _, l := range logTail(nd.log, devLogTail) {
+	for _, l := range localcluster.LogTail(nd.log, devLogTail) {
 		fmt.Fprintf(d.out, "          | %s\n", l)
 	}
 }
 
-func (d *devCluster) drainExits() {
+func (d *devSession) drainExits() {
 	for {
 		select {
 		case e := <-d.exits:
@@ -333,7 +301,7 @@ func (d *devCluster) drainExits() {
 
 // allGone ends clustd dev when no daemon runs and none is due back: there is
 // nothing left to watch.
-func (d *devCluster) allGone() error {
+func (d *devSession) allGone() error {
 	for _, nd := range d.nodes {
 		if nd.running || !nd.restartAt.IsZero() {
 			return nil
@@ -343,7 +311,7 @@ func (d *devCluster) allGone() error {
 }
 
 // poll reads every running node's status, all at once.
-func (d *devCluster) poll(ctx context.Context) {
+func (d *devSession) poll(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, devPollTimeout)
 	defer cancel()
 	type answer struct {
@@ -359,8 +327,7 @@ func (d *devCluster) poll(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &api.Client{Addr: nd.httpAddr, HTTP: d.http}
-			st, err := c.Status(ctx)
+			st, err := d.lc.Status(ctx, nd.idx)
 			if err == nil {
 				answers[i] = answer{st, time.Now()}
 			}
@@ -390,7 +357,7 @@ func (nd *devNode) label() string {
 		return "not answering"
 	}
 	s := nd.st.Role
-	if nd.st.Role != "follower" {
+	if nd.st.Role != driverproto.RoleFollower {
 		s += fmt.Sprintf(" term %d", nd.st.Term)
 	}
 	if nd.st.Maintenance {
@@ -401,12 +368,12 @@ func (nd *devNode) label() string {
 
 // isMaster says whether the node's own last answer says it is master.
 func (nd *devNode) isMaster() bool {
-	return nd.running && nd.st != nil && nd.fails < devNoAnswer && nd.st.Role == "master"
+	return nd.running && nd.st != nil && nd.fails < devNoAnswer && nd.st.Role == driverproto.RoleMaster
 }
 
 // show prints the cluster line when it changed, and a note when a master
 // appears.
-func (d *devCluster) show() {
+func (d *devSession) show() {
 	var master *devNode
 	for _, nd := range d.nodes {
 		if nd.isMaster() && (master == nil || nd.st.Term > master.st.Term) {
@@ -462,7 +429,7 @@ func (d *devCluster) show() {
 
 // chaosStep kills the master when it is time, and restarts the nodes it
 // killed when theirs is.
-func (d *devCluster) chaosStep() {
+func (d *devSession) chaosStep() {
 	now := time.Now()
 	for _, nd := range d.nodes {
 		if nd.running || nd.restartAt.IsZero() || now.Before(nd.restartAt) {
@@ -473,7 +440,7 @@ func (d *devCluster) chaosStep() {
 			d.printf("chaos: %v; %s stays down", err, nd.id)
 			continue
 		}
-		d.printf("chaos: restarted %s (pid %d)", nd.id, nd.cmd.Process.Pid)
+		d.printf("chaos: restarted %s (pid %d)", nd.id, nd.proc.Pid())
 	}
 	if !d.chaos || d.master == nil || d.nextKill.IsZero() || now.Before(d.nextKill) {
 		return
@@ -493,13 +460,13 @@ func (d *devCluster) chaosStep() {
 	}
 	m := d.master
 	m.expectExit, m.killed = true, true
-	if err := m.cmd.Process.Kill(); err != nil {
+	if err := m.proc.Signal(syscall.SIGKILL); err != nil {
 		m.expectExit, m.killed = false, false
 		d.printf("chaos: cannot kill %s: %v", m.id, err)
 		d.nextKill = now.Add(d.interval)
 		return
 	}
-	d.printf("chaos: killed master %s (term %d, pid %d) with SIGKILL; restarting it in %v", m.id, m.st.Term, m.cmd.Process.Pid, devRestartAfter)
+	d.printf("chaos: killed master %s (term %d, pid %d) with SIGKILL; restarting it in %v", m.id, m.st.Term, m.proc.Pid(), devRestartAfter)
 	m.restartAt = now.Add(devRestartAfter)
 	d.lostAt = now
 	d.nextKill = now.Add(d.interval)
@@ -508,13 +475,13 @@ func (d *devCluster) chaosStep() {
 
 // stopAll sends SIGTERM to every daemon, waits for them to exit, and kills
 // those that are still there after devStopGrace.
-func (d *devCluster) stopAll() {
+func (d *devSession) stopAll() {
 	var ids []string
 	for _, nd := range d.nodes {
 		nd.restartAt = time.Time{}
 		if nd.running {
 			nd.expectExit = true
-			if err := nd.cmd.Process.Signal(syscall.SIGTERM); err == nil {
+			if err := nd.proc.Signal(syscall.SIGTERM); err == nil {
 				ids = append(ids, nd.id)
 			}
 		}
@@ -537,9 +504,9 @@ func (d *devCluster) stopAll() {
 			killed = true
 			for _, nd := range d.nodes {
 				if nd.running && !nd.killed {
-					d.printf("%s (pid %d) did not stop within %v; sending SIGKILL", nd.id, nd.cmd.Process.Pid, devStopGrace)
+					d.printf("%s (pid %d) did not stop within %v; sending SIGKILL", nd.id, nd.proc.Pid(), devStopGrace)
 					nd.killed = true
-					nd.cmd.Process.Kill()
+					nd.proc.Signal(syscall.SIGKILL)
 				}
 			}
 			grace.Reset(devStopGrace)
@@ -548,112 +515,4 @@ func (d *devCluster) stopAll() {
 	if len(ids) > 0 {
 		d.printf("all nodes stopped")
 	}
-}
-
-// logTail returns the last n lines of the file at path, or a line saying
-// why it cannot.
-func logTail(path string, n int) []string {
-	f, err := os.Open(path)
-	if err != nil {
-		return []string{err.Error()}
-	}
-	defer f.Close()
-	const window = 16 << 10
-	fi, err := f.Stat()
-	if err != nil {
-		return []string{err.Error()}
-	}
-	off := max(fi.Size()-window, 0)
-	b, err := io.ReadAll(io.NewSectionReader(f, off, window))
-	if err != nil {
-		return []string{err.Error()}
-	}
-	b = bytes.TrimRight(b, "\n")
-	if len(b) == 0 {
-		return []string{"(empty)"}
-	}
-	lines := strings.Split(string(b), "\n")
-	if off > 0 {
-		lines = lines[1:] // the first may be cut
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return lines
-}
-
-// reservePortRun finds n consecutive TCP ports that are free on 127.0.0.1.
-// It looks below the kernel's ephemeral range first: a daemon killed by
-// --chaos gets its ports back on restart, and in the ephemeral range an
-// outgoing connection (another daemon redialling it, say) could take one of
-// them meanwhile. The ports are checked by listening on them and closed
-// again; the daemons bind them a moment later.
-func reservePortRun(n int) ([]int, error) {
-	const lowest = 10000
-	top := ephemeralLow() - n
-	for range 200 {
-		if top <= lowest {
-			break
-		}
-		if ports, ok := tryPortRun(lowest+rand.IntN(top-lowest), n); ok {
-			return ports, nil
-		}
-	}
-	// Fall back to the ports the kernel hands out.
-	var lastErr error
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		first := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if first+n-1 > 65535 {
-			continue
-		}
-		if ports, ok := tryPortRun(first, n); ok {
-			return ports, nil
-		}
-	}
-	if lastErr != nil {
-		return nil, lastErr
-	}
-	return nil, errors.New("every run tried had a port in use")
-}
-
-// tryPortRun checks that the ports first to first+n-1 are free.
-func tryPortRun(first, n int) ([]int, bool) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for p := first; p < first+n; p++ {
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			return nil, false
-		}
-		ls = append(ls, l)
-	}
-	ports := make([]int, n)
-	for i := range ports {
-		ports[i] = first + i
-	}
-	return ports, true
-}
-
-// ephemeralLow is the first port of the range the kernel picks local ports
-// of outgoing connections from.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if lo, err := strconv.Atoi(f[0]); err == nil && lo > 0 {
-				return lo
-			}
-		}
-	}
-	return 32768 // Linux's default; macOS and the BSDs start at 49152
 }

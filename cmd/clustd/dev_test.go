@@ -284,34 +284,3 @@ func TestDevUsageErrors(t *testing.T) {
 		}
 	}
 }
-
-func TestDevLogTail(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "n1.log")
-	var b strings.Builder
-	for i := range 5000 {
-		fmt.Fprintf(&b, "line %d\n", i)
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	got := logTail(path, 3)
-	if want := []string{"line 4997", "line 4998", "line 4999"}; strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("logTail = %q, want %q", got, want)
-	}
-	if got := logTail(filepath.Join(dir, "missing"), 3); len(got) != 1 || !strings.Contains(got[0], "no such file") {
-		t.Errorf("missing file: %q", got)
-	}
-}
-
-func TestDevPortRun(t *testing.T) {
-	ports, err := reservePortRun(6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, p := range ports {
-		if p != ports[0]+i {
-			t.Fatalf("ports %v are not consecutive", ports)
-		}
-	}
-}

@@ -60,64 +60,12 @@ func runDriverCheck(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return driverUsageError(c, fmt.Sprintf("unexpected argument %q; quote the command of --exec", c.Args().First()))
 	}
-	var kinds []string
-	var probe check.Probe
-	var what string
-	if s := c.String("exec"); c.IsSet("exec") {
-		if strings.TrimSpace(s) == "" {
-			return driverUsageError(c, "--exec: empty command")
-		}
-		kinds, probe, what = append(kinds, "--exec"), check.Exec(s), s
+	kind, probe, what, err := checkProbe(c)
+	if err != nil {
+		return err
 	}
-	if s := strings.TrimSpace(c.String("http")); c.IsSet("http") {
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return driverUsageError(c, fmt.Sprintf("--http %q: want an http:// or https:// URL", s))
-		}
-		if e := c.Int("expect"); e < 100 || e > 599 {
-			return driverUsageError(c, fmt.Sprintf("--expect %d: want an HTTP status, 100 to 599", e))
-		}
-		kinds, probe, what = append(kinds, "--http"), check.HTTP(s, c.Int("expect")), webhook.Redact(s)
-	} else if c.IsSet("expect") {
-		return driverUsageError(c, "--expect goes with --http")
-	}
-	if s := strings.TrimSpace(c.String("tcp")); c.IsSet("tcp") {
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			return driverUsageError(c, fmt.Sprintf("--tcp %q: want HOST:PORT", s))
-		}
-		kinds, probe, what = append(kinds, "--tcp"), check.TCP(s), s
-	}
-	if s := strings.TrimSpace(c.String("link")); c.IsSet("link") {
-		if s == "" {
-			return driverUsageError(c, "--link: empty interface name")
-		}
-		kinds, probe, what = append(kinds, "--link"), check.Link(s), s
-	}
-	if s := strings.TrimSpace(c.String("ping")); c.IsSet("ping") {
-		if s == "" {
-			return driverUsageError(c, "--ping: empty address")
-		}
-		kinds, probe, what = append(kinds, "--ping"), check.Ping(s), s
-	}
-	switch len(kinds) {
-	case 0:
-		return driverUsageError(c, "no check: give one of --exec, --http, --tcp, --link or --ping")
-	case 1:
-	default:
-		return driverUsageError(c, fmt.Sprintf("%s: one check per driver; run one driver for each", strings.Join(kinds, ", ")))
-	}
-	for _, f := range []string{"interval", "timeout"} {
-		if c.Duration(f) <= 0 {
-			return driverUsageError(c, fmt.Sprintf("--%s %v: must be positive", f, c.Duration(f)))
-		}
-	}
-	for _, f := range []string{"fall", "rise"} {
-		if c.Int(f) < 1 {
-			return driverUsageError(c, fmt.Sprintf("--%s %d: must be at least 1", f, c.Int(f)))
-		}
-	}
-	if c.Duration("flap-window") < 0 {
-		return driverUsageError(c, fmt.Sprintf("--flap-window %v: must not be negative", c.Duration("flap-window")))
+	if err := checkTimingFlags(c); err != nil {
+		return err
 	}
 	// A check does nothing on demote: no demote time to declare.
 	opts, log, _, err := driverSetup(c)
@@ -148,7 +96,76 @@ func runDriverCheck(c *cli.Context) error {
 	if client, err = driverclient.New(opts, d); err != nil {
 		return driverUsageError(c, err.Error())
 	}
-	log.Info("driver starting", "addr", opts.Addr, "id", client.ID(), "check", kinds[0]+" "+what, "required", opts.Required)
+	log.Info("driver starting", "addr", opts.Addr, "id", client.ID(), "check", kind+" "+what, "required", opts.Required)
 	go d.Run(c.Context)
 	return driverExit(client.Run(c.Context))
+}
+
+// checkProbe reads the one check flag given (--exec, --http, --tcp, --link
+// or --ping) into its probe, and returns the flag and what it checks, for
+// the log.
+func checkProbe(c *cli.Context) (kind string, probe check.Probe, what string, err error) {
+	var kinds []string
+	if s := c.String("exec"); c.IsSet("exec") {
+		if strings.TrimSpace(s) == "" {
+			return "", nil, "", driverUsageError(c, "--exec: empty command")
+		}
+		kinds, probe, what = append(kinds, "--exec"), check.Exec(s), s
+	}
+	if s := strings.TrimSpace(c.String("http")); c.IsSet("http") {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", nil, "", driverUsageError(c, fmt.Sprintf("--http %q: want an http:// or https:// URL", s))
+		}
+		if e := c.Int("expect"); e < 100 || e > 599 {
+			return "", nil, "", driverUsageError(c, fmt.Sprintf("--expect %d: want an HTTP status, 100 to 599", e))
+		}
+		kinds, probe, what = append(kinds, "--http"), check.HTTP(s, c.Int("expect")), webhook.Redact(s)
+	} else if c.IsSet("expect") {
+		return "", nil, "", driverUsageError(c, "--expect goes with --http")
+	}
+	if s := strings.TrimSpace(c.String("tcp")); c.IsSet("tcp") {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return "", nil, "", driverUsageError(c, fmt.Sprintf("--tcp %q: want HOST:PORT", s))
+		}
+		kinds, probe, what = append(kinds, "--tcp"), check.TCP(s), s
+	}
+	if s := strings.TrimSpace(c.String("link")); c.IsSet("link") {
+		if s == "" {
+			return "", nil, "", driverUsageError(c, "--link: empty interface name")
+		}
+		kinds, probe, what = append(kinds, "--link"), check.Link(s), s
+	}
+	if s := strings.TrimSpace(c.String("ping")); c.IsSet("ping") {
+		if s == "" {
+			return "", nil, "", driverUsageError(c, "--ping: empty address")
+		}
+		kinds, probe, what = append(kinds, "--ping"), check.Ping(s), s
+	}
+	switch len(kinds) {
+	case 0:
+		return "", nil, "", driverUsageError(c, "no check: give one of --exec, --http, --tcp, --link or --ping")
+	case 1:
+		return kinds[0], probe, what, nil
+	}
+	return "", nil, "", driverUsageError(c, fmt.Sprintf("%s: one check per driver; run one driver for each", strings.Join(kinds, ", ")))
+}
+
+// checkTimingFlags checks --interval, --timeout, --fall, --rise and
+// --flap-window.
+func checkTimingFlags(c *cli.Context) error {
+	for _, f := range []string{"interval", "timeout"} {
+		if c.Duration(f) <= 0 {
+			return driverUsageError(c, fmt.Sprintf("--%s %v: must be positive", f, c.Duration(f)))
+		}
+	}
+	for _, f := range []string{"fall", "rise"} {
+		if c.Int(f) < 1 {
+			return driverUsageError(c, fmt.Sprintf("--%s %d: must be at least 1", f, c.Int(f)))
+		}
+	}
+	if c.Duration("flap-window") < 0 {
+		return driverUsageError(c, fmt.Sprintf("--flap-window %v: must not be negative", c.Duration("flap-window")))
+	}
+	return nil
 }

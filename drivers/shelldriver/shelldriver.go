@@ -212,81 +212,28 @@ func (d *Driver) exec(ctx context.Context, name, script string, s driverclient.S
 	defer cancel()
 	log := d.log.With("script", name)
 
-	// The output goes through pipes of our own rather than os/exec's, so
-	// that a daemon the script starts in the background, which inherits
-	// them, cannot make the script look unfinished.
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	cmd := exec.Command(d.opts.Shell, "-c", script)
-	cmd.Env = common.Env(d.opts.Env, s)
-	cmd.Dir = d.opts.Dir
-	cmd.Stdout, cmd.Stderr = outW, errW
 	log.Info("running", "role", common.Role(s), "term", s.Term, "master", s.Master)
 	began := time.Now()
-	g, err := common.Start(cmd)
-	// The child has its own copies; ours would keep the pipes open.
-	outW.Close()
-	errW.Close()
+	g, output, err := d.start(script, s, log)
 	if err != nil {
-		outR.Close()
-		errR.Close()
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	var output sync.WaitGroup
-	output.Go(func() {
-		defer outR.Close()
-		common.LogLines(outR, log, slog.LevelInfo, "output", "stream", "stdout")
-	})
-	output.Go(func() {
-		defer errR.Close()
-		common.LogLines(errR, log, slog.LevelWarn, "output", "stream", "stderr")
-	})
-
 	var why string
 	select {
 	case <-g.Done():
 	case <-ctx.Done():
-		why = "timed out after " + d.opts.Timeout.String()
-		switch {
-		case errors.Is(ctx.Err(), context.Canceled) && name == OnStandby:
-			why = "killed after " + time.Since(began).Round(time.Millisecond).String() + ": the demote was cut short"
-		case errors.Is(ctx.Err(), context.Canceled):
-			why = "cancelled: the promote was overtaken by a demote or the end of the lease"
-		case early:
-			why = "killed after " + time.Since(began).Round(time.Millisecond).String() + ": the promote's deadline came"
-			if name == OnStandby {
-				why = "killed after " + time.Since(began).Round(time.Millisecond).String() + ": the demote must be over by its deadline"
-			}
-		}
+		why = d.killReason(ctx, name, began, early)
 		// A script that overran gets no second chance to misbehave.
 		if _, err := g.Stop(syscall.SIGKILL, 0); err != nil {
 			log.Error("script does not die", "pid", g.Pid(), "err", err)
 		}
 	}
-	drained := make(chan struct{})
-	go func() {
-		output.Wait()
-		close(drained)
-	}()
 	// Waiting for output is not worth overrunning a deadline.
 	drain := outputDrain
 	if early {
 		drain = max(0, min(drain, time.Until(deadline)))
 	}
-	t := time.NewTimer(drain)
-	select {
-	case <-drained:
-	case <-t.C:
-	}
-	t.Stop()
+	waitAtMost(output, drain)
 
 	took := time.Since(began).Round(time.Millisecond).String()
 	switch {
@@ -299,4 +246,77 @@ func (d *Driver) exec(ctx context.Context, name, script string, s driverclient.S
 	}
 	log.Info("script done", "took", took)
 	return nil
+}
+
+// start starts script for state s, logging its output lines to log until
+// the returned group is done.
+func (d *Driver) start(script string, s driverclient.State, log *slog.Logger) (*common.Group, *sync.WaitGroup, error) {
+	// The output goes through pipes of our own rather than os/exec's, so
+	// that a daemon the script starts in the background, which inherits
+	// them, cannot make the script look unfinished.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, nil, err
+	}
+	cmd := exec.Command(d.opts.Shell, "-c", script)
+	cmd.Env = common.Env(d.opts.Env, s)
+	cmd.Dir = d.opts.Dir
+	cmd.Stdout, cmd.Stderr = outW, errW
+	g, err := common.Start(cmd)
+	// The child has its own copies; ours would keep the pipes open.
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return nil, nil, err
+	}
+	output := &sync.WaitGroup{}
+	output.Go(func() {
+		defer outR.Close()
+		common.LogLines(outR, log, slog.LevelInfo, "output", "stream", "stdout")
+	})
+	output.Go(func() {
+		defer errR.Close()
+		common.LogLines(errR, log, slog.LevelWarn, "output", "stream", "stderr")
+	})
+	return g, output, nil
+}
+
+// killReason says why ctx ended the script name, started at began: early
+// means the caller's deadline came before the script's own timeout.
+func (d *Driver) killReason(ctx context.Context, name string, began time.Time, early bool) string {
+	after := time.Since(began).Round(time.Millisecond).String()
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled) && name == OnStandby:
+		return "killed after " + after + ": the demote was cut short"
+	case errors.Is(ctx.Err(), context.Canceled):
+		return "cancelled: the promote was overtaken by a demote or the end of the lease"
+	case early && name == OnStandby:
+		return "killed after " + after + ": the demote must be over by its deadline"
+	case early:
+		return "killed after " + after + ": the promote's deadline came"
+	}
+	return "timed out after " + d.opts.Timeout.String()
+}
+
+// waitAtMost waits for wg, but no longer than d.
+func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }

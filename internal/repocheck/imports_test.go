@@ -49,6 +49,8 @@ var importRules = []importRule{
 		pkgs: []string{"..."}, never: []string{"internal/tcptest"}},
 	{rule: "table: internal/boottime imports the standard library and golang.org/x/sys only",
 		pkgs: []string{"internal/boottime"}, only: []string{}, thirdParty: []string{"golang.org/x/sys"}},
+	{rule: "table: internal/localcluster runs the built binary and never imports the daemon",
+		pkgs: []string{"internal/localcluster"}, never: []string{"node"}},
 	{rule: "table: internal/percentile imports only the standard library",
 		pkgs: []string{"internal/percentile"}, only: []string{}, thirdParty: []string{}},
 }

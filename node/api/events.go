@@ -131,33 +131,24 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Events{Node: h.d.Status().Node, Events: evs, LastSeq: h.journal.LastSeq()})
 }
 
+// streamWriteTimeout bounds one write of an event stream: a client that
+// stops reading is dropped rather than held for ever.
+const streamWriteTimeout = 10 * time.Second
+
 // eventStream serves the journal as Server-Sent Events: each journal
 // event as a message whose id is its sequence number and whose data is
 // its JSON, and every second, and after each event, the node's status as
 // an event named "status". A client resuming with Last-Event-ID (or
 // ?since=) gets what it missed first; a new one gets the last ?limit=
 // events (default 100).
-// streamWriteTimeout bounds one write of an event stream: a client that
-// stops reading is dropped rather than held for ever.
-const streamWriteTimeout = 10 * time.Second
-
 func (h *handler) eventStream(w http.ResponseWriter, r *http.Request) {
 	if h.journal == nil {
 		writeError(w, http.StatusServiceUnavailable, "this daemon has no event journal (see its log for why it could not be opened)")
 		return
 	}
-	q, err := h.eventsQuery(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	q, ok := h.streamQuery(w, r)
+	if !ok {
 		return
-	}
-	if id := r.Header.Get("Last-Event-ID"); id != "" {
-		n, err := strconv.ParseUint(id, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("Last-Event-ID %q: expected a sequence number", id))
-			return
-		}
-		q = journal.Query{AfterSeq: n, Failovers: q.Failovers, Limit: MaxEventLimit}
 	}
 	past, sub, err := h.journal.SubscribeAfter(q, streamBuffer)
 	if err != nil {
@@ -165,53 +156,17 @@ func (h *handler) eventStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
-	rc := http.NewResponseController(w)
-	// The server's read and write timeouts bound ordinary requests; a
-	// stream outlives them, so each write gets a deadline of its own.
-	_ = rc.SetReadDeadline(time.Time{})
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-
-	send := func(ev journal.Event) error {
-		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-		b, err := json.Marshal(ev)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "id: %d\ndata: %s\n\n", ev.Seq, b)
-		return err
-	}
-	status := func() error {
-		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-		ss := StreamStatus{Status: h.snapshot(), Drivers: []DriverStatus{}}
-		if dl, ok := h.d.(DriverLister); ok {
-			if ds := dl.Drivers(); ds != nil {
-				ss.Drivers = ds
-			}
-		}
-		b, err := json.Marshal(ss)
-		if err != nil {
-			return err
-		}
-		if _, err := fmt.Fprintf(w, "event: status\ndata: %s\n\n", b); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
+	s := h.startStream(w)
 	// Tell the browser to come back quickly after a restart of the daemon.
-	_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	if _, err := fmt.Fprint(w, "retry: 500\n\n"); err != nil {
+	if s.write("retry: 500\n\n") != nil {
 		return
 	}
 	for _, ev := range past {
-		if send(ev) != nil {
+		if s.event(ev) != nil {
 			return
 		}
 	}
-	if status() != nil {
+	if s.status() != nil {
 		return
 	}
 	tick := time.NewTicker(statusEvery)
@@ -229,13 +184,88 @@ func (h *handler) eventStream(w http.ResponseWriter, r *http.Request) {
 			if q.Failovers && !ev.IsFailover() {
 				continue
 			}
-			if send(ev) != nil || status() != nil {
+			if s.event(ev) != nil || s.status() != nil {
 				return
 			}
 		case <-tick.C:
-			if status() != nil {
+			if s.status() != nil {
 				return
 			}
 		}
 	}
+}
+
+// streamQuery reads the stream's query, in which a Last-Event-ID header
+// overrides ?since= and ?limit=. It answers a bad one itself and returns
+// false.
+func (h *handler) streamQuery(w http.ResponseWriter, r *http.Request) (journal.Query, bool) {
+	q, err := h.eventsQuery(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return q, false
+	}
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		n, err := strconv.ParseUint(id, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("Last-Event-ID %q: expected a sequence number", id))
+			return q, false
+		}
+		q = journal.Query{AfterSeq: n, Failovers: q.Failovers, Limit: MaxEventLimit}
+	}
+	return q, true
+}
+
+// eventWriter writes the messages of one event stream, each with a write
+// deadline of its own.
+type eventWriter struct {
+	h  *handler
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+// startStream sends the headers of an event stream.
+func (h *handler) startStream(w http.ResponseWriter) *eventWriter {
+	rc := http.NewResponseController(w)
+	// The server's read and write timeouts bound ordinary requests; a
+	// stream outlives them, so each write gets a deadline of its own.
+	_ = rc.SetReadDeadline(time.Time{})
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	return &eventWriter{h: h, w: w, rc: rc}
+}
+
+func (s *eventWriter) write(msg string) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	_, err := fmt.Fprint(s.w, msg)
+	return err
+}
+
+// event sends one journal event.
+func (s *eventWriter) event(ev journal.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	return s.write(fmt.Sprintf("id: %d\ndata: %s\n\n", ev.Seq, b))
+}
+
+// status sends the node's status and its drivers', and flushes.
+func (s *eventWriter) status() error {
+	ss := StreamStatus{Status: s.h.snapshot(), Drivers: []DriverStatus{}}
+	if dl, ok := s.h.d.(DriverLister); ok {
+		if ds := dl.Drivers(); ds != nil {
+			ss.Drivers = ds
+		}
+	}
+	b, err := json.Marshal(ss)
+	if err != nil {
+		return err
+	}
+	if err := s.write(fmt.Sprintf("event: status\ndata: %s\n\n", b)); err != nil {
+		return err
+	}
+	return s.rc.Flush()
 }

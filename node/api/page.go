@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/clustd/clustd/driverproto"
 )
 
 // pageRefreshSeconds is how often the status page reloads itself in a
@@ -333,7 +335,7 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	// attribute, and CSP accepts them.
 	nonce := base64.RawURLEncoding.EncodeToString(nb[:])
 	d := pageData{S: s, Refresh: pageRefreshSeconds, Lease: "–", Since: formatMS(s.SinceMS) + " ago", SeedWarning: SeedDriversWarning, Nonce: nonce, Script: template.JS(pageScript)}
-	if s.Role == "master" {
+	if s.Role == driverproto.RoleMaster {
 		d.Lease = formatMS(s.LeaseMS)
 	}
 	// Rendered into a buffer first, so that a template failure becomes a

@@ -6,7 +6,8 @@ import "time"
 // scripts are written against them.
 type Status struct {
 	Node string `json:"node"`
-	// Role is "master", "follower" or "candidate".
+	// Role is driverproto.RoleMaster, RoleFollower or RoleCandidate: the
+	// status API and the driver protocol name roles alike.
 	Role string `json:"role"`
 	Term uint64 `json:"term"`
 	// Master is the master's id as this node knows it, or empty.

@@ -83,6 +83,45 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("--dir: required; the directory to write the configuration files to")
 	}
+	members, err := initMembers(opts)
+	if err != nil {
+		return nil, err
+	}
+	profile := opts.Profile
+	if profile == "" {
+		profile = election.ProfileDefault
+	}
+	if _, err := election.ProfileTiming(profile); err != nil {
+		return nil, fmt.Errorf("--profile: %q is not a timing profile; expected %s or %s", profile, election.ProfileDefault, election.ProfileFast)
+	}
+	res := &InitResult{
+		Dir:               opts.Dir,
+		SecretFile:        filepath.Join(opts.Dir, "secret"),
+		DriversSecretFile: filepath.Join(opts.Dir, "drivers.secret"),
+		AdminTokenFile:    filepath.Join(opts.Dir, "admin.token"),
+	}
+	secretFiles := []string{res.SecretFile, res.DriversSecretFile, res.AdminTokenFile}
+	ymls, err := initConfigs(opts, members, profile, res)
+	if err != nil {
+		return nil, err
+	}
+
+	dir, err := prepareInitDir(opts.Dir, opts.Force, append(secretFiles, pathsOf(res.Nodes)...))
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	if err := writeSecrets(dir, secretFiles, opts.Force, &res.Files); err != nil {
+		return res, err
+	}
+	if err := writeConfigs(dir, ymls, opts.Force, &res.Files, "generated configuration does not load (only the secrets were written)"); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// initMembers reads --members and marks the --witness members.
+func initMembers(opts InitOptions) ([]Member, error) {
 	members, err := parseMemberList(opts.Members)
 	if err != nil {
 		return nil, err
@@ -97,14 +136,19 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if allWitnesses(members) {
 		return nil, errors.New("--witness: every member would be a witness; at least one must be able to become master")
 	}
-	profile := opts.Profile
-	if profile == "" {
-		profile = election.ProfileDefault
-	}
-	if _, err := election.ProfileTiming(profile); err != nil {
-		return nil, fmt.Errorf("--profile: %q is not a timing profile; expected %s or %s", profile, election.ProfileDefault, election.ProfileFast)
-	}
+	return members, nil
+}
 
+// configFile is a file to write and its contents.
+type configFile struct {
+	path string
+	data []byte
+}
+
+// initConfigs renders each member's configuration file, giving the members
+// local HTTP ports counting up from opts.HTTPPort, and lists them in
+// res.Nodes.
+func initConfigs(opts InitOptions, members []Member, profile string, res *InitResult) ([]configFile, error) {
 	firstPort := opts.HTTPPort
 	if firstPort == 0 {
 		firstPort = initHTTPPort
@@ -112,18 +156,7 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if firstPort < 1 || firstPort+len(members)-1 > 65535 {
 		return nil, fmt.Errorf("--http-port %d: the %d local listeners need ports %d to %d, within 1 to 65535", firstPort, len(members), firstPort, firstPort+len(members)-1)
 	}
-	res := &InitResult{
-		Dir:               opts.Dir,
-		SecretFile:        filepath.Join(opts.Dir, "secret"),
-		DriversSecretFile: filepath.Join(opts.Dir, "drivers.secret"),
-		AdminTokenFile:    filepath.Join(opts.Dir, "admin.token"),
-	}
-	secretFiles := []string{res.SecretFile, res.DriversSecretFile, res.AdminTokenFile}
-	type output struct {
-		path string
-		data []byte
-	}
-	var ymls []output
+	var ymls []configFile
 	for i, m := range members {
 		httpListen := hostPort{host: "127.0.0.1", ip: netip.AddrFrom4([4]byte{127, 0, 0, 1}), port: firstPort + i}
 		own, err := parseHostPort(m.Address, ruleDial)
@@ -134,7 +167,7 @@ func Init(opts InitOptions) (*InitResult, error) {
 			return nil, fmt.Errorf("--members: %s's address %s is the port clustd init gives its local HTTP listener (%s); choose another port", m.ID, m.Address, httpListen)
 		}
 		path := filepath.Join(opts.Dir, m.ID+".yml")
-		ymls = append(ymls, output{path, nodeYAML(m.ID, members, profile, httpListen.String())})
+		ymls = append(ymls, configFile{path, nodeYAML(m.ID, members, profile, httpListen.String())})
 		res.Nodes = append(res.Nodes, InitNode{
 			ID:         m.ID,
 			ConfigFile: path,
@@ -142,43 +175,47 @@ func Init(opts InitOptions) (*InitResult, error) {
 			Command:    "clustd run --config " + shellQuote(path),
 		})
 	}
+	return ymls, nil
+}
 
-	dir, err := prepareInitDir(opts.Dir, opts.Force, append(secretFiles, pathsOf(res.Nodes)...))
-	if err != nil {
-		return nil, err
-	}
-	defer dir.Close()
-
-	// Three secrets, so that each program can be given only its own: the
-	// peers', the drivers' and the admin commands'.
-	for _, path := range secretFiles {
+// writeSecrets writes a new random secret to each of paths, appending each
+// path written to written. Three secrets, so that each program can be
+// given only its own: the peers', the drivers' and the admin commands'.
+func writeSecrets(dir *os.File, paths []string, force bool, written *[]string) error {
+	for _, path := range paths {
 		secret := make([]byte, initSecretLen)
 		if filepath.Base(path) == "admin.token" {
 			secret = secret[:32] // a 64-digit token, as --token takes
 		}
 		if _, err := rand.Read(secret); err != nil {
-			return res, fmt.Errorf("generating %s: %v", path, err)
+			return fmt.Errorf("generating %s: %v", path, err)
 		}
-		if err := writeNew(dir, path, []byte(hex.EncodeToString(secret)+"\n"), 0o600, opts.Force); err != nil {
-			return res, err
+		if err := writeNew(dir, path, []byte(hex.EncodeToString(secret)+"\n"), 0o600, force); err != nil {
+			return err
 		}
-		res.Files = append(res.Files, path)
+		*written = append(*written, path)
 	}
+	return nil
+}
 
-	// Loading every file before writing any keeps Init from leaving behind
-	// a configuration the daemon would reject. It needs the secrets on disk.
-	for _, y := range ymls {
-		if _, err := Parse(y.path, y.data); err != nil {
-			return res, fmt.Errorf("generated configuration does not load (only the secrets were written): %v", err)
+// writeConfigs loads every configuration file before writing any, which
+// keeps Init and ImportSeed from leaving behind a configuration the daemon
+// would reject; it needs the secrets on disk already. A file that does not
+// load is reported after notLoading. Each path written is appended to
+// written.
+func writeConfigs(dir *os.File, files []configFile, force bool, written *[]string, notLoading string) error {
+	for _, f := range files {
+		if _, err := Parse(f.path, f.data); err != nil {
+			return fmt.Errorf("%s: %v", notLoading, err)
 		}
 	}
-	for _, y := range ymls {
-		if err := writeNew(dir, y.path, y.data, 0o644, opts.Force); err != nil {
-			return res, err
+	for _, f := range files {
+		if err := writeNew(dir, f.path, f.data, 0o644, force); err != nil {
+			return err
 		}
-		res.Files = append(res.Files, y.path)
+		*written = append(*written, f.path)
 	}
-	return res, nil
+	return nil
 }
 
 // prepareInitDir refuses, unless force, to write over any of files that

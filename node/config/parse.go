@@ -17,23 +17,165 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// The fields each mapping accepts, in the order the documentation lists them;
-// error messages quote these lists.
+// fieldKey is one key of a configuration mapping: its name as written in
+// the file and how its value is read into T. The unknown-key check and the
+// decoding both read the same table, so adding a key is one entry.
+type fieldKey[T any] struct {
+	name   string
+	decode func(p *parser, into T, k, v *yaml.Node, name string) error
+}
+
+// The keys each mapping accepts, in the order the documentation lists them;
+// error messages quote them in this order.
 var (
-	rootFields = []string{
-		"id", "listen", "advertise", "data_dir", "secret_file", "secret",
-		"drivers_secret_file", "admin_token_file", "members", "timing", "preempt", "http", "drivers",
-		"demote_timeout", "log_level", "log_format", "seed_driver_grace",
+	rootKeys = []fieldKey[*rawConfig]{
+		{"id", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.id(&r.id, v, name)
+		}},
+		{"listen", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.address(&r.listen, v, name, ruleListen)
+		}},
+		{"advertise", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.address(&r.advertise, v, name, ruleDial)
+		}},
+		{"data_dir", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.nonEmpty(&r.dataDir, v, name)
+		}},
+		{"secret_file", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.nonEmpty(&r.secretFile, v, name)
+		}},
+		{"secret", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.str(&r.secret, v, name)
+		}},
+		{"drivers_secret_file", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.nonEmpty(&r.driversSecretFile, v, name)
+		}},
+		{"admin_token_file", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.nonEmpty(&r.adminTokenFile, v, name)
+		}},
+		{"members", func(p *parser, r *rawConfig, k, v *yaml.Node, _ string) error {
+			r.membersKey = k
+			return p.members(&r.members, k, v)
+		}},
+		{"timing", func(p *parser, r *rawConfig, k, v *yaml.Node, name string) error {
+			r.timingKey = k
+			return decodeKeys(p, v, name, timingKeys, r)
+		}},
+		{"preempt", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return decodeKeys(p, v, name, preemptKeys, r)
+		}},
+		{"http", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return decodeKeys(p, v, name, httpKeys, r)
+		}},
+		{"drivers", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return decodeKeys(p, v, name, driversKeys, r)
+		}},
+		{"demote_timeout", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.duration(&r.demoteTimeout, v, name, maxOtherDuration)
+		}},
+		{"log_level", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.choice(&r.logLevel, v, name, logLevels)
+		}},
+		{"log_format", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.choice(&r.logFormat, v, name, logFormats)
+		}},
+		{"seed_driver_grace", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.duration(&r.seed.grace, v, name, maxOtherDuration)
+		}},
 	}
-	memberFields  = []string{"id", "address", "witness", "priority"}
-	timingFields  = []string{"profile", "heartbeat", "election_timeout_min", "election_timeout_max", "rank_step", "max_clock_drift", "stop_budget"}
-	preemptFields = []string{"enabled", "hold_down"}
-	httpFields    = []string{"listen", "allow_non_loopback", "seed_drivers", "tls_cert_file", "tls_key_file"}
-	driversFields = []string{"required"}
+	memberKeys = []fieldKey[*rawMember]{
+		{"id", func(p *parser, m *rawMember, _, v *yaml.Node, name string) error {
+			return p.id(&m.id, v, name)
+		}},
+		{"address", func(p *parser, m *rawMember, _, v *yaml.Node, name string) error {
+			return p.address(&m.addr, v, name, ruleDial)
+		}},
+		{"witness", func(p *parser, m *rawMember, _, v *yaml.Node, name string) error {
+			return p.boolean(&m.witness, v, name)
+		}},
+		{"priority", func(p *parser, m *rawMember, _, v *yaml.Node, name string) error {
+			return p.priority(&m.priority, v, name)
+		}},
+	}
+	timingKeys = []fieldKey[*rawConfig]{
+		{"profile", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.profile(&r.profile, v, name)
+		}},
+		{"heartbeat", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.duration(&r.heartbeat, v, name, maxTimingDuration)
+		}},
+		{"election_timeout_min", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.duration(&r.electionMin, v, name, maxTimingDuration)
+		}},
+		{"election_timeout_max", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.duration(&r.electionMax, v, name, maxTimingDuration)
+		}},
+		{"rank_step", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.duration(&r.step, v, name, maxTimingDuration)
+		}},
+		{"max_clock_drift", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.drift(&r.drift, v, name)
+		}},
+		{"stop_budget", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.stopBudget(&r.stopBudget, v, name)
+		}},
+	}
+	preemptKeys = []fieldKey[*rawConfig]{
+		{"enabled", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.boolean(&r.preempt, v, name)
+		}},
+		{"hold_down", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.duration(&r.holdDown, v, name, maxOtherDuration)
+		}},
+	}
+	httpKeys = []fieldKey[*rawConfig]{
+		{"listen", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.address(&r.httpListen, v, name, ruleListen)
+		}},
+		{"allow_non_loopback", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.boolean(&r.allowNonLoopback, v, name)
+		}},
+		{"seed_drivers", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.boolean(&r.seed.enabled, v, name)
+		}},
+		{"tls_cert_file", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.nonEmpty(&r.tlsCertFile, v, name)
+		}},
+		{"tls_key_file", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.nonEmpty(&r.tlsKeyFile, v, name)
+		}},
+	}
+	driversKeys = []fieldKey[*rawConfig]{
+		{"required", func(p *parser, r *rawConfig, _, v *yaml.Node, name string) error {
+			return p.driverNames(&r.requiredDrivers, v, name)
+		}},
+	}
 
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"text", "json"}
 )
+
+// keyNames lists the names of keys, in order.
+func keyNames[T any](keys []fieldKey[T]) []string {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.name
+	}
+	return names
+}
+
+// decodeKeys reads the mapping n, found at path, into into: each key is
+// decoded by its entry in keys, and any other key is an error.
+func decodeKeys[T any](p *parser, n *yaml.Node, path string, keys []fieldKey[T], into T) error {
+	return p.mapping(n, path, keyNames(keys), func(key string, k, v *yaml.Node) error {
+		for _, f := range keys {
+			if f.name == key {
+				return f.decode(p, into, k, v, joinField(path, key))
+			}
+		}
+		return nil // unreachable: mapping refuses keys not in the list
+	})
+}
 
 // field is one decoded value and where it came from. Keeping the node lets
 // checks that run after the whole file is read (such as "id must be one of
@@ -546,102 +688,31 @@ func (p *parser) address(f *field[hostPort], v *yaml.Node, name string, rule add
 // as possible.
 func (p *parser) decode(root *yaml.Node) (*rawConfig, error) {
 	r := &rawConfig{root: root}
-	err := p.mapping(root, "", rootFields, func(key string, k, v *yaml.Node) error {
-		switch key {
-		case "id":
-			return p.id(&r.id, v, key)
-		case "listen":
-			return p.address(&r.listen, v, key, ruleListen)
-		case "advertise":
-			return p.address(&r.advertise, v, key, ruleDial)
-		case "data_dir":
-			return p.nonEmpty(&r.dataDir, v, key)
-		case "secret_file":
-			return p.nonEmpty(&r.secretFile, v, key)
-		case "secret":
-			return p.str(&r.secret, v, key)
-		case "drivers_secret_file":
-			return p.nonEmpty(&r.driversSecretFile, v, key)
-		case "admin_token_file":
-			return p.nonEmpty(&r.adminTokenFile, v, key)
-		case "members":
-			r.membersKey = k
-			return p.members(&r.members, k, v)
-		case "timing":
-			r.timingKey = k
-			return p.mapping(v, key, timingFields, func(tk string, _, tv *yaml.Node) error {
-				name := joinField(key, tk)
-				switch tk {
-				case "profile":
-					if err := p.str(&r.profile, tv, name); err != nil || !r.profile.set {
-						return err
-					}
-					if _, err := election.ProfileTiming(r.profile.v); err != nil {
-						return p.errAt(tv, name, "%q is not a timing profile; expected %s or %s", r.profile.v, election.ProfileDefault, election.ProfileFast)
-					}
-					return nil
-				case "heartbeat":
-					return p.duration(&r.heartbeat, tv, name, maxTimingDuration)
-				case "election_timeout_min":
-					return p.duration(&r.electionMin, tv, name, maxTimingDuration)
-				case "election_timeout_max":
-					return p.duration(&r.electionMax, tv, name, maxTimingDuration)
-				case "rank_step":
-					return p.duration(&r.step, tv, name, maxTimingDuration)
-				case "max_clock_drift":
-					return p.drift(&r.drift, tv, name)
-				case "stop_budget":
-					// Zero is a choice: services that stop at once.
-					if v := strings.TrimSpace(tv.Value); tv.Kind == yaml.ScalarNode && (v == "0" || v == "0s" || v == "0ms") {
-						r.stopBudget.n, r.stopBudget.v, r.stopBudget.set = tv, 0, true
-						return nil
-					}
-					return p.duration(&r.stopBudget, tv, name, election.MaxStopBudget)
-				}
-				return nil
-			})
-		case "preempt":
-			return p.mapping(v, key, preemptFields, func(pk string, _, pv *yaml.Node) error {
-				name := joinField(key, pk)
-				if pk == "enabled" {
-					return p.boolean(&r.preempt, pv, name)
-				}
-				return p.duration(&r.holdDown, pv, name, maxOtherDuration)
-			})
-		case "http":
-			return p.mapping(v, key, httpFields, func(hk string, _, hv *yaml.Node) error {
-				name := joinField(key, hk)
-				switch hk {
-				case "listen":
-					return p.address(&r.httpListen, hv, name, ruleListen)
-				case "tls_cert_file":
-					return p.nonEmpty(&r.tlsCertFile, hv, name)
-				case "tls_key_file":
-					return p.nonEmpty(&r.tlsKeyFile, hv, name)
-				case "seed_drivers":
-					return p.boolean(&r.seed.enabled, hv, name)
-				}
-				return p.boolean(&r.allowNonLoopback, hv, name)
-			})
-		case "drivers":
-			return p.mapping(v, key, driversFields, func(dk string, _, dv *yaml.Node) error {
-				return p.driverNames(&r.requiredDrivers, dv, joinField(key, dk))
-			})
-		case "demote_timeout":
-			return p.duration(&r.demoteTimeout, v, key, maxOtherDuration)
-		case "log_level":
-			return p.choice(&r.logLevel, v, key, logLevels)
-		case "log_format":
-			return p.choice(&r.logFormat, v, key, logFormats)
-		case "seed_driver_grace":
-			return p.duration(&r.seed.grace, v, key, maxOtherDuration)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := decodeKeys(p, root, "", rootKeys, r); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// profile reads timing.profile, which must name a profile election knows.
+func (p *parser) profile(f *field[string], v *yaml.Node, name string) error {
+	if err := p.str(f, v, name); err != nil || !f.set {
+		return err
+	}
+	if _, err := election.ProfileTiming(f.v); err != nil {
+		return p.errAt(v, name, "%q is not a timing profile; expected %s or %s", f.v, election.ProfileDefault, election.ProfileFast)
+	}
+	return nil
+}
+
+// stopBudget reads timing.stop_budget. Unlike other durations it may be
+// zero: a choice for services that stop at once.
+func (p *parser) stopBudget(f *field[time.Duration], v *yaml.Node, name string) error {
+	if s := strings.TrimSpace(v.Value); v.Kind == yaml.ScalarNode && (s == "0" || s == "0s" || s == "0ms") {
+		f.n, f.v, f.set = v, 0, true
+		return nil
+	}
+	return p.duration(f, v, name, election.MaxStopBudget)
 }
 
 // members reads the member list. Errors about the list as a whole point at
@@ -672,21 +743,7 @@ func (p *parser) members(f *field[[]rawMember], k, v *yaml.Node) error {
 			return p.errAt(n, name, "empty entry; a member needs an id and an address")
 		}
 		m := rawMember{node: n}
-		err := p.mapping(n, name, memberFields, func(key string, _, mv *yaml.Node) error {
-			fname := joinField(name, key)
-			switch key {
-			case "id":
-				return p.id(&m.id, mv, fname)
-			case "address":
-				return p.address(&m.addr, mv, fname, ruleDial)
-			case "witness":
-				return p.boolean(&m.witness, mv, fname)
-			case "priority":
-				return p.priority(&m.priority, mv, fname)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := decodeKeys(p, n, name, memberKeys, &m); err != nil {
 			return err
 		}
 		if !m.id.set {
@@ -720,41 +777,13 @@ func orNode(n, fallback *yaml.Node) *yaml.Node {
 // resolve checks what involves more than one field, applies defaults and
 // reads the secrets.
 func (p *parser) resolve(r *rawConfig) (*Config, error) {
-	root := r.root
-	if !r.members.set {
-		return nil, p.errAt(orNode(r.members.n, root), "members", "required; list every node of the cluster, this one included")
+	self, err := p.resolveSelf(r)
+	if err != nil {
+		return nil, err
 	}
-	ms := r.members.v
-	ids := make([]string, len(ms))
-	for i, m := range ms {
-		ids[i] = m.id.v
-	}
-	if !r.id.set {
-		return nil, p.errAt(orNode(r.id.n, root), "id", "required; it names this node and must be one of the members (%s)", strings.Join(ids, ", "))
-	}
-	self := -1
-	for i, m := range ms {
-		if m.id.v == r.id.v {
-			self = i
-		}
-	}
-	if self < 0 {
-		return nil, p.errAt(r.id.n, "id", "%q is not among the members (%s)", r.id.v, strings.Join(ids, ", "))
-	}
-	voters := 0
-	for _, m := range ms {
-		if !m.witness.v {
-			voters++
-		}
-	}
-	if voters == 0 {
-		return nil, p.errAt(r.membersKey, "members", "every member is a witness; at least one must be able to become master")
-	}
-
 	if !r.dataDir.set {
-		return nil, p.errAt(orNode(r.dataDir.n, root), "data_dir", "required; the directory where this node keeps its term and vote")
+		return nil, p.errAt(orNode(r.dataDir.n, r.root), "data_dir", "required; the directory where this node keeps its term and vote")
 	}
-
 	c := &Config{
 		Path:            p.path,
 		ID:              r.id.v,
@@ -765,7 +794,6 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 		LogLevel:        DefaultLogLevel,
 		LogFormat:       DefaultLogFormat,
 	}
-
 	if err := p.loadSecrets(r, c); err != nil {
 		return nil, err
 	}
@@ -775,11 +803,77 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 	if r.driversSecretFile.set {
 		c.DriversSecretFile = p.resolvePath(r.driversSecretFile.v)
 	}
+	if c.Timing, err = p.resolveTiming(r); err != nil {
+		return nil, err
+	}
+	c.Members = make([]Member, len(r.members.v))
+	for i, m := range r.members.v {
+		c.Members[i] = Member{ID: m.id.v, Address: m.addr.v.String(), Witness: m.witness.v, Priority: m.priority.v}
+	}
+	c.RequiredDrivers = r.requiredDrivers.v
+	if err := p.resolveListeners(r, c, r.members.v[self].addr.v); err != nil {
+		return nil, err
+	}
+	if r.holdDown.set {
+		c.PreemptHoldDown = r.holdDown.v
+	}
+	if r.demoteTimeout.set {
+		c.DemoteTimeout = r.demoteTimeout.v
+	}
+	if r.logLevel.set {
+		c.LogLevel = r.logLevel.v
+	}
+	if r.logFormat.set {
+		c.LogFormat = r.logFormat.v
+	}
+	if err := p.resolveSeed(r, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
 
+// resolveSelf checks the member list against id and returns this node's
+// index in it.
+func (p *parser) resolveSelf(r *rawConfig) (int, error) {
+	if !r.members.set {
+		return -1, p.errAt(orNode(r.members.n, r.root), "members", "required; list every node of the cluster, this one included")
+	}
+	ms := r.members.v
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.id.v
+	}
+	if !r.id.set {
+		return -1, p.errAt(orNode(r.id.n, r.root), "id", "required; it names this node and must be one of the members (%s)", strings.Join(ids, ", "))
+	}
+	self := -1
+	for i, m := range ms {
+		if m.id.v == r.id.v {
+			self = i
+		}
+	}
+	if self < 0 {
+		return -1, p.errAt(r.id.n, "id", "%q is not among the members (%s)", r.id.v, strings.Join(ids, ", "))
+	}
+	voters := 0
+	for _, m := range ms {
+		if !m.witness.v {
+			voters++
+		}
+	}
+	if voters == 0 {
+		return -1, p.errAt(r.membersKey, "members", "every member is a witness; at least one must be able to become master")
+	}
+	return self, nil
+}
+
+// resolveTiming applies the timing fields set over the profile's and
+// checks the result as a whole.
+func (p *parser) resolveTiming(r *rawConfig) (election.Timing, error) {
 	t, err := election.ProfileTiming(r.profile.v)
 	if err != nil {
 		// Unreachable: decode has checked the profile name.
-		return nil, p.errAt(r.profile.n, "timing.profile", "%v", err)
+		return t, p.errAt(r.profile.n, "timing.profile", "%v", err)
 	}
 	if r.heartbeat.set {
 		t.Heartbeat = r.heartbeat.v
@@ -800,22 +894,21 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 		t.StopBudget = r.stopBudget.v
 	}
 	if err := t.Validate(); err != nil {
-		return nil, p.errAt(orNode(r.timingKey, root), "timing", "%v", err)
+		return t, p.errAt(orNode(r.timingKey, r.root), "timing", "%v", err)
 	}
-	c.Timing = t
+	return t, nil
+}
 
-	c.Members = make([]Member, len(ms))
-	for i, m := range ms {
-		c.Members[i] = Member{ID: m.id.v, Address: m.addr.v.String(), Witness: m.witness.v, Priority: m.priority.v}
-	}
-	own := ms[self].addr.v
+// resolveListeners sets the peer listener, the advertised address and the
+// local HTTP listener, which default to this member's own address (own) and
+// DefaultHTTPListen, and checks that they do not collide.
+func (p *parser) resolveListeners(r *rawConfig, c *Config, own hostPort) error {
 	listen := own
 	if r.listen.set {
 		listen = r.listen.v
 	}
 	c.Listen = listen.String()
 	c.ListenSet = r.listen.set
-	c.RequiredDrivers = r.requiredDrivers.v
 	c.Advertise = own.String()
 	if r.advertise.set {
 		c.Advertise = r.advertise.v.String()
@@ -823,43 +916,24 @@ func (p *parser) resolve(r *rawConfig) (*Config, error) {
 
 	httpListen, err := parseHostPort(DefaultHTTPListen, ruleListen)
 	if err != nil {
-		return nil, err // unreachable: the default is well formed
+		return err // unreachable: the default is well formed
 	}
 	if r.httpListen.set {
 		httpListen = r.httpListen.v
 	}
-	httpNode := orNode(r.httpListen.n, root)
+	httpNode := orNode(r.httpListen.n, r.root)
 	if !r.allowNonLoopback.v && !httpListen.isLoopback() {
-		return nil, p.errAt(httpNode, "http.listen", "%q is not a loopback address; it serves drivers and the admin API, so exposing it beyond this machine needs http.allow_non_loopback: true", httpListen.String())
+		return p.errAt(httpNode, "http.listen", "%q is not a loopback address; it serves drivers and the admin API, so exposing it beyond this machine needs http.allow_non_loopback: true", httpListen.String())
 	}
 	if httpListen.overlaps(listen) {
 		what := "the default"
 		if r.httpListen.set {
 			what = "set here"
 		}
-		return nil, p.errAt(orNode(r.httpListen.n, orNode(r.listen.n, root)), "http.listen", "%q (%s) collides with the peer listen address %q", httpListen.String(), what, listen.String())
+		return p.errAt(orNode(r.httpListen.n, orNode(r.listen.n, r.root)), "http.listen", "%q (%s) collides with the peer listen address %q", httpListen.String(), what, listen.String())
 	}
 	c.HTTPListen = httpListen.String()
-	if err := p.httpTLS(r, c, httpListen.isLoopback()); err != nil {
-		return nil, err
-	}
-
-	if r.holdDown.set {
-		c.PreemptHoldDown = r.holdDown.v
-	}
-	if r.demoteTimeout.set {
-		c.DemoteTimeout = r.demoteTimeout.v
-	}
-	if r.logLevel.set {
-		c.LogLevel = r.logLevel.v
-	}
-	if r.logFormat.set {
-		c.LogFormat = r.logFormat.v
-	}
-	if err := p.resolveSeed(r, c); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return p.httpTLS(r, c, httpListen.isLoopback())
 }
 
 // httpTLS checks and loads the local listener's certificate. Listening

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clustd/clustd/driverproto"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -22,11 +23,12 @@ import (
 // namespace prefixes every metric name.
 const namespace = "clustd"
 
-// Roles, the values SetRole accepts.
+// Roles, the values SetRole accepts: the driver protocol's, which the
+// status API also uses.
 const (
-	RoleMaster    = "master"
-	RoleFollower  = "follower"
-	RoleCandidate = "candidate"
+	RoleMaster    = driverproto.RoleMaster
+	RoleFollower  = driverproto.RoleFollower
+	RoleCandidate = driverproto.RoleCandidate
 )
 
 var roles = []string{RoleMaster, RoleFollower, RoleCandidate}
