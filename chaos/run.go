@@ -522,9 +522,16 @@ type tracker struct {
 	off    []int64
 	rest   [][]byte
 	acting []bool
+	// lastAct is each driver's latest act (its promote or an EvActing).
+	lastAct []time.Duration
 	// overlapSeen is set once two drivers were seen acting at once.
 	overlapSeen bool
 }
+
+// trackFresh is how recent a driver's last act must be for it to count
+// as acting for overlapSeen: a frozen node's driver is master in its file
+// until it thaws, but acts no more, and the drivers act every ActEvery.
+const trackFresh = 20 * ActEvery
 
 func newTracker(nodes []*node) *tracker {
 	t := &tracker{}
@@ -534,6 +541,7 @@ func newTracker(nodes []*node) *tracker {
 	t.off = make([]int64, len(nodes))
 	t.rest = make([][]byte, len(nodes))
 	t.acting = make([]bool, len(nodes))
+	t.lastAct = make([]time.Duration, len(nodes))
 	return t
 }
 
@@ -558,6 +566,9 @@ func (t *tracker) poll() {
 				switch rec.Event {
 				case EvPromoteStart, EvPromoteDone:
 					t.acting[i] = true
+					t.lastAct[i] = max(t.lastAct[i], rec.At())
+				case EvActing:
+					t.lastAct[i] = max(t.lastAct[i], rec.At())
 				case EvDemoteStart, EvDemoteDone:
 					t.acting[i] = false
 				}
@@ -566,9 +577,9 @@ func (t *tracker) poll() {
 		}
 		t.rest[i] = append([]byte(nil), data...)
 	}
-	n := 0
-	for _, a := range t.acting {
-		if a {
+	n, now := 0, Now()
+	for i, a := range t.acting {
+		if a && now-t.lastAct[i] < trackFresh {
 			n++
 		}
 	}
