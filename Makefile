@@ -43,12 +43,14 @@ $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 ## sweep: 500 seeds, 5 nodes, default fault mix, default profile for 3 simulated
-## minutes and fast for 1 (SIM_SEEDS overrides the count); then every safety
-## rule removed in turn, each of which must be caught (docs/safety-rules.md).
+## minutes and fast for 1 (SIM_SEEDS overrides the count), and a tenth as many
+## with 3 roles per node; then every safety rule removed in turn, each of which
+## must be caught (docs/safety-rules.md), and one removed with 3 roles.
 sweep:
-	SIM_SEEDS=$${SIM_SEEDS:-500} $(GO) test -count=1 -run 'TestSeedSweep|TestMutantsCaught' ./sim
+	SIM_SEEDS=$${SIM_SEEDS:-500} $(GO) test -count=1 -run 'TestSeedSweep|TestSeedSweepRoles|TestMutantsCaught|TestMutantsCaughtRoles' ./sim
 
-## sim-soak: a far larger sweep, longer runs, both profiles.
+## sim-soak: a far larger sweep, longer runs, both profiles (a tenth as many
+## seeds with 3 roles per node).
 sim-soak:
 	SIM_SEEDS=$${SIM_SEEDS:-20000} SIM_SOAK=1 $(GO) test -count=1 -timeout 3h -run 'TestSeedSweep' -v ./sim
 

@@ -13,24 +13,42 @@ import (
 
 // Violation is a broken invariant.
 type Violation struct {
-	At   time.Duration
+	At time.Duration
+	// Role names the role whose invariant broke in a multi-role run; it
+	// is empty when there is one role, or when the machine itself failed.
+	Role string
 	Node string
 	What string
 }
 
 func (v Violation) String() string {
-	if v.Node == "" {
-		return fmt.Sprintf("t=%v: %s", v.At, v.What)
+	var b strings.Builder
+	fmt.Fprintf(&b, "t=%v: ", v.At)
+	if v.Role != "" {
+		b.WriteString("role " + v.Role + ": ")
 	}
-	return fmt.Sprintf("t=%v: %s: %s", v.At, v.Node, v.What)
+	if v.Node != "" {
+		b.WriteString(v.Node + ": ")
+	}
+	b.WriteString(v.What)
+	return b.String()
 }
 
 // checker holds the invariants checked after every event. It watches the
 // cores' published states and the traffic, independently of each other, so
 // that one bookkeeping mistake cannot hide another.
+//
+// Every role is checked on its own (roleCheck): roles are independent
+// elections, and one role's master says nothing about another's.
 type checker struct {
 	s          *Sim
 	violations []Violation
+	// awaiting says some role is waiting for a master (see roleCheck).
+	awaiting bool
+}
+
+// roleCheck is one role's share of the checker.
+type roleCheck struct {
 	// termMaster: the one node allowed to be master of each term.
 	termMaster map[uint64]string
 	// heartbeater: the one node seen sending heartbeats in each term.
@@ -44,12 +62,30 @@ type checker struct {
 
 func (c *checker) init(s *Sim) {
 	c.s = s
-	c.termMaster = map[uint64]string{}
-	c.heartbeater = map[uint64]string{}
+	for _, rl := range s.roles {
+		rl.check.termMaster = map[uint64]string{}
+		rl.check.heartbeater = map[uint64]string{}
+	}
 }
 
+// violate records a broken invariant of node (none if negative), of no
+// role in particular.
 func (c *checker) violate(node int, what string) {
+	c.violateRole(nil, node, what)
+}
+
+// violateIn records a broken invariant of replica n: its node and role.
+func (c *checker) violateIn(n *node, what string) {
+	c.violateRole(c.s.roles[n.role], n.idx, what)
+}
+
+// violateRole records a broken invariant of role rl (none if nil) and node
+// (none if negative).
+func (c *checker) violateRole(rl *role, node int, what string) {
 	v := Violation{At: c.s.now, What: what}
+	if rl != nil {
+		v.Role = rl.name
+	}
 	if node >= 0 {
 		v.Node = c.s.nodes[node].id
 	}
@@ -64,11 +100,25 @@ func (c *checker) violate(node int, what string) {
 // overlap contain the later one's start, which is an event, so checking at
 // every event finds every overlap.
 func (c *checker) afterEvent() {
+	awaiting := false
+	for _, rl := range c.s.roles {
+		if !c.afterEventRole(rl) {
+			return
+		}
+		awaiting = awaiting || rl.check.awaiting
+	}
+	c.awaiting = awaiting
+}
+
+// afterEventRole checks one role's instant-wise invariants; it reports
+// false when it found a violation.
+func (c *checker) afterEventRole(rl *role) bool {
 	s := c.s
+	rc := &rl.check
 	var who, drivers [2]int
 	count, acting := 0, 0
-	for i, n := range s.nodes {
-		if s.claimsCore(i) {
+	for i, n := range rl.nodes {
+		if s.claims(n) {
 			if count < 2 {
 				who[count] = i
 			}
@@ -81,52 +131,56 @@ func (c *checker) afterEvent() {
 			acting++
 		}
 	}
-	c.claiming = count > 0 || acting > 0
+	rc.claiming = count > 0 || acting > 0
 	if count > 1 {
-		c.violate(-1, fmt.Sprintf("two masters at once: %s and %s", s.describeClaim(s.nodes[who[0]]), s.describeClaim(s.nodes[who[1]])))
-		return
+		c.violateRole(rl, -1, fmt.Sprintf("two masters at once: %s and %s", s.describeClaim(rl.nodes[who[0]]), s.describeClaim(rl.nodes[who[1]])))
+		return false
 	}
 	if acting > 1 {
-		c.violate(-1, fmt.Sprintf("two masters at once: the drivers of %s and of %s", s.describeDrivers(s.nodes[drivers[0]]), s.describeDrivers(s.nodes[drivers[1]])))
-		return
+		c.violateRole(rl, -1, fmt.Sprintf("two masters at once: the drivers of %s and of %s", s.describeDrivers(rl.nodes[drivers[0]]), s.describeDrivers(rl.nodes[drivers[1]])))
+		return false
 	}
 	if count == 1 {
 		// The lease's own promise, whatever the stop budget adds: no
 		// master while another node's drivers hold a lease that has not
 		// run out and have not confirmed that they stopped.
-		for _, n := range s.nodes {
+		for _, n := range rl.nodes {
 			if n.idx != who[0] && s.leaseHeld(n) {
-				c.violate(-1, fmt.Sprintf("two masters at once: %s and %s", s.describeClaim(s.nodes[who[0]]), s.describeLease(n)))
-				return
+				c.violateRole(rl, -1, fmt.Sprintf("two masters at once: %s and %s", s.describeClaim(rl.nodes[who[0]]), s.describeLease(n)))
+				return false
 			}
 		}
 	}
-	if c.awaiting && count == 1 {
-		for _, n := range s.nodes {
+	if rc.awaiting && count == 1 {
+		for _, n := range rl.nodes {
 			if n.up && !n.paused && n.core.IsMaster(s.local(n, s.now)) {
-				s.stats.masterSurvived(n.idx, n.state.Term)
-				c.awaiting = false
-				s.stats.Recoveries = append(s.stats.Recoveries, s.now-c.awaitSince)
+				rl.stats.masterSurvived(n.idx, n.state.Term)
+				rc.awaiting = false
+				rl.stats.Recoveries = append(rl.stats.Recoveries, s.now-rc.awaitSince)
 				break
 			}
 		}
 	}
+	return true
 }
 
 // elapse accounts for the time between two events.
 func (c *checker) elapse(to time.Duration) {
 	d := to - c.s.now
-	c.s.stats.Elapsed += d
-	if c.claiming {
-		c.s.stats.MasterTime += d
+	for _, rl := range c.s.roles {
+		rl.stats.Elapsed += d
+		if rl.check.claiming {
+			rl.stats.MasterTime += d
+		}
 	}
 }
 
 func (c *checker) becameMaster(n *node, st election.State) {
-	if prev, ok := c.termMaster[st.Term]; ok && prev != n.id {
-		c.violate(n.idx, fmt.Sprintf("became master of term %d, which %s already won", st.Term, prev))
+	rc := &c.s.roles[n.role].check
+	if prev, ok := rc.termMaster[st.Term]; ok && prev != n.id {
+		c.violateIn(n, fmt.Sprintf("became master of term %d, which %s already won", st.Term, prev))
 	}
-	c.termMaster[st.Term] = n.id
+	rc.termMaster[st.Term] = n.id
 }
 
 // sent watches the traffic: only one node may send heartbeats in a term.
@@ -134,13 +188,14 @@ func (c *checker) sent(n *node, m election.Message) {
 	if m.Type != election.MsgHeartbeat {
 		return
 	}
-	if prev, ok := c.heartbeater[m.Term]; ok {
+	rc := &c.s.roles[n.role].check
+	if prev, ok := rc.heartbeater[m.Term]; ok {
 		if prev != n.id {
-			c.violate(n.idx, fmt.Sprintf("sent heartbeats for term %d, as %s did", m.Term, prev))
+			c.violateIn(n, fmt.Sprintf("sent heartbeats for term %d, as %s did", m.Term, prev))
 		}
 		return
 	}
-	c.heartbeater[m.Term] = n.id
+	rc.heartbeater[m.Term] = n.id
 }
 
 // expectMaster starts the liveness clock: a master must appear within the
@@ -151,16 +206,20 @@ func (c *checker) sent(n *node, m election.Message) {
 // longest delay the network could have given them.
 func (c *checker) expectMaster(inFlight time.Duration) {
 	s := c.s
-	c.awaiting = true
-	c.awaitSince = s.now
-	c.awaitGen++
-	gen := c.awaitGen
 	bound := s.opts.LivenessBound + inFlight
-	s.At(s.now+bound, func() {
-		if c.awaiting && c.awaitGen == gen {
-			c.violate(-1, fmt.Sprintf("no master within %v of the cluster healing", bound))
-		}
-	})
+	for _, rl := range s.roles {
+		rc := &rl.check
+		rc.awaiting = true
+		rc.awaitSince = s.now
+		rc.awaitGen++
+		gen := rc.awaitGen
+		s.At(s.now+bound, func() {
+			if rc.awaiting && rc.awaitGen == gen {
+				c.violateRole(rl, -1, fmt.Sprintf("no master within %v of the cluster healing", bound))
+			}
+		})
+	}
+	c.awaiting = true
 	c.afterEvent()
 }
 
@@ -209,8 +268,17 @@ func (s *Sim) record(n *node, kind tlKind, text string, term uint64) {
 	e := tlEntry{at: s.now, local: s.local(n, s.now), kind: kind, text: text, term: term, state: n.state}
 	n.timeline.add(e)
 	if s.opts.Verbose != nil {
-		fmt.Fprintln(s.opts.Verbose, formatEntry(n.id, e))
+		fmt.Fprintln(s.opts.Verbose, formatEntry(entryLabel(n, e), e))
 	}
+}
+
+// entryLabel names the node an entry is about: a fault hits the machine,
+// every role of it, and is recorded once.
+func entryLabel(n *node, e tlEntry) string {
+	if e.kind == tlFault {
+		return n.id
+	}
+	return n.label
 }
 
 func formatEntry(id string, e tlEntry) string {
@@ -245,9 +313,9 @@ func (s *Sim) WriteTimeline(w io.Writer) {
 		n  int
 	}
 	var rows []row
-	for _, n := range s.nodes {
+	for _, n := range s.allReplicas() {
 		for _, e := range n.timeline.entries() {
-			rows = append(rows, row{n.id, e, n.idx})
+			rows = append(rows, row{entryLabel(n, e), e, n.idx})
 		}
 	}
 	slices.SortStableFunc(rows, func(a, b row) int {

@@ -19,6 +19,10 @@
 // connected; and, through porcupine, a linearizable leadership history. A
 // failing run reports its seed and the timeline that led there.
 //
+// With Options.Roles, every machine runs one core per role: independent
+// elections with their own priorities over the same network, hit by the
+// same faults, each checked on its own, and a violation names its role.
+//
 // `clustd sim` is the front door (Run); the seed sweep of `make test` runs
 // the same engine over hundreds of seeds. docs/design.md describes what is
 // checked and why.

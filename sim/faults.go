@@ -56,27 +56,28 @@ func (s *Sim) fault(i int, kind, detail string) {
 	}
 }
 
-// Crash kills node i: everything but its durable hard state is lost. Its
-// drivers keep acting until the lease they hold runs out.
+// Crash kills node i, every role of it: everything but its durable hard
+// state is lost. Its drivers keep acting until the lease they hold runs out.
 func (s *Sim) Crash(i int) {
-	n := s.nodes[i]
-	if !n.up {
+	if !s.nodes[i].up {
 		return
 	}
-	if n.core.IsMaster(s.local(n, s.now)) {
-		s.masterLost(i)
-	}
-	if n.acting {
-		// Nobody tells the drivers: they stop when their lease runs out.
-		n.acting = false
-		n.holdUntil = max(n.holdUntil, s.stopBy(n, n.driverLease, forever))
+	s.masterLost(i)
+	for _, n := range s.replicas(i) {
+		if n.acting {
+			// Nobody tells the drivers: they stop when their lease runs out.
+			n.acting = false
+			n.holdUntil = max(n.holdUntil, s.stopBy(n, n.driverLease, forever))
+		}
 	}
 	s.fault(i, FaultCrash, "")
-	n.up, n.paused, n.core, n.inbox = false, false, nil, nil
-	n.ackDue = false
-	s.driversFallBack(n)
-	n.state = election.State{}
-	n.timerGen++
+	for _, n := range s.replicas(i) {
+		n.up, n.paused, n.core, n.inbox = false, false, nil, nil
+		n.ackDue = false
+		s.driversFallBack(n)
+		n.state = election.State{}
+		n.timerGen++
+	}
 }
 
 // Restart starts node i again from its durable state.
@@ -86,24 +87,26 @@ func (s *Sim) Restart(i int) {
 		return
 	}
 	s.fault(i, FaultRestart, "")
-	if err := s.start(n); err != nil {
-		s.check.violate(i, "restart failed: "+err.Error())
+	for _, n := range s.replicas(i) {
+		if err := s.start(n); err != nil {
+			s.check.violate(i, "restart failed: "+err.Error())
+		}
 	}
 }
 
-// Pause freezes node i's process: no timers, no messages (they queue); its
-// clock goes on.
+// Pause freezes node i's process, every role of it: no timers, no messages
+// (they queue); its clock goes on.
 func (s *Sim) Pause(i int) {
 	n := s.nodes[i]
 	if !n.up || n.paused {
 		return
 	}
-	if n.core.IsMaster(s.local(n, s.now)) {
-		s.masterLost(i)
-	}
+	s.masterLost(i)
 	s.fault(i, FaultPause, "")
-	n.paused = true
-	s.driversFallBack(n)
+	for _, n := range s.replicas(i) {
+		n.paused = true
+		s.driversFallBack(n)
+	}
 }
 
 // Resume lets a paused node run again: it sees how much time passed, then
@@ -113,29 +116,34 @@ func (s *Sim) Resume(i int) {
 	if !n.up || !n.paused {
 		return
 	}
-	n.paused = false
-	s.record(n, tlFault, "resume", 0)
-	n.core.Tick(s.local(n, s.now))
-	if n.ackDue {
-		n.ackDue = false
-		n.core.DemoteDone(s.local(n, s.now))
+	for _, n := range s.replicas(i) {
+		n.paused = false
 	}
-	s.drain(n, 0)
-	inbox := n.inbox
-	n.inbox = nil
-	for k := range inbox {
+	s.record(n, tlFault, "resume", 0)
+	for _, n := range s.replicas(i) {
 		if !n.up || n.paused {
 			break
 		}
-		s.deliver(n, &inbox[k])
+		n.core.Tick(s.local(n, s.now))
+		if n.ackDue {
+			n.ackDue = false
+			n.core.DemoteDone(s.local(n, s.now))
+		}
+		s.drain(n, 0)
+		inbox := n.inbox
+		n.inbox = nil
+		for k := range inbox {
+			if !n.up || n.paused {
+				break
+			}
+			s.deliver(n, &inbox[k])
+		}
 	}
 }
 
 // Isolate cuts node i off from everyone, both ways.
 func (s *Sim) Isolate(i int) {
-	if s.claimsCore(i) {
-		s.masterLost(i)
-	}
+	s.masterLost(i)
 	s.fault(i, FaultPartition, "isolated")
 	for j := range s.nodes {
 		if j != i {
@@ -176,55 +184,71 @@ func (s *Sim) Heal() {
 // SetNet changes the network's weather.
 func (s *Sim) SetNet(p NetParams) { s.net = p }
 
-// Transfer asks node i to hand over to target ("" for the best node).
+// Transfer asks node i (its first role) to hand over to target ("" for the
+// best node); TransferRole asks another role.
 func (s *Sim) Transfer(i int, target string) error {
-	n := s.nodes[i]
+	return s.transfer(s.nodes[i], target)
+}
+
+func (s *Sim) transfer(n *node, target string) error {
 	if !n.up || n.paused {
 		return fmt.Errorf("%s is not running", n.id)
 	}
-	s.fault(i, FaultTransfer, "to "+target)
+	detail := "to " + target
+	if rl := s.roles[n.role]; rl.name != "" {
+		detail = "role " + rl.name + " " + detail
+	}
+	s.fault(n.idx, FaultTransfer, detail)
 	err := n.core.Transfer(s.local(n, s.now), target)
 	if err == nil {
-		s.stats.handoverFrom(s.now, i)
+		s.roles[n.role].stats.handoverFrom(s.now, n.idx)
 	}
 	s.drain(n, 0)
 	return err
 }
 
-// SetMaintenance turns maintenance on node i on or off.
+// SetMaintenance turns maintenance on node i, every role of it, on or off.
 func (s *Sim) SetMaintenance(i int, on bool) {
-	n := s.nodes[i]
-	if !n.up || n.paused {
+	if n := s.nodes[i]; !n.up || n.paused {
 		return
 	}
 	if on {
 		s.fault(i, FaultMaintenance, "on")
-		if n.core.IsMaster(s.local(n, s.now)) {
-			s.stats.handoverFrom(s.now, i)
-		}
 	}
-	n.core.SetMaintenance(s.local(n, s.now), on)
-	s.drain(n, 0)
+	for _, n := range s.replicas(i) {
+		if on && n.core.IsMaster(s.local(n, s.now)) {
+			s.roles[n.role].stats.handoverFrom(s.now, i)
+		}
+		n.core.SetMaintenance(s.local(n, s.now), on)
+		s.drain(n, 0)
+	}
 }
 
-// SetHealthy reports node i's health to its core.
+// SetHealthy reports node i's health to its cores, one per role.
 func (s *Sim) SetHealthy(i int, ok bool) {
-	n := s.nodes[i]
-	if !n.up || n.paused {
+	if n := s.nodes[i]; !n.up || n.paused {
 		return
 	}
 	if !ok {
 		s.fault(i, FaultHealth, "unhealthy")
-		if n.core.IsMaster(s.local(n, s.now)) {
-			s.stats.handoverFrom(s.now, i)
-		}
 	}
-	n.core.SetHealthy(s.local(n, s.now), ok)
-	s.drain(n, 0)
+	for _, n := range s.replicas(i) {
+		if !ok && n.core.IsMaster(s.local(n, s.now)) {
+			s.roles[n.role].stats.handoverFrom(s.now, i)
+		}
+		n.core.SetHealthy(s.local(n, s.now), ok)
+		s.drain(n, 0)
+	}
 }
 
+// masterLost starts a failover measurement in every role node i is master
+// of: it was crashed, paused or cut off.
 func (s *Sim) masterLost(i int) {
-	s.stats.masterLost(s.now, i, s.nodes[i].state.Term, s.cleanWindow)
+	for _, rl := range s.roles {
+		if n := rl.nodes[i]; s.claims(n) {
+			rl.stats.masterLost(s.now, i, n.state.Term, s.cleanWindow)
+		}
+	}
 }
 
 // Master returns the node whose core holds a lease now, or -1.
@@ -265,7 +289,7 @@ func (s *Sim) HealAll(calm NetParams) {
 			s.Resume(i)
 		}
 	}
-	for _, n := range s.nodes {
+	for _, n := range s.allReplicas() {
 		if n.up && (n.core.Maintenance() || !n.core.Healthy()) {
 			n.core.SetMaintenance(s.local(n, s.now), false)
 			n.core.SetHealthy(s.local(n, s.now), true)
@@ -478,9 +502,10 @@ func (s *Sim) apply(k fault.Kind, w time.Duration) {
 	}
 }
 
-// masterOrAny is the master, or a node drawn at random when there is none.
+// masterOrAny is the master (of a role drawn at random when there are
+// several), or a node drawn at random when there is none.
 func (s *Sim) masterOrAny() int {
-	if m := s.Master(); m >= 0 {
+	if m := s.MasterOf(s.pickRole()); m >= 0 {
 		return m
 	}
 	return s.rnd.IntN(len(s.nodes))
@@ -519,9 +544,7 @@ func (s *Sim) applyOneWay() {
 	m := s.masterOrAny()
 	switch s.rnd.IntN(3) {
 	case 0: // the master cannot be heard
-		if s.claimsCore(m) {
-			s.masterLost(m)
-		}
+		s.masterLost(m)
 		for j := range s.nodes {
 			if j != m {
 				s.CutOneWay(m, j)
@@ -539,9 +562,11 @@ func (s *Sim) applyOneWay() {
 	}
 }
 
-// applyTransfer asks the master to hand over, to a named node half the time.
+// applyTransfer asks the master (of a role drawn at random when there are
+// several) to hand over, to a named node half the time.
 func (s *Sim) applyTransfer() {
-	m := s.Master()
+	r := s.pickRole()
+	m := s.MasterOf(r)
 	if m < 0 {
 		return
 	}
@@ -549,7 +574,7 @@ func (s *Sim) applyTransfer() {
 	if s.rnd.IntN(2) == 0 {
 		target = s.nodes[s.otherThan(m)].id
 	}
-	_ = s.Transfer(m, target)
+	_ = s.TransferRole(r, m, target)
 }
 
 func (s *Sim) inject(sw Swarm, window time.Duration) {

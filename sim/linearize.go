@@ -92,9 +92,17 @@ func (h *history) read(client int, term uint64, master string, call, ret time.Du
 // Linearizable checks the leadership history with porcupine. When it is not
 // linearizable, or the check timed out (Unknown: the history was not
 // checked), and htmlPath is not empty, the visualisation of what porcupine
-// got through is written there, so the history is kept either way.
+// got through is written there, so the history is kept either way. It
+// checks the first role's history; LinearizableRole checks another's.
 func (s *Sim) Linearizable(timeout time.Duration, htmlPath string) (porcupine.CheckResult, error) {
-	if s.hist == nil {
+	return s.LinearizableRole(0, timeout, htmlPath)
+}
+
+// LinearizableRole is Linearizable for role r's history. Faults hit every
+// role, and the visualisation shows them all.
+func (s *Sim) LinearizableRole(r int, timeout time.Duration, htmlPath string) (porcupine.CheckResult, error) {
+	h := s.roles[r].hist
+	if h == nil {
 		return porcupine.Unknown, fmt.Errorf("linearizability history was not recorded")
 	}
 	var notes []porcupine.Annotation
@@ -105,7 +113,7 @@ func (s *Sim) Linearizable(timeout time.Duration, htmlPath string) (porcupine.Ch
 			}
 		}
 	}
-	return leadership.Check(leadershipModel, s.hist.closed(), timeout, htmlPath, notes)
+	return leadership.Check(leadershipModel, h.closed(), timeout, htmlPath, notes)
 }
 
 // HistoryLen is the number of operations recorded.

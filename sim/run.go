@@ -8,13 +8,16 @@ import (
 	"slices"
 	"time"
 
-	"github.com/anishathalye/porcupine"
 	"github.com/clustd/clustd/election"
 )
 
 // RunConfig is a whole run as `clustd sim` and the seed sweep make it.
 type RunConfig struct {
-	Nodes    int
+	Nodes int
+	// Roles is how many independent elections every node runs (see
+	// Options.Roles); zero means one. A multi-role run also draws from
+	// its seed whether preemption is on, and its hold-down.
+	Roles    int
 	Seed     uint64
 	Duration time.Duration
 	Faults   bool
@@ -34,10 +37,15 @@ type RunConfig struct {
 	// OnState, if not nil, sees every state a core publishes (see
 	// Options.OnState).
 	OnState func(at time.Duration, node int, st election.State)
+
+	// unsafeRole, when positive, limits Unsafe to role unsafeRole-1.
+	unsafeRole int
 }
 
 // Result is the outcome of a run. Its JSON form is what `clustd sim --json`
-// prints; the keys are a stable interface.
+// prints; the keys are a stable interface. In a multi-role run the figures
+// cover every role together (availability is the roles' mean), and Roles
+// has each role's own.
 type Result struct {
 	Seed          uint64         `json:"seed"`
 	Nodes         int            `json:"nodes"`
@@ -60,8 +68,28 @@ type Result struct {
 	Violations   []string `json:"violations"`
 	// Command reproduces the run.
 	Command string `json:"command"`
+	// Preempt and PreemptHoldDownS are what a multi-role run drew.
+	Preempt          bool         `json:"preempt,omitempty"`
+	PreemptHoldDownS float64      `json:"preempt_hold_down_s,omitempty"`
+	Roles            []RoleResult `json:"roles,omitempty"`
 
 	sim *Sim
+}
+
+// RoleResult is one role's outcome in a multi-role run.
+type RoleResult struct {
+	Name string `json:"name"`
+	// Preferred is the node with the role's highest priority.
+	Preferred     string  `json:"preferred"`
+	Elections     int     `json:"elections"`
+	MasterChanges int     `json:"master_changes"`
+	Failovers     int     `json:"failovers"`
+	FailoverMS    Millis  `json:"failover_ms"`
+	HandoverMS    Millis  `json:"handover_ms"`
+	RecoveryMS    Millis  `json:"recovery_ms"`
+	Availability  float64 `json:"availability"`
+	Linearizable  string  `json:"linearizable,omitempty"`
+	HistoryOps    int     `json:"history_ops,omitempty"`
 }
 
 // Millis is a percentile summary in milliseconds.
@@ -97,6 +125,11 @@ func Run(rc RunConfig) (*Result, error) {
 		Linearizability: rc.Linearizability,
 		DriversOverrun:  rc.DriversOverrun,
 		OnState:         rc.OnState,
+		Roles:           rc.Roles,
+		unsafeRole:      rc.unsafeRole,
+	}
+	if rc.Roles > 1 {
+		opts.Preempt, opts.PreemptHoldDown = drawPreemption(rc.Seed, timing)
 	}
 	if rc.Faults {
 		// Drivers that use all of their stop budget, and timers as late
@@ -119,6 +152,9 @@ func Run(rc RunConfig) (*Result, error) {
 		s.RunFor(rc.Duration)
 	}
 	st := s.Stats()
+	if len(s.roles) > 1 {
+		st = s.allRoleStats()
+	}
 	res := &Result{
 		Seed:          rc.Seed,
 		Nodes:         s.Size(),
@@ -138,6 +174,10 @@ func Run(rc RunConfig) (*Result, error) {
 		Command:       rc.command(),
 		sim:           s,
 	}
+	if len(s.roles) > 1 {
+		res.Preempt, res.PreemptHoldDownS = s.opts.Preempt, s.opts.PreemptHoldDown.Seconds()
+		res.Roles = s.roleResults()
+	}
 	if rc.Linearizability && len(s.Violations()) == 0 {
 		if err := s.checkLinearizable(rc.HTMLPath, res); err != nil {
 			return nil, err
@@ -147,31 +187,6 @@ func Run(rc RunConfig) (*Result, error) {
 		res.Violations = append(res.Violations, v.String())
 	}
 	return res, nil
-}
-
-// checkLinearizable runs porcupine on the run's history and records the
-// outcome in res; a history that is not linearizable, or could not be
-// checked in time, is a violation.
-func (s *Sim) checkLinearizable(htmlPath string, res *Result) error {
-	r, err := s.Linearizable(linearizeTimeout, htmlPath)
-	if err != nil {
-		return err
-	}
-	res.Linearizable = string(r)
-	res.HistoryOps = s.HistoryLen()
-	// A check that timed out proved nothing: it fails the run as a
-	// bad history does, and the history is kept the same way.
-	if r != porcupine.Ok {
-		msg := "leadership history is not linearizable"
-		if r == porcupine.Unknown {
-			msg = "leadership history could not be checked: porcupine timed out (Unknown)"
-		}
-		if htmlPath != "" {
-			msg += " (visualisation: " + htmlPath + ")"
-		}
-		s.check.violations = append(s.check.violations, Violation{At: s.Now(), What: msg})
-	}
-	return nil
 }
 
 // Sim gives access to the finished simulation (timeline, cores).
@@ -195,6 +210,9 @@ func (r *Result) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "swarm:          %v\n", r.Swarm)
 	}
 	fmt.Fprintf(w, "nodes:          %d\n", r.Nodes)
+	if len(r.Roles) > 0 {
+		r.writeRoles(w)
+	}
 	fmt.Fprintf(w, "simulated:      %.1fs\n", r.DurationS)
 	fmt.Fprintf(w, "elections:      %d\n", r.Elections)
 	fmt.Fprintf(w, "master changes: %d\n", r.MasterChanges)
@@ -236,6 +254,9 @@ func (rc RunConfig) command() string {
 	cmd := fmt.Sprintf("clustd sim --seed %d --nodes %d --duration %v", rc.Seed, rc.Nodes, rc.Duration)
 	if rc.Faults {
 		cmd += " --faults"
+	}
+	if rc.Roles > 1 {
+		cmd += fmt.Sprintf(" --roles %d", rc.Roles)
 	}
 	if rc.Profile != "" && rc.Profile != election.ProfileDefault {
 		cmd += " --profile " + rc.Profile

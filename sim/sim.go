@@ -22,6 +22,16 @@ type Options struct {
 	Members []election.Member
 	Seed    uint64
 	Timing  election.Timing
+	// Roles is how many independent elections (roles) every node runs,
+	// over the same network and under the same faults: a crash, pause or
+	// partition hits every role of a node at once. Zero means one. With
+	// more than one, role r's priorities rotate so that it prefers node
+	// r mod N, then the nodes after it (see RolePriority), replacing those
+	// of Members. Every role's messages cross the same links, but each
+	// message meets the weather (loss, delay) on its own: the daemon's
+	// batching of every role's heartbeats into one frame, which makes a
+	// lost frame cost every role its heartbeat at once, is not modelled.
+	Roles int
 	// Preempt and PreemptHoldDown are passed to every core.
 	Preempt         bool
 	PreemptHoldDown time.Duration
@@ -31,6 +41,10 @@ type Options struct {
 	// Unsafe removes a safety rule from every core, to prove the checkers
 	// catch it.
 	Unsafe election.Unsafe
+	// unsafeRole, when positive, gives Unsafe to the cores of role
+	// unsafeRole-1 only: a test shows that a violation is reported as
+	// that role's.
+	unsafeRole int
 	// Net is the network's weather outside fault windows.
 	Net NetParams
 	// Drift gives each node a clock rate within ±Timing.MaxClockDrift.
@@ -40,7 +54,8 @@ type Options struct {
 	Rates []float64
 	// Verbose, if not nil, receives the timeline as it happens.
 	Verbose io.Writer
-	// OnState, if not nil, sees every state a core publishes, at real time.
+	// OnState, if not nil, sees every state a core of the first role
+	// publishes, at real time.
 	OnState func(at time.Duration, node int, st election.State)
 	// Linearizability records the leadership history for porcupine.
 	Linearizability bool
@@ -94,6 +109,9 @@ type event struct {
 	seq  uint64
 	kind eventKind
 	node int
+	// role is the index of the role whose core the event is for: the
+	// message's sender's and receiver's, or the timer's.
+	role int
 	gen  uint64
 	sent time.Duration
 	msg  election.Message
@@ -119,11 +137,16 @@ func (q *eventQueue) Pop() any {
 	return e
 }
 
-// node is one simulated machine: a clock, durable storage, and a core that
-// exists while the process is up.
+// node is one role's replica on one simulated machine: a clock, durable
+// storage, and a core that exists while the process is up. A machine runs
+// one replica per role; the faults keep their up, paused and rate alike.
 type node struct {
-	id      string
-	idx     int
+	id  string
+	idx int
+	// role is the index of the replica's role in Sim.roles; label names
+	// it in the timeline (the id alone when there is one role).
+	role    int
+	label   string
 	core    *election.Node
 	up      bool
 	paused  bool
@@ -200,6 +223,9 @@ type Sim struct {
 	seq   uint64
 	q     eventQueue
 	nodes []*node
+	// roles holds every role's replicas; roles[0].nodes is nodes, and its
+	// history and figures are hist and stats.
+	roles []*role
 	// cut[i][j] drops messages from i to j.
 	cut [][]bool
 	net NetParams
@@ -229,6 +255,12 @@ func New(opts Options) (*Sim, error) {
 			members = append(members, election.Member{ID: "n" + strconv.Itoa(i)})
 		}
 	}
+	if opts.Roles == 0 {
+		opts.Roles = 1
+	}
+	if opts.Roles < 1 || opts.Roles > MaxRoles {
+		return nil, fmt.Errorf("roles: %d, need 1 to %d", opts.Roles, MaxRoles)
+	}
 	if opts.DemoteTimeout == 0 {
 		opts.DemoteTimeout = DefaultDemoteTimeout
 	}
@@ -244,14 +276,15 @@ func New(opts Options) (*Sim, error) {
 		members: members,
 		stats:   newStats(),
 	}
-	s.check.init(s)
 	if opts.Linearizability {
 		s.hist = newHistory()
 	}
+	s.initRoles()
+	s.check.init(s)
 	s.cut = make([][]bool, len(members))
 	for i, m := range members {
 		s.cut[i] = make([]bool, len(members))
-		n := &node{id: m.ID, idx: i, rate: 1, candidateAt: map[uint64]time.Duration{}, wonWrite: map[uint64]int{}, masterSince: map[uint64]time.Duration{}}
+		n := newNode(m.ID, i, s.roles[0])
 		if opts.Drift {
 			eps := opts.Timing.MaxClockDrift
 			switch s.rnd.IntN(3) {
@@ -268,10 +301,13 @@ func New(opts Options) (*Sim, error) {
 		n.stopTime = s.drawBound(opts.DriverStop)
 		n.lateness = s.drawBound(opts.DriverLateness)
 		s.nodes = append(s.nodes, n)
+		s.addReplicas(n)
 	}
-	for _, n := range s.nodes {
-		if err := s.start(n); err != nil {
-			return nil, err
+	for i := range s.nodes {
+		for _, n := range s.replicas(i) {
+			if err := s.start(n); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return s, nil
@@ -320,20 +356,25 @@ func (s *Sim) Up(i int) bool { return s.nodes[i].up }
 // Violations returns what the checkers found so far.
 func (s *Sim) Violations() []Violation { return s.check.violations }
 
-// Stats returns the figures gathered so far.
+// Stats returns the figures gathered so far: the first role's, and the
+// faults and traffic of every role (RoleStats has another role's).
 func (s *Sim) Stats() *Stats { return &s.stats }
 
 func (s *Sim) start(n *node) error {
 	r := rand.New(rand.NewPCG(s.rnd.Uint64(), s.rnd.Uint64()))
+	unsafe := s.opts.Unsafe
+	if s.opts.unsafeRole > 0 && n.role != s.opts.unsafeRole-1 {
+		unsafe = election.Unsafe{}
+	}
 	core, err := election.New(election.Config{
 		ID:              n.id,
-		Members:         s.members,
+		Members:         s.roles[n.role].members,
 		Timing:          s.opts.Timing,
 		Preempt:         s.opts.Preempt,
 		PreemptHoldDown: s.opts.PreemptHoldDown,
 		DemoteTimeout:   s.opts.DemoteTimeout,
 		Rand:            r,
-		Unsafe:          s.opts.Unsafe,
+		Unsafe:          unsafe,
 	}, n.durable, s.local(n, s.now))
 	if err != nil {
 		return err
@@ -387,7 +428,7 @@ func (s *Sim) handle(e *event) {
 	case evFunc:
 		e.fn()
 	case evTimer:
-		n := s.nodes[e.node]
+		n := s.roles[e.role].nodes[e.node]
 		if !n.up || e.gen != n.timerGen {
 			return
 		}
@@ -397,7 +438,7 @@ func (s *Sim) handle(e *event) {
 		n.core.Tick(s.local(n, s.now))
 		s.drain(n, 0)
 	case evDeliver:
-		n := s.nodes[e.node]
+		n := s.roles[e.role].nodes[e.node]
 		if !n.up {
 			return
 		}
@@ -424,10 +465,10 @@ func (s *Sim) drain(n *node, sentAt time.Duration) {
 	rd := n.core.Ready()
 	if rd.HardState != nil {
 		if rd.HardState.Term < n.durable.Term {
-			s.check.violate(n.idx, fmt.Sprintf("persisted term went back from %d to %d", n.durable.Term, rd.HardState.Term))
+			s.check.violateIn(n, fmt.Sprintf("persisted term went back from %d to %d", n.durable.Term, rd.HardState.Term))
 		}
 		if rd.HardState.Term == n.durable.Term && n.durable.Vote != "" && rd.HardState.Vote != n.durable.Vote {
-			s.check.violate(n.idx, fmt.Sprintf("changed its vote in term %d from %s to %s", n.durable.Term, n.durable.Vote, rd.HardState.Vote))
+			s.check.violateIn(n, fmt.Sprintf("changed its vote in term %d from %s to %s", n.durable.Term, n.durable.Vote, rd.HardState.Vote))
 		}
 		n.durable = *rd.HardState
 	}
@@ -455,7 +496,7 @@ func (s *Sim) arm(n *node) {
 	}
 	n.timerGen++
 	n.timerAt = at
-	s.push(&event{at: at, kind: evTimer, node: n.idx, gen: n.timerGen})
+	s.push(&event{at: at, kind: evTimer, node: n.idx, role: n.role, gen: n.timerGen})
 }
 
 func (s *Sim) send(from *node, m election.Message) {
@@ -481,7 +522,7 @@ func (s *Sim) send(from *node, m election.Message) {
 				d += time.Duration(s.rnd.Int64N(10 * int64(s.net.Jitter)))
 			}
 		}
-		s.push(&event{at: s.now + d, kind: evDeliver, node: to, msg: m, sent: s.now})
+		s.push(&event{at: s.now + d, kind: evDeliver, node: to, role: from.role, msg: m, sent: s.now})
 	}
 	s.stats.Messages++
 }
@@ -490,28 +531,29 @@ func (s *Sim) send(from *node, m election.Message) {
 func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
 	prev := n.state
 	n.state = st
-	if s.opts.OnState != nil {
+	rl := s.roles[n.role]
+	if s.opts.OnState != nil && n.role == 0 {
 		s.opts.OnState(s.now, n.idx, st)
 	}
 	s.record(n, tlState, st.Reason.String(), 0)
 	if st.Term < n.lastTerm {
-		s.check.violate(n.idx, fmt.Sprintf("term went back from %d to %d", n.lastTerm, st.Term))
+		s.check.violateIn(n, fmt.Sprintf("term went back from %d to %d", n.lastTerm, st.Term))
 	}
 	n.lastTerm = max(n.lastTerm, st.Term)
 	if st.Role == election.Candidate && st.Term != prev.Term {
 		n.candidateAt[st.Term] = s.now
-		s.stats.Elections++
+		rl.stats.Elections++
 	}
 	if st.Reason == election.ReasonWon {
 		// Winning the vote does not make a master: a majority must yet
 		// acknowledge the first round, and may never do so if a higher
 		// term wins meanwhile. The write stays pending until then.
-		n.wonWrite[st.Term] = s.hist.write(n.idx, st.Term, n.id, n.candidateAt[st.Term])
+		n.wonWrite[st.Term] = rl.hist.write(n.idx, st.Term, n.id, n.candidateAt[st.Term])
 		delete(n.candidateAt, st.Term)
 	}
 	if st.Role == election.Master && prev.Role != election.Master {
 		if i, ok := n.wonWrite[st.Term]; ok {
-			s.hist.complete(i, s.now)
+			rl.hist.complete(i, s.now)
 			delete(n.wonWrite, st.Term)
 		}
 		n.masterSince[st.Term] = s.now
@@ -519,7 +561,7 @@ func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
 	switch {
 	case st.Role == election.Master && prev.Role != election.Master:
 		s.check.becameMaster(n, st)
-		s.stats.masterAcquired(s.now, n.idx)
+		rl.stats.masterAcquired(s.now, n.idx)
 	case prev.Role == election.Master && st.Role != election.Master:
 		// The drivers keep acting until they confirm the demote or their
 		// stop deadline passes.
@@ -531,7 +573,7 @@ func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
 	case st.Role == election.Master:
 		if st.Act && !n.acting {
 			if n.holdUntil > s.local(n, s.now) {
-				s.check.violate(n.idx, fmt.Sprintf("told its drivers to act as master of term %d while they were still stopping", st.Term))
+				s.check.violateIn(n, fmt.Sprintf("told its drivers to act as master of term %d while they were still stopping", st.Term))
 			}
 			n.acting = true
 		}
@@ -543,19 +585,20 @@ func (s *Sim) observe(n *node, st election.State, sentAt time.Duration) {
 	}
 	if st.Role == election.Master {
 		round := s.real(n, st.LeaseUntil-n.core.LeaseDuration())
-		s.hist.read(n.idx, st.Term, n.id, min(round, s.now), s.now)
-	} else if st.Role == election.Follower && st.Master != "" && (st.Master != prev.Master || st.Term != prev.Term) && sentAt > 0 && s.wasMaster(st.Master, st.Term, sentAt) {
-		s.hist.read(n.idx, st.Term, st.Master, sentAt, s.now)
+		rl.hist.read(n.idx, st.Term, n.id, min(round, s.now), s.now)
+	} else if st.Role == election.Follower && st.Master != "" && (st.Master != prev.Master || st.Term != prev.Term) && sentAt > 0 && s.wasMaster(rl, st.Master, st.Term, sentAt) {
+		rl.hist.read(n.idx, st.Term, st.Master, sentAt, s.now)
 	}
 }
 
-// wasMaster reports whether node id was master of term at instant at. A
+// wasMaster reports whether node id was master of term of role rl at
+// instant at. A
 // winner's first heartbeat round leaves before it is master (a majority
 // must acknowledge it first, and may never do so if a higher term wins
 // meanwhile): a follower that accepts it has heard from a candidate, not
 // observed a master, and the history records no read for it.
-func (s *Sim) wasMaster(id string, term uint64, at time.Duration) bool {
-	for _, m := range s.nodes {
+func (s *Sim) wasMaster(rl *role, id string, term uint64, at time.Duration) bool {
+	for _, m := range rl.nodes {
 		if m.id == id {
 			since, ok := m.masterSince[term]
 			return ok && since <= at

@@ -21,11 +21,18 @@ func simCommand() *cli.Command {
 			"the same instant and that terms never go back; after every heal a master must\n" +
 			"appear within the liveness bound. The same seed gives the same output, byte for\n" +
 			"byte. Exits with status 1 on any violation.\n\n" +
+			"With --roles N, every node runs N independent elections (roles r0, r1, ...) over\n" +
+			"the same network: a crash, pause or partition hits every role of a node at once.\n" +
+			"Role r prefers node r mod the cluster size, and the seed also draws whether\n" +
+			"preemption is on. Every check runs per role, porcupine included, and a violation\n" +
+			"names its role.\n\n" +
 			"Examples:\n" +
 			"   clustd sim --nodes 5 --faults --seed 7\n" +
+			"   clustd sim --roles 3 --faults --seed 7\n" +
 			"   clustd sim --faults --duration 1h --profile fast --json",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "nodes", Value: 5, Usage: "cluster size (1 to 64)"},
+			&cli.IntFlag{Name: "roles", Value: 1, Usage: fmt.Sprintf("independent elections (roles) per node, each checked on its own (1 to %d)", sim.MaxRoles)},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed for every random choice (default: drawn at random and printed)"},
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Minute, Usage: "simulated time to run"},
 			&cli.BoolFlag{Name: "faults", Usage: "inject the default fault mix (delay, loss, duplication, reordering, partitions, crashes, pauses, drift, transfers, maintenance)"},
@@ -33,7 +40,7 @@ func simCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of the summary"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print the timeline as it happens"},
 			&cli.BoolFlag{Name: "linearizability", Value: true, Usage: "check the leadership history with porcupine"},
-			&cli.StringFlag{Name: "html", Usage: "where to write porcupine's visualisation if the history is not linearizable (default: clustd-sim-SEED.html in the temp dir)"},
+			&cli.StringFlag{Name: "html", Usage: "where to write porcupine's visualisation if the history is not linearizable (default: clustd-sim-SEED.html in the temp dir; with --roles, one file per role: clustd-sim-SEED-r2.html)"},
 		},
 		Action: runSim,
 	}
@@ -49,6 +56,10 @@ func runSim(c *cli.Context) error {
 	nodes := c.Int("nodes")
 	if nodes < 1 || nodes > 64 {
 		return usageError(c, fmt.Sprintf("--nodes %d: must be between 1 and 64", nodes))
+	}
+	roles := c.Int("roles")
+	if roles < 1 || roles > sim.MaxRoles {
+		return usageError(c, fmt.Sprintf("--roles %d: must be between 1 and %d", roles, sim.MaxRoles))
 	}
 	d := c.Duration("duration")
 	if d <= 0 {
@@ -68,6 +79,7 @@ func runSim(c *cli.Context) error {
 	}
 	rc := sim.RunConfig{
 		Nodes:           nodes,
+		Roles:           roles,
 		Seed:            seed,
 		Duration:        d,
 		Faults:          c.Bool("faults"),
