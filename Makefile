@@ -79,13 +79,15 @@ clean:
 	rm -rf $(BIN)
 
 ## chaos: real clustd processes, each in a network namespace of its own (root;
-## loopback without), under a seeded fault schedule: 3 nodes with 3 roles (each
-## role's drivers checked for overlaps), then 5 nodes, then the build without
-## stickiness, which must be caught. CHAOS_DURATION (per cluster size, default
-## 2m) and CHAOS_SEED adjust it; CHAOS_FLAGS=-q prints summaries only.
+## loopback without), under a seeded fault schedule, whole-node freezes included:
+## 3 nodes with 3 roles (each role's drivers checked for overlaps), then 5
+## nodes, then 3 on the fast profile, then the build without stickiness, which
+## must be caught. CHAOS_DURATION (per cluster size, default 2m) and CHAOS_SEED
+## adjust it; CHAOS_FLAGS=-q prints summaries only.
 chaos:
 	$(GO) run ./chaos/cmd/chaos $(CHAOS_FLAGS) --nodes 3 --roles 3
 	$(GO) run ./chaos/cmd/chaos $(CHAOS_FLAGS) --nodes 5
+	$(GO) run ./chaos/cmd/chaos $(CHAOS_FLAGS) --nodes 3 --profile fast
 	$(GO) run ./chaos/cmd/chaos $(CHAOS_FLAGS) --nodes 3 --unsafe --duration 30s
 
 ## vip-test: the floating-address rig (root): three nodes and a client in network

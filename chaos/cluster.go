@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clustd/clustd/election"
 	"github.com/clustd/clustd/internal/localcluster"
 	"github.com/clustd/clustd/node/config"
 )
@@ -73,7 +75,10 @@ type testbed struct {
 	noExec   bool
 	roles    int
 	// drain is how long the exec probe goes on after its stop signal.
-	drain  time.Duration
+	drain time.Duration
+	// late is how late the recorder's and the probe's timers fire: the
+	// recorder's demote begins, and the probe's drain ends, that much late.
+	late   time.Duration
 	freeze *freezer
 }
 
@@ -126,7 +131,7 @@ func (c *testbed) startDaemon(n *node) error {
 }
 
 func (c *testbed) startDrivers(n *node) error {
-	cmd := c.net.command(context.Background(), n.idx, c.recorder, "--node", n.id, "--addr", n.http, "--secret-file", c.secret, "--out", n.historyFile())
+	cmd := c.net.command(context.Background(), n.idx, c.recorder, "--node", n.id, "--addr", n.http, "--secret-file", c.secret, "--out", n.historyFile(), "--late", c.late.String())
 	fd, err := c.freeze.cgroup(n)
 	if err != nil {
 		return err
@@ -139,7 +144,7 @@ func (c *testbed) startDrivers(n *node) error {
 	n.roleRecorders = n.roleRecorders[:0]
 	for k := 1; k < c.roles; k++ {
 		cmd := c.net.command(context.Background(), n.idx, c.recorder, "--node", n.id, "--addr", n.http, "--secret-file", c.secret,
-			"--role", roleName(k), "--out", n.roleHistoryFile(k))
+			"--role", roleName(k), "--out", n.roleHistoryFile(k), "--late", c.late.String())
 		p, err := startProc(cmd, filepath.Join(n.dir, "recorder-"+roleName(k)+".log"), "recorder of "+roleName(k), fd)
 		if err != nil {
 			return fmt.Errorf("starting %s's recorder of %s: %w", n.id, roleName(k), err)
@@ -150,7 +155,7 @@ func (c *testbed) startDrivers(n *node) error {
 		return nil
 	}
 	cmd = c.net.command(context.Background(), n.idx, c.clustd, "driver", "exec", "--config", n.config, "--name", "probe",
-		"--stop-timeout", "5s", "--", c.recorder, "probe", "--node", n.id, "--out", c.execFile, "--drain", c.drain.String())
+		"--stop-timeout", "5s", "--", c.recorder, "probe", "--node", n.id, "--out", c.execFile, "--drain", c.drain.String(), "--late", c.late.String())
 	if p, err = startProc(cmd, filepath.Join(n.dir, "exec.log"), "clustd driver exec", fd); err != nil {
 		return fmt.Errorf("starting %s's exec driver: %w", n.id, err)
 	}
@@ -170,6 +175,18 @@ func (c *testbed) rolesYAML() string {
 		fmt.Fprintf(&b, "  - name: %s\n", roleName(k))
 	}
 	return b.String()
+}
+
+// driverLateness draws how late the chaos drivers' timers fire, from its
+// own stream of the seed: up to the lateness reserve the drivers' lease
+// keeps (Timing.DriverReserve), a third of the seeds at that bound. Real
+// timers on a busy machine add their own.
+func driverLateness(seed uint64, t election.Timing) time.Duration {
+	r := mrand.New(mrand.NewPCG(seed, 0x6c617465))
+	if r.IntN(3) == 0 {
+		return t.DriverReserve()
+	}
+	return time.Duration(r.Int64N(int64(t.DriverReserve()) + 1)).Round(time.Millisecond)
 }
 
 // admin runs a clustd admin command (transfer, maintenance) against node

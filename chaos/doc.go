@@ -28,13 +28,12 @@
 // weather for the run: kill -9 and restart, SIGSTOP/SIGCONT for longer
 // than the lease, SIGTERM and restart, isolating a node, splitting the
 // cluster, cutting the master from some followers only, one-way loss,
-// latency with jitter and loss, planned transfers and maintenance; and,
-// when asked for (--faults freeze), freezing a whole node, daemon and
-// drivers and their children together, for longer than the lease (a
-// cgroup v2 freeze as root, SIGSTOP of each process group otherwise; see
-// internal/fault's Table for why it is not in the default mix). The kinds,
-// their names and weights are internal/fault's, which the simulator shares;
-// the seed and what it drew (the swarm) are printed together. Faults aimed
+// latency with jitter and loss, planned transfers and maintenance, and
+// freezing a whole node, daemon and drivers and their children together,
+// for longer than the lease (a cgroup v2 freeze as root, SIGSTOP of each
+// process group otherwise). The kinds, their names and weights are
+// internal/fault's, which the simulator shares; the seed and what it drew
+// (the swarm) are printed together. Faults aimed
 // at "the master" find it when they are applied. After each fault is
 // healed the run waits for a master, then leaves the cluster alone for a
 // moment; so the seed fixes what happens, and recovery speed fixes when.
@@ -45,7 +44,15 @@
 // run on, so the histories of all drivers merge exactly. A driver may act as master from the moment its
 // promote starts to the moment its demote ends; the check uses exactly
 // those conservative intervals, and any two from different nodes that
-// intersect are an overlap. The intervals where a driver surely acts,
+// intersect are an overlap. The drivers, and the probe, act only after
+// checking their lease, as a service must that never acts beside another
+// master even when its whole machine was frozen: the lease-checking
+// contract of docs/drivers.md. One that finds its lease gone records that
+// it held back, and its interval ends at its last act (one act interval
+// on), not when it noticed after the thaw. A write that returned after the
+// deadline its check found extends a driver's interval to its return; the
+// probes all append to one file, whose order is where each act landed, and
+// no two nodes' runs may interleave there either. The intervals where a driver surely acts,
 // promote done to demote start, give availability, failover times and
 // liveness. Terms must strictly increase along the merged promotions. The
 // same history goes through porcupine as a register of (term, master)

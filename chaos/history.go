@@ -14,8 +14,19 @@ import (
 	"github.com/clustd/clustd/internal/boottime"
 )
 
-// Events of the history files. The recorder driver writes the first five,
-// the probe command run by `clustd driver exec` the last two.
+// Events of the history files. The recorder driver writes the first
+// eight, the probe command run by `clustd driver exec` the exec ones, and
+// both write EvLate.
+//
+// The recorder and the probe are drivers and services that must never act
+// beside another master, even after a whole-machine freeze: each checks its
+// lease (driverclient.Lease) just before each action and acts only while
+// it holds. Their acts are the records stamped with the time of that check
+// (promote and demote records, EvActing, the exec records but EvExecHeld);
+// when a check fails they write EvHeld or EvExecHeld instead and act no
+// more until a check passes. A tenure or a run that ends held back ended
+// at its last act (plus the interval to the next, to be safe), however
+// much later the driver or the probe noticed: see BuildHistory.
 const (
 	// EvPromoteStart is written when Trigger is called with a master state,
 	// before the driver does anything: from here on it may act as master.
@@ -35,15 +46,38 @@ const (
 	// EvCandidate is the daemon's own "election" event: the node became
 	// candidate for Term at MonoNS, by the daemon's reading of the clock.
 	EvCandidate = "candidate"
+	// EvActing is written every ActEvery while the driver is master: an
+	// act, each checked against the lease, so that a driver frozen while
+	// master leaves a record of the last moment it acted.
+	EvActing = "acting"
+	// EvHeld is written when the driver, about to act, found its lease
+	// gone; Reason says which deadline had passed, UntilNS when. It is not
+	// an act.
+	EvHeld = "held"
+	// EvLate follows an act that was checked in time (MonoNS, against
+	// UntilNS) but whose write returned only at LandedNS, after that
+	// deadline. If the write began (WriteNS) before the deadline, it landed
+	// then: SIGSTOP and the cgroup freezer stop a process only as a system
+	// call returns, never inside one, and a file with one writer keeps no
+	// write waiting; the process was stopped, or starved, after it.
+	// If the write began after the deadline, the process stopped between
+	// its check and its write, and the act may have landed as late as
+	// LandedNS: a recorder's tenure is then taken to last until then. For
+	// the probe, the shared file's order says exactly where each act landed
+	// among the others' (ExecOrderViolations).
+	EvLate = "late"
 	// EvExecStart and EvExecStop bracket one run of the command that the
 	// exec driver runs only while master.
 	EvExecStart = "exec_start"
 	EvExecStop  = "exec_stop"
-	// EvExecAlive is written every ExecAliveEvery while the probe drains
-	// after its stop signal: a probe killed while draining (its stop
+	// EvExecAlive is written every ExecAliveEvery while the probe runs,
+	// and while it drains after its stop signal: a probe killed (its stop
 	// budget ran out) has no stop record, and its last sign of life bounds
 	// when it ended.
 	EvExecAlive = "exec_alive"
+	// EvExecHeld is the probe's EvHeld: it found its lease (the file
+	// CLUSTD_LEASE_FILE) gone when about to act.
+	EvExecHeld = "exec_held"
 )
 
 // Record is one line of a history file. Every timestamp is a reading of
@@ -64,6 +98,13 @@ type Record struct {
 	Reason string `json:"reason,omitempty"`
 	// PID identifies one run of the exec probe.
 	PID int `json:"pid,omitempty"`
+	// UntilNS is, on an act, the deadline its check found ahead; on
+	// EvHeld and EvExecHeld, the one found passed.
+	UntilNS int64 `json:"until_ns,omitempty"`
+	// WriteNS and LandedNS are, on EvLate, when the late act's write
+	// began and when it had returned.
+	WriteNS  int64 `json:"write_ns,omitempty"`
+	LandedNS int64 `json:"landed_ns,omitempty"`
 }
 
 // At is the record's time.
@@ -145,8 +186,44 @@ type tenure struct {
 	Campaign time.Duration
 	// Cut says how the tenure ended when no demote was recorded: "next
 	// promote" (the driver went straight on as master of a newer term) or
-	// "end of run" (closed when the run stopped the driver).
+	// "end of run" (closed when the run stopped the driver); or "held
+	// back" when the driver found its lease gone and acted no more.
 	Cut string
+}
+
+// ActEvery is how often the recorder acts (EvActing) while master.
+const ActEvery = 5 * time.Millisecond
+
+// actEvents are the recorder's records that are acts.
+var actEvents = map[string]bool{EvPromoteStart: true, EvPromoteDone: true, EvDemoteStart: true, EvActing: true}
+
+// acts follows the acts of one tenure or run: the last, whether the
+// actor has held back since, and how late a write may have landed.
+type acts struct {
+	last   time.Duration
+	held   bool
+	landed time.Duration
+}
+
+func (a *acts) act(at time.Duration) { a.last, a.held = max(a.last, at), false }
+
+func (a *acts) late(r Record) {
+	landed := r.LandedNS
+	if r.WriteNS > 0 && r.WriteNS < r.UntilNS {
+		landed = r.WriteNS
+	}
+	a.landed = max(a.landed, time.Duration(landed))
+}
+
+// end is when the tenure or run ended, given that it was closed at
+// closed: at its last act, one interval on, if it held back since.
+// Either way no earlier than the latest a late write may have landed.
+func (a *acts) end(closed, every time.Duration) (time.Duration, bool) {
+	end := closed
+	if a.held {
+		end = min(closed, a.last+every)
+	}
+	return max(end, a.landed), a.held
 }
 
 // mayAct and acting return the two intervals of a tenure.
@@ -162,8 +239,12 @@ type execRun struct {
 	PID        int
 	Term       uint64
 	Start, End time.Duration
-	// Cut is "end of run" when no stop was recorded.
+	// Cut is "killed" when no stop was recorded, "held back" when the
+	// probe also found its lease gone before its end.
 	Cut string
+	// First and Last are the lines of the shared file where its first and
+	// last acts landed: the order every probe's writes reached it in.
+	First, Last int
 }
 
 // history is what the drivers recorded, put together.
@@ -180,7 +261,11 @@ type history struct {
 }
 
 // buildHistory turns every node's records (in the order written) and the
-// probe records into tenures and runs. end closes whatever is still open.
+// probe records into tenures and runs. end closes the tenures still open;
+// a probe run with no stop record ends one ExecAliveEvery after its last
+// act: every act of the probe is a record, so it acted no more after that
+// one, and the interval to the sign of life it would have written next is
+// margin.
 func buildHistory(nodes []string, byNode map[string][]Record, exec []Record, end time.Duration) *history {
 	h := &history{Nodes: nodes, End: end, firstSeen: map[string]map[uint64]time.Duration{}}
 	for _, node := range nodes {
@@ -204,20 +289,36 @@ func (h *history) addTenures(node string, recs []Record) {
 		}
 	}
 	var open *tenure
+	var done acts
 	closeAt := func(at time.Duration, cut string) {
+		end, held := done.end(at, ActEvery)
+		if held {
+			cut = "held back"
+		}
 		if open.Done == 0 {
 			open.Done = open.Start
 		}
-		if open.DemoteStart == 0 {
-			open.DemoteStart = at
+		if open.DemoteStart == 0 || open.DemoteStart > end {
+			open.DemoteStart = end
 		}
-		open.End = at
+		open.Done = min(open.Done, end)
+		open.End = end
 		open.Cut = cut
 		h.Tenures = append(h.Tenures, *open)
 		open = nil
 	}
 	for _, r := range recs {
 		at := r.At()
+		if open != nil {
+			switch {
+			case actEvents[r.Event]:
+				done.act(at)
+			case r.Event == EvHeld:
+				done.held = true
+			case r.Event == EvLate:
+				done.late(r)
+			}
+		}
 		switch r.Event {
 		case EvCandidate, EvState:
 			note(r.Term, at)
@@ -229,6 +330,7 @@ func (h *history) addTenures(node string, recs []Record) {
 				closeAt(at, "next promote")
 			}
 			open = &tenure{Node: node, Term: r.Term, Start: at}
+			done = acts{last: at}
 		case EvPromoteDone:
 			if open != nil && open.Done == 0 {
 				open.Done = at
@@ -260,47 +362,49 @@ func (h *history) dateCampaigns() {
 	}
 }
 
-// addExecRuns turns the probe's records into runs of its command.
+// addExecRuns adds the probe's runs, one per process, from its records. A run
+// starts at its first act, which is its start unless the probe held that
+// back; it ends at its stop, or, with none, one ExecAliveEvery after its
+// last act.
 func (h *history) addExecRuns(exec []Record) {
 	type key struct {
 		node string
 		pid  int
 	}
 	runs := map[key]*execRun{}
-	alive := map[key]time.Duration{}
+	done := map[key]*acts{}
 	var order []key
-	for _, r := range exec {
+	for line, r := range exec {
 		k := key{r.Node, r.PID}
 		switch r.Event {
-		case EvExecStart:
-			if _, ok := runs[k]; !ok {
-				runs[k] = &execRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: -1}
+		case EvExecStart, EvExecAlive, EvExecStop:
+			if runs[k] == nil {
+				runs[k] = &execRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: -1, First: line}
+				done[k] = &acts{last: r.At()}
 				order = append(order, k)
 			}
-		case EvExecAlive:
-			alive[k] = max(alive[k], r.At())
-		case EvExecStop:
-			if run, ok := runs[k]; ok {
-				run.End = r.At()
-			} else {
-				// A stop without a start: the probe was told to stop
-				// before it had written anything. It acted only between
-				// its start and this stop, of which nothing is known but
-				// the stop; an empty run at the stop is all it proves.
-				runs[k] = &execRun{Node: r.Node, PID: r.PID, Term: r.Term, Start: r.At(), End: r.At()}
-				order = append(order, k)
+			done[k].act(r.At())
+			runs[k].Last = line
+			if r.Event == EvExecStop {
+				runs[k].End = r.At()
+			}
+		case EvExecHeld:
+			if d := done[k]; d != nil {
+				d.held = true
 			}
 		}
+		// EvLate does not move the run's end: where the write landed
+		// among the other probes' is known exactly (ExecOrderViolations).
 	}
 	for _, k := range order {
-		run := runs[k]
-		if at, ok := alive[k]; ok && run.End < 0 {
-			// Killed while draining: it ended before its next sign of
-			// life was due.
-			run.End, run.Cut = at+ExecAliveEvery, "killed while draining"
-		}
+		run, d := runs[k], done[k]
 		if run.End < 0 {
-			run.End, run.Cut = max(h.End, run.Start), "end of run"
+			// No stop: the probe was killed, or held back and then killed.
+			// Its records are its acts: it acted last at its last one.
+			run.End, run.Cut = d.last+ExecAliveEvery, "killed"
+			if d.held {
+				run.Cut = "held back"
+			}
 		}
 		h.Exec = append(h.Exec, *run)
 	}
@@ -390,6 +494,32 @@ func (h *history) ExecOverlaps() []overlap {
 		func(i int) (time.Duration, time.Duration) { return h.Exec[i].Start, h.Exec[i].End })
 }
 
+// ExecOrderViolations checks the probe's singleton as the shared file saw
+// it: every probe appends its acts to it, so the order of its lines is the
+// order in which the acts took effect, whatever the clocks say. A run of
+// one node whose acts interleave with another node's run is a violation:
+// the file, like any downstream system, saw both act in turn. This is
+// what catches an act written late, after a freeze between its lease check
+// and its write, if it landed after another node's first act; its check
+// time alone would not.
+func (h *history) ExecOrderViolations() []string {
+	runs := slices.Clone(h.Exec)
+	slices.SortFunc(runs, func(a, b execRun) int { return a.First - b.First })
+	var out []string
+	for i, a := range runs {
+		for _, b := range runs[i+1:] {
+			if b.First > a.Last {
+				break
+			}
+			if a.Node != b.Node {
+				out = append(out, fmt.Sprintf("%s's command (pid %d, term %d) wrote line %d of the shared file after %s's command (pid %d, term %d) had written line %d",
+					a.Node, a.PID, a.Term, a.Last+1, b.Node, b.PID, b.Term, b.First+1))
+			}
+		}
+	}
+	return out
+}
+
 // TermViolations checks that terms strictly increase along the merged
 // history of promotions: a promotion of another node must carry a higher
 // term than every earlier promotion. The one exception is the same node
@@ -423,7 +553,7 @@ func (h *history) TermViolations(byNode map[string][]Record) []string {
 				// its place in the file says nothing about order.
 				continue
 			}
-			if r.Event == EvDemoteStart || r.Event == EvDemoteDone {
+			if r.Event == EvDemoteStart || r.Event == EvDemoteDone || r.Event == EvHeld || r.Event == EvLate {
 				// These carry the term of the tenure that ends.
 				continue
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -215,7 +216,9 @@ func TestBuildHistoryEdgeCases(t *testing.T) {
 	if len(ov) != 1 || ov[0].Length() != time.Duration(ms(1)) {
 		t.Errorf("exec overlaps: %v", ov)
 	}
-	if h.Exec[1].Cut != "end of run" || h.Exec[1].End != time.Duration(ms(100)) {
+	// Without a stop, a run ends one interval after its last act: it signs
+	// life every ExecAliveEvery while it runs.
+	if h.Exec[1].Cut != "killed" || h.Exec[1].End != time.Duration(ms(59))+ExecAliveEvery {
 		t.Errorf("unterminated exec run: %+v", h.Exec[1])
 	}
 }
@@ -232,7 +235,7 @@ func TestExecKilledWhileDraining(t *testing.T) {
 	}
 	h := buildHistory([]string{"a", "b", "c"}, nil, exec, time.Duration(ms(100)))
 	a := h.Exec[0]
-	if a.Node != "a" || a.Cut != "killed while draining" || a.End != time.Duration(ms(55))+ExecAliveEvery {
+	if a.Node != "a" || a.Cut != "killed" || a.End != time.Duration(ms(55))+ExecAliveEvery {
 		t.Fatalf("killed run: %+v", a)
 	}
 	// b started 2 ms before a's end could be ruled out: an overlap of 2 ms.
@@ -322,5 +325,124 @@ func TestFailoverAndHandOverTimes(t *testing.T) {
 	}
 	if _, ok := firstPromotionAfter(h, time.Duration(ms(800))); ok {
 		t.Error("a promotion found after the last one")
+	}
+}
+
+// A whole-node freeze: a's driver acts until 100 ms, is frozen, and after
+// the thaw (at 900 ms) finds its lease gone, holds back and demotes. Its
+// tenure ends one interval after its last act, so b, promoted at 600 ms,
+// does not overlap it; the porcupine model agrees. Had a acted once after
+// b's promote, the overlap would stand.
+func TestHeldBackTenureEndsAtItsLastAct(t *testing.T) {
+	a := []Record{
+		{Node: "a", Event: EvPromoteStart, Term: 1, MonoNS: ms(0)},
+		{Node: "a", Event: EvPromoteDone, Term: 1, MonoNS: ms(1)},
+		{Node: "a", Event: EvActing, Term: 1, MonoNS: ms(95)},
+		{Node: "a", Event: EvActing, Term: 1, MonoNS: ms(100)},
+		{Node: "a", Event: EvHeld, Term: 1, MonoNS: ms(900), UntilNS: ms(150)},
+		{Node: "a", Event: EvDemoteDone, Term: 1, MonoNS: ms(901)},
+	}
+	b := tenureRecs("b", 2, 600, 601, 2000, 2001)
+	h, _ := build(3000, a, b)
+	if got := h.Tenures[0]; got.End != time.Duration(ms(100))+ActEvery || got.Cut != "held back" || got.DemoteStart != got.End {
+		t.Fatalf("held-back tenure %+v, want it to end at its last act + ActEvery", got)
+	}
+	if ov := h.Overlaps(); len(ov) != 0 {
+		t.Errorf("overlaps %v", ov)
+	}
+	if res, _ := h.Linearizable(time.Minute, "", nil); res != porcupine.Ok {
+		t.Errorf("porcupine: %v", res)
+	}
+
+	// An act after b's promote (a renewal let it go on) is counted.
+	acted := slices.Insert(slices.Clone(a), 4, Record{Node: "a", Event: EvActing, Term: 1, MonoNS: ms(650)})
+	h, _ = build(3000, acted, b)
+	if ov := h.Overlaps(); len(ov) != 1 || ov[0].To != time.Duration(ms(650))+ActEvery {
+		t.Errorf("overlaps %v, want one until a's act at 650 ms + ActEvery", ov)
+	}
+	// So is a write that was checked in time but began only after the
+	// deadline (a freeze between check and write): it may have landed as
+	// late as it returned.
+	late := slices.Insert(slices.Clone(a), 4, Record{Node: "a", Event: EvLate, Term: 1, MonoNS: ms(100), UntilNS: ms(101), WriteNS: ms(899), LandedNS: ms(900)})
+	h, _ = build(3000, late, b)
+	if ov := h.Overlaps(); len(ov) != 1 || ov[0].To != time.Duration(ms(900)) {
+		t.Errorf("overlaps %v, want one until the late write's return at 900 ms", ov)
+	}
+	// One that began in time landed then, however late it returned.
+	late[4].WriteNS = ms(100)
+	h, _ = build(3000, late, b)
+	if ov := h.Overlaps(); len(ov) != 0 {
+		t.Errorf("overlaps %v, for a write begun before the deadline", ov)
+	}
+}
+
+// The probe's runs follow the same rule: held back, a run ends at its
+// last act; a stop record written under the lease ends it as before.
+func TestExecHeldBack(t *testing.T) {
+	exec := []Record{
+		{Node: "a", Event: EvExecStart, PID: 7, Term: 3, MonoNS: ms(10)},
+		{Node: "a", Event: EvExecAlive, PID: 7, Term: 3, MonoNS: ms(15)},
+		{Node: "a", Event: EvExecHeld, PID: 7, Term: 3, MonoNS: ms(500)},
+		{Node: "b", Event: EvExecStart, PID: 9, Term: 4, MonoNS: ms(300)},
+		{Node: "b", Event: EvExecAlive, PID: 9, Term: 4, MonoNS: ms(305)},
+		{Node: "b", Event: EvExecHeld, PID: 9, Term: 4, MonoNS: ms(306)},
+		{Node: "b", Event: EvExecAlive, PID: 9, Term: 4, MonoNS: ms(310)},
+		{Node: "b", Event: EvExecStop, PID: 9, Term: 4, MonoNS: ms(320)},
+	}
+	h := buildHistory([]string{"a", "b"}, nil, exec, time.Duration(ms(1000)))
+	if a := h.Exec[0]; a.Cut != "held back" || a.End != time.Duration(ms(15))+ExecAliveEvery {
+		t.Errorf("a's run %+v", a)
+	}
+	if b := h.Exec[1]; b.Cut != "" || b.End != time.Duration(ms(320)) {
+		t.Errorf("b's run %+v: held back, then acting again and stopped", b)
+	}
+	if ov := h.ExecOverlaps(); len(ov) != 0 {
+		t.Errorf("overlaps %v", ov)
+	}
+}
+
+// A probe that held back its start but acted later (finishing work after
+// its stop signal) still has a run, from its first act: every act counts.
+func TestExecRunFromItsFirstAct(t *testing.T) {
+	exec := []Record{
+		{Node: "a", Event: EvExecHeld, PID: 7, Term: 3, MonoNS: ms(10)},
+		{Node: "a", Event: EvExecAlive, PID: 7, Term: 3, MonoNS: ms(40)},
+		{Node: "b", Event: EvExecStart, PID: 9, Term: 4, MonoNS: ms(42)},
+	}
+	h := buildHistory([]string{"a", "b"}, nil, exec, time.Duration(ms(1000)))
+	if len(h.Exec) != 2 || h.Exec[0].Start != time.Duration(ms(40)) || h.Exec[0].End != time.Duration(ms(40))+ExecAliveEvery {
+		t.Fatalf("runs %+v", h.Exec)
+	}
+	if ov := h.ExecOverlaps(); len(ov) != 1 {
+		t.Errorf("overlaps %v, want a's late act to overlap b's start", ov)
+	}
+}
+
+// The shared file's order is where the probes' acts landed. An act checked
+// in time whose write returned only after a freeze, but which sits before
+// the next master's first line, landed before it: no violation. The same
+// act landing after that line is one, although its check time is early.
+func TestExecOrder(t *testing.T) {
+	a := []Record{
+		{Node: "a", Event: EvExecStart, PID: 7, Term: 3, MonoNS: ms(10)},
+		{Node: "a", Event: EvExecAlive, PID: 7, Term: 3, MonoNS: ms(100), UntilNS: ms(150)},
+	}
+	late := Record{Node: "a", Event: EvLate, PID: 7, Term: 3, MonoNS: ms(100), UntilNS: ms(150), LandedNS: ms(600)}
+	b := []Record{
+		{Node: "b", Event: EvExecStart, PID: 9, Term: 4, MonoNS: ms(400)},
+		{Node: "b", Event: EvExecAlive, PID: 9, Term: 4, MonoNS: ms(405)},
+	}
+	inOrder := slices.Concat(a, b, []Record{late})
+	h := buildHistory([]string{"a", "b"}, nil, inOrder, time.Duration(ms(1000)))
+	if v := h.ExecOrderViolations(); len(v) != 0 {
+		t.Errorf("violations %v, though a's last act landed before b's first", v)
+	}
+	if ov := h.ExecOverlaps(); len(ov) != 0 {
+		t.Errorf("overlaps %v", ov)
+	}
+	landedAfter := slices.Concat(a[:1], b[:1], a[1:], b[1:], []Record{late})
+	h = buildHistory([]string{"a", "b"}, nil, landedAfter, time.Duration(ms(1000)))
+	if v := h.ExecOrderViolations(); len(v) != 1 || !strings.Contains(v[0], "a's command (pid 7, term 3) wrote line 3") {
+		t.Errorf("violations %v, want a's act landing after b's start", v)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/clustd/clustd/internal/fault"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,6 +73,9 @@ type Report struct {
 	// StopBudget is the cluster's.
 	ProbeDrain time.Duration `json:"probe_drain_ns"`
 	StopBudget time.Duration `json:"stop_budget_ns"`
+	// DriverLate is how late the recorder's demote began and the probe's
+	// drain ended, on top of real timers' lateness.
+	DriverLate time.Duration `json:"driver_late_ns"`
 	// Duration is how long faults were injected.
 	Duration time.Duration            `json:"duration_ns"`
 	Faults   map[fault.Kind]int       `json:"faults"`
@@ -106,11 +110,21 @@ type Report struct {
 	TermViolations []string      `json:"term_violations"`
 	Linearizable   string        `json:"linearizable"`
 	Operations     int           `json:"operations"`
+	// Held counts the times a driver (recorder) or the probe found its
+	// lease gone when about to act, and held back; Late the acts whose
+	// write returned after the deadline their check had found (a freeze
+	// or a stall between check and write), which the overlap checks take
+	// to have landed that late.
+	Held     int `json:"held_back"`
+	ExecHeld int `json:"exec_held_back"`
+	Late     int `json:"late_acts"`
 	// Exec says whether the exec driver ran; ExecRuns counts its
 	// command's runs.
 	Exec         bool      `json:"exec"`
 	ExecRuns     int       `json:"exec_runs"`
 	ExecOverlaps []overlap `json:"exec_overlaps"`
+	// ExecOrder lists runs whose acts interleave in the shared file.
+	ExecOrder []string `json:"exec_order_violations"`
 	// Violations lists every broken promise, one line each.
 	Violations []string `json:"violations"`
 	// Dir is the run's folder, when kept.
@@ -152,10 +166,11 @@ func (r *Report) Failed() bool { return len(r.Violations) > 0 }
 // analyse reads what the drivers recorded and checks it.
 func (r *runner) analyse(faultTime, end time.Duration, nw network) (*Report, error) {
 	rep := r.newReport(faultTime, nw)
-	h, byNode, err := r.readHistory(end)
+	h, byNode, execRecs, err := r.readHistory(end)
 	if err != nil {
 		return nil, err
 	}
+	rep.tallyLeaseChecks(append(slices.Collect(maps.Values(byNode)), execRecs))
 	rep.Promotions = len(h.Tenures)
 	rep.MasterChanges = h.MasterChanges()
 	rep.Repromotions = h.Repromotions()
@@ -186,13 +201,13 @@ func (r *runner) newReport(faultTime time.Duration, nw network) *Report {
 		Faults: map[fault.Kind]int{}, FaultLog: r.faults, ByKind: map[fault.Kind]timeStats{},
 		LivenessBound: r.bound, Exec: !r.cfg.NoExec,
 		Weather: sched.Weather.Name, Swarm: sched.Swarm(),
-		ProbeDrain: r.c.drain, Replay: replayCommand(r.cfg),
+		ProbeDrain: r.c.drain, DriverLate: r.c.late, Replay: replayCommand(r.cfg),
 	}
 }
 
 // readHistory reads every node's records and the probe's, and puts them
 // together; end closes what is still open.
-func (r *runner) readHistory(end time.Duration) (*history, map[string][]Record, error) {
+func (r *runner) readHistory(end time.Duration) (*history, map[string][]Record, []Record, error) {
 	c := r.c
 	ids := make([]string, len(c.nodes))
 	byNode := map[string][]Record{}
@@ -200,15 +215,32 @@ func (r *runner) readHistory(end time.Duration) (*history, map[string][]Record, 
 		ids[i] = n.id
 		recs, err := readRecordFile(n.historyFile())
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		byNode[n.id] = recs
 	}
 	execRecs, err := readRecordFile(c.execFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return buildHistory(ids, byNode, execRecs, end), byNode, nil
+	return buildHistory(ids, byNode, execRecs, end), byNode, execRecs, nil
+}
+
+// tallyLeaseChecks counts the times drivers and probe held back, and the
+// acts whose write returned after their lease.
+func (rep *Report) tallyLeaseChecks(files [][]Record) {
+	for _, recs := range files {
+		for _, x := range recs {
+			switch x.Event {
+			case EvHeld:
+				rep.Held++
+			case EvExecHeld:
+				rep.ExecHeld++
+			case EvLate:
+				rep.Late++
+			}
+		}
+	}
 }
 
 // checkFaults checks failover after each fault that lost the master and
@@ -282,6 +314,10 @@ func checkOverlaps(rep *Report, h *history, byNode map[string][]Record) {
 		rep.ExecOverlaps = h.ExecOverlaps()
 		for _, o := range rep.ExecOverlaps {
 			rep.Violations = append(rep.Violations, "exec singleton: "+o.String())
+		}
+		rep.ExecOrder = h.ExecOrderViolations()
+		for _, v := range rep.ExecOrder {
+			rep.Violations = append(rep.Violations, "exec singleton, in the shared file: "+v)
 		}
 	}
 }
@@ -467,6 +503,7 @@ func (r *Report) summariseRun(p printer) {
 	if r.Exec {
 		p("probe drain", "%v after its stop signal (stop budget %v)", r.ProbeDrain, r.StopBudget)
 	}
+	p("lateness", "%v: the drivers' demote begins, the probe's drain ends, that late", r.DriverLate)
 	p("duration", "%v of faults", r.Duration.Round(100*time.Millisecond))
 	var kinds []string
 	total := 0
@@ -522,9 +559,10 @@ func (r *Report) summariseChecks(p printer) {
 	} else {
 		p("terms", "%d violations", len(r.TermViolations))
 	}
+	p("lease checks", "held back %d times (drivers), %d (probe); %d acts whose write returned after their lease", r.Held, r.ExecHeld, r.Late)
 	p("linearizable", "%s (porcupine, %d operations)", r.Linearizable, r.Operations)
 	if r.Exec {
-		p("exec singleton", "%d overlaps over %d runs of the command under `clustd driver exec`", len(r.ExecOverlaps), r.ExecRuns)
+		p("exec singleton", "%d overlaps over %d runs of the command under `clustd driver exec`; %d interleavings in the file they share", len(r.ExecOverlaps), r.ExecRuns, len(r.ExecOrder))
 	} else {
 		p("exec singleton", "not checked (exec driver left out)")
 	}

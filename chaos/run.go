@@ -255,7 +255,8 @@ func (r *runner) openNetwork(ids []string) (network, error) {
 func (r *runner) newTestbed(ctx context.Context, nw network, ids []string, clustdBin, recorderBin string) (*testbed, error) {
 	c := &testbed{net: nw, dir: r.dir, clustd: clustdBin, recorder: recorderBin,
 		execFile: filepath.Join(r.dir, "exec.jsonl"), noExec: r.cfg.NoExec, roles: r.cfg.Roles, drain: probeDrain(r.cfg.Seed, r.timing), freeze: newFreezer()}
-	r.logf("exec probe drains for %v after its stop signal", c.drain)
+	c.late = driverLateness(r.cfg.Seed, r.timing)
+	r.logf("exec probe drains for %v after its stop signal; the chaos drivers' timers fire %v late", c.drain, c.late)
 	r.logf("%s", c.freeze.describe())
 	r.c = c
 	for i, id := range ids {
@@ -526,9 +527,16 @@ type tracker struct {
 	off    []int64
 	rest   [][]byte
 	acting []bool
+	// lastAct is each driver's latest act (its promote or an EvActing).
+	lastAct []time.Duration
 	// overlapSeen is set once two drivers were seen acting at once.
 	overlapSeen bool
 }
+
+// trackFresh is how recent a driver's last act must be for it to count
+// as acting for overlapSeen: a frozen node's driver is master in its file
+// until it thaws, but acts no more, and the drivers act every ActEvery.
+const trackFresh = 20 * ActEvery
 
 func newTracker(nodes []*node) *tracker {
 	t := &tracker{}
@@ -538,6 +546,7 @@ func newTracker(nodes []*node) *tracker {
 	t.off = make([]int64, len(nodes))
 	t.rest = make([][]byte, len(nodes))
 	t.acting = make([]bool, len(nodes))
+	t.lastAct = make([]time.Duration, len(nodes))
 	return t
 }
 
@@ -562,7 +571,10 @@ func (t *tracker) poll() {
 				switch rec.Event {
 				case EvPromoteStart, EvPromoteDone:
 					t.acting[i] = true
-				case EvDemoteStart:
+					t.lastAct[i] = max(t.lastAct[i], rec.At())
+				case EvActing:
+					t.lastAct[i] = max(t.lastAct[i], rec.At())
+				case EvDemoteStart, EvDemoteDone:
 					t.acting[i] = false
 				}
 			}
@@ -570,9 +582,9 @@ func (t *tracker) poll() {
 		}
 		t.rest[i] = append([]byte(nil), data...)
 	}
-	n := 0
-	for _, a := range t.acting {
-		if a {
+	n, now := 0, Now()
+	for i, a := range t.acting {
+		if a && now-t.lastAct[i] < trackFresh {
 			n++
 		}
 	}

@@ -163,3 +163,28 @@ func TestSwarmNamesWeatherAndKinds(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
+
+// The drivers' lateness is the seed's, never beyond the reserve the
+// drivers' lease keeps for it, and the bound itself is drawn often.
+func TestDriverLateness(t *testing.T) {
+	tm, err := election.ProfileTiming(election.ProfileFast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	atBound := 0
+	for seed := uint64(1); seed <= 300; seed++ {
+		l := driverLateness(seed, tm)
+		if l != driverLateness(seed, tm) {
+			t.Fatalf("seed %d drew two latenesses", seed)
+		}
+		if l < 0 || l > tm.DriverReserve() {
+			t.Fatalf("seed %d: lateness %v beyond the reserve %v", seed, l, tm.DriverReserve())
+		}
+		if l == tm.DriverReserve() {
+			atBound++
+		}
+	}
+	if atBound < 60 {
+		t.Errorf("%d of 300 seeds at the bound, want about a third", atBound)
+	}
+}

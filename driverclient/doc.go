@@ -61,6 +61,14 @@
 // deadline, so a promote Trigger should leave the work in a state that stops
 // quickly, and a demote Trigger should be fast.
 //
+// Nothing in the library can act while its whole machine is frozen (a
+// paused virtual machine, a cgroup freeze), and a service frozen with it
+// runs again, when it thaws, before the library has noticed that the lease
+// ran out. A Driver that implements LeaseWatcher is told its Lease as it
+// changes, before the Trigger that acts on it, so that it, or a service it
+// runs (LeaseFile keeps it in a file), can check the lease before each
+// externally visible action; docs/drivers.md says why and how.
+//
 // # Connection
 //
 // Run connects to the daemon's local listener, proves that it knows the

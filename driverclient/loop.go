@@ -90,6 +90,11 @@ type machine struct {
 	// the demote is cut short.
 	stop   timer
 	stopAt time.Duration
+
+	// told is the lease the driver was last told of (LeaseWatcher), if
+	// toldAny.
+	told    Lease
+	toldAny bool
 }
 
 // loop runs Trigger as the daemon's states ask, enforces the lease and
@@ -164,11 +169,19 @@ func (m *machine) onState(in inState) {
 			// new connection: the daemon there hears this driver's state.
 			m.ack(in, 0, nil)
 		}
+		if !m.pending || !m.want.IsMaster {
+			// A promote still waiting for Trigger tells its lease when it
+			// starts; anything else is what the driver acts on now.
+			m.tellLease(m.want)
+		}
 	default:
 		m.want, m.haveWant = st, true
 		m.setPending()
 		m.ack(in, m.pendingGen, nil)
 		if !st.IsMaster {
+			// At once, not when Trigger is free: a service reading its
+			// lease must not start anything as master from here on.
+			m.tellLease(st)
 			// Whatever the promote was doing is now to be undone; let it
 			// stop early so the demote, which the daemon waits for,
 			// starts sooner.
@@ -235,6 +248,8 @@ func (m *machine) start() {
 		}
 	}
 	m.run, m.pending, m.acted = r, false, st
+	// Before Trigger: a command a promote starts finds its lease there.
+	m.tellLease(st)
 	m.c.log.Debug("trigger starting", stateAttrs(st)...)
 	go func() {
 		err := m.c.trigger(ctx, st)
@@ -324,8 +339,27 @@ func (m *machine) onLeaseTimer() {
 		StopDeadline: m.want.StopDeadline,
 	}
 	m.setPending()
+	m.tellLease(m.want)
 	m.cancelPromote("the lease ran out")
 	m.start()
+}
+
+// tellLease tells a LeaseWatcher driver the lease of st, the state it
+// acts on or is about to, if that changes what it was last told.
+func (m *machine) tellLease(st State) {
+	w, ok := m.c.driver.(LeaseWatcher)
+	if !ok {
+		return
+	}
+	l := Lease{Term: st.Term, StopDeadline: st.StopDeadline}
+	if st.IsMaster {
+		l.Deadline = st.LeaseDeadline
+	}
+	if m.toldAny && l == m.told {
+		return
+	}
+	m.told, m.toldAny = l, true
+	w.LeaseChanged(l)
 }
 
 // demoteDeadline is when a demote to st must have finished, zero for no
@@ -397,6 +431,9 @@ func (m *machine) shutdown() {
 		}
 		m.onResult(<-m.done)
 	}
+	// Whatever the driver acted on is undone once this returns: its lease
+	// goes with it.
+	defer m.tellLease(State{})
 	if !m.acted.IsMaster {
 		return
 	}
@@ -408,6 +445,9 @@ func (m *machine) shutdown() {
 		Local:  true,
 	}
 	m.acted = st
+	// The daemon waits for a driver that left while holding a lease until
+	// the stop deadline it was given: work in hand may finish until then.
+	m.tellLease(State{Term: st.Term, StopDeadline: m.want.StopDeadline})
 	ctx, cancel := context.WithTimeout(m.base, m.c.finalDemoteTimeout)
 	defer cancel()
 	start := time.Now()

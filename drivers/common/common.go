@@ -27,6 +27,10 @@ const (
 	// EnvRoleName names the role the state is of (roles[].name; "master"
 	// in a cluster without roles:).
 	EnvRoleName = "CLUSTD_ROLE_NAME"
+	// EnvLeaseFile is the file where `clustd driver exec` keeps the
+	// command's lease (driverclient.ReadLeaseFile reads it): a command that
+	// must never act beside another master checks it before each action.
+	EnvLeaseFile = "CLUSTD_LEASE_FILE"
 )
 
 // Role is the role a command is told about: master exactly when s.IsMaster,

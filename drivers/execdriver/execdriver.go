@@ -12,6 +12,14 @@
 // so the daemon hands the role over only when the service is really down
 // here.
 //
+// The command can read its lease: the driver keeps it in a file
+// (CLUSTD_LEASE_FILE; see driverclient.Lease) in a directory of its own,
+// replaced at each renewal and emptied of its deadlines the moment a demote
+// is decided. No driver can stop a process that was frozen together with
+// it (a paused virtual machine, a cgroup freeze) from acting for a moment
+// when it thaws, before the driver has noticed; a command that checks its
+// lease before each externally visible action can.
+//
 // A command that exits by itself while the node is still master is
 // restarted with exponential backoff. While it keeps dying young the driver
 // reports itself unhealthy, which makes the node ineligible and lets the
@@ -25,6 +33,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,6 +93,10 @@ type Options struct {
 	// NoCgroup runs the command in a process group only, even where it
 	// could have a cgroup of its own.
 	NoCgroup bool
+	// RuntimeDir is where the driver makes a directory of its own (mode
+	// 0700) for the command's lease file; empty means $XDG_RUNTIME_DIR,
+	// else /dev/shm, else the temporary directory.
+	RuntimeDir string
 }
 
 // Driver runs Options.Command while the node is master. It implements
@@ -96,6 +109,13 @@ type Driver struct {
 	// cgroups is where the command gets a cgroup of its own at each start,
 	// or nil where it runs in a process group only.
 	cgroups atomic.Pointer[common.Cgroups]
+	// leaseDir holds lease, the command's lease file.
+	leaseDir string
+	lease    *driverclient.LeaseFile
+	// leaseFailing is set while the lease file cannot be written, so that
+	// only the first failure and the recovery are logged. Only
+	// LeaseChanged, which driverclient calls from one goroutine, uses it.
+	leaseFailing bool
 
 	mu     sync.Mutex
 	cur    *tenure // the command's supervision while master, or nil
@@ -171,8 +191,78 @@ func New(opts Options) (*Driver, error) {
 		log:    log.With("command", opts.Command[0]),
 		health: common.NewHealth(opts.SetHealth),
 	}
+	if err := d.makeLeaseDir(opts.RuntimeDir); err != nil {
+		return nil, err
+	}
 	d.openCgroups()
 	return d, nil
+}
+
+// makeLeaseDir makes the directory of the command's lease file, private to
+// the driver's user, under base (see Options.RuntimeDir).
+func (d *Driver) makeLeaseDir(base string) error {
+	if base == "" {
+		base = os.Getenv("XDG_RUNTIME_DIR")
+	}
+	if fi, err := os.Stat("/dev/shm"); base == "" && err == nil && fi.IsDir() {
+		// Memory, not a disk: a renewal's write and rename cost 13 µs
+		// there against 160 µs on ext4, and they are made on the
+		// goroutine that enforces the lease.
+		base = "/dev/shm"
+	}
+	if base == "" {
+		base = os.TempDir()
+	}
+	removeStaleLeaseDirs(base)
+	dir, err := os.MkdirTemp(base, fmt.Sprintf("%s%d-", leaseDirPrefix, os.Getpid()))
+	if err != nil {
+		return fmt.Errorf("execdriver: a directory for the command's lease file: %w (set XDG_RUNTIME_DIR or TMPDIR to a writable directory)", err)
+	}
+	d.leaseDir = dir
+	d.lease = &driverclient.LeaseFile{Path: filepath.Join(dir, "lease")}
+	return nil
+}
+
+// leaseDirPrefix starts the name of a driver's lease directory, followed
+// by the driver's process id, a dash and a random suffix.
+const leaseDirPrefix = "clustd-exec-"
+
+// removeStaleLeaseDirs removes, in base, the lease directories of drivers
+// that are gone (killed with SIGKILL, which leaves no time to clean up),
+// so that they do not pile up.
+func removeStaleLeaseDirs(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, leaseDirPrefix+"*-*"))
+	for _, dir := range dirs {
+		id, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(dir), leaseDirPrefix), "-")
+		pid, err := strconv.Atoi(id)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(dir)
+		}
+	}
+}
+
+// LeaseFile returns the path of the command's lease file, which its
+// environment names in CLUSTD_LEASE_FILE.
+func (d *Driver) LeaseFile() string { return d.lease.Path }
+
+// LeaseChanged keeps the command's lease file up to date. It implements
+// driverclient.LeaseWatcher.
+func (d *Driver) LeaseChanged(l driverclient.Lease) {
+	err := d.lease.Write(l)
+	if errors.Is(err, os.ErrNotExist) && os.Mkdir(d.leaseDir, 0o700) == nil {
+		// Something cleaned the temporary directory: make ours again.
+		err = d.lease.Write(l)
+	}
+	switch {
+	case err != nil && !d.leaseFailing:
+		d.log.Error("the command's lease file cannot be written: a command that checks it holds back as if it had no lease", "err", err)
+	case err == nil && d.leaseFailing:
+		d.log.Info("the command's lease file is written again", "path", d.lease.Path)
+	}
+	d.leaseFailing = err != nil
 }
 
 // openCgroups decides, once, whether the command runs in cgroups, and says
@@ -307,7 +397,13 @@ func (d *Driver) Close() error {
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
-	return d.Stop()
+	err := d.Stop()
+	if err == nil {
+		// Only with the command gone: a survivor reading the file must
+		// find no lease, and it finds none either way.
+		os.RemoveAll(d.leaseDir)
+	}
+	return err
 }
 
 // Running returns the process id of the running command, or 0.
@@ -323,7 +419,7 @@ func (d *Driver) Running() int {
 // start starts the command for state s.
 func (d *Driver) start(s driverclient.State) (*common.Group, error) {
 	cmd := exec.Command(d.opts.Command[0], d.opts.Command[1:]...)
-	cmd.Env = common.Env(d.opts.Env, s)
+	cmd.Env = append(common.Env(d.opts.Env, s), common.EnvLeaseFile+"="+d.lease.Path)
 	cmd.Dir = d.opts.Dir
 	// A nil *os.File must stay a nil interface, or os/exec would try to
 	// use it.

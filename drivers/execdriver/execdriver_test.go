@@ -414,7 +414,7 @@ func TestHelperDriver(t *testing.T) {
 	if pidFile == "" {
 		t.Skip("only run by TestDiesWithTheDriver")
 	}
-	d, err := New(Options{Command: []string{"/bin/sh", "-c", `echo $$ > ` + pidFile + `.tmp && mv ` + pidFile + `.tmp ` + pidFile + `; exec sleep 100`}})
+	d, err := New(Options{Command: []string{"/bin/sh", "-c", `echo $$ > ` + pidFile + `.tmp && mv ` + pidFile + `.tmp ` + pidFile + `; exec sleep 100`}, RuntimeDir: filepath.Dir(pidFile)})
 	if err != nil {
 		t.Fatal(err)
 	}

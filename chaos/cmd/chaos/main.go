@@ -83,7 +83,7 @@ func parseFlags(args []string) (chaos.Config, flags, int) {
 	durText := fs.String("duration", envOr("CHAOS_DURATION", "2m"), "how long to inject faults (env CHAOS_DURATION)")
 	seedText := fs.String("seed", envOr("CHAOS_SEED", "0"), "the schedule's seed; 0 draws one (env CHAOS_SEED)")
 	profile := fs.String("profile", "default", "timing profile: default or fast")
-	faults := fs.String("faults", "", "comma-separated fault kinds to draw from (default: all but freeze): "+fault.Join(fault.ChaosKinds())+"; kill and oneway are old names of crash and one-way, partition is isolate and split")
+	faults := fs.String("faults", "", "comma-separated fault kinds to draw from (default: all): "+fault.Join(fault.ChaosKinds())+"; kill and oneway are old names of crash and one-way, partition is isolate and split")
 	unsafe := fs.Bool("unsafe", false, "self-test: build clustd without stickiness and require the run to report an overlap")
 	tries := fs.Int("tries", 4, "with --unsafe: how many seeds to try before giving up")
 	keep := fs.Bool("keep", false, "keep the run's folder even when it passes")
