@@ -56,10 +56,15 @@ const (
 	EvHeld = "held"
 	// EvLate follows an act that was checked in time (MonoNS, against
 	// UntilNS) but whose write returned only at LandedNS, after that
-	// deadline. If the write began (WriteNS) before the deadline, it landed
-	// then: SIGSTOP and the cgroup freezer stop a process only as a system
-	// call returns, never inside one, and a file with one writer keeps no
-	// write waiting; the process was stopped, or starved, after it.
+	// deadline. If the write began (WriteNS) before the deadline, it is
+	// taken to have landed then: SIGSTOP and the cgroup freezer stop a
+	// process only as a system call returns, never inside one, and a file
+	// with one writer keeps no write waiting. WriteNS is read just before
+	// the system call, though, so a freeze in the few instructions between
+	// that read and the call would make a late landing look timely: a
+	// window of well under a microsecond, which only an order seen
+	// downstream closes (the probe's shared file, ExecOrderViolations),
+	// never a clock.
 	// If the write began after the deadline, the process stopped between
 	// its check and its write, and the act may have landed as late as
 	// LandedNS: a recorder's tenure is then taken to last until then. For
