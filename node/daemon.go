@@ -92,12 +92,9 @@ type Daemon struct {
 	Notify *sdnotify.Notifier
 	// maint is the maintenance window (maintenance.go).
 	maint maintenance
-	// driverIDs are the ids of the drivers connected to any role: an id is
-	// unique on the node.
-	driverIDs struct {
-		sync.Mutex
-		ids map[string]bool
-	}
+	// drivers are the ids of the drivers connected to any role, which the
+	// roles' hubs share.
+	drivers *driverRegistry
 	// health is the node's health as its required drivers have it, across
 	// roles (drivers.go, updateHealth).
 	health struct {
@@ -163,7 +160,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 
 		handshakes: newShedder(maxHandshakes, maxHandshakesPerSource),
 	}
-	d.driverIDs.ids = map[string]bool{}
+	d.drivers = newDriverRegistry()
 	d.nextPing = noPing
 	d.addPeers()
 	d.lastPing = make([]time.Duration, len(d.order))
@@ -171,10 +168,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err := d.listen(); err != nil {
 		return nil, err
 	}
-	for _, r := range d.roles {
-		r.hub = newHub(d, r)
-	}
+	// The recorder first: the hubs report to it.
 	d.rec = newRecorder(d)
+	for _, r := range d.roles {
+		r.hub = d.newRoleHub(r)
+	}
 	if err := d.restoreMaintenance(now); err != nil {
 		d.peerLn.Close()
 		d.httpLn.Close()

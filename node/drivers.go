@@ -19,6 +19,7 @@ import (
 	"github.com/clustd/clustd/driverproto"
 	"github.com/clustd/clustd/election"
 	"github.com/clustd/clustd/node/config"
+	"github.com/clustd/clustd/node/metrics"
 	"github.com/clustd/clustd/node/rawio"
 )
 
@@ -78,10 +79,14 @@ func (c *driverConn) close() {
 // into the node's. The first role's hub also accepts every driver's
 // connection and hands it to the hub of the role it chose.
 type hub struct {
-	d      *Daemon
-	role   *roleElection
-	log    *slog.Logger
-	secret []byte
+	cfg     hubConfig
+	d       hubDaemon
+	metrics *metrics.Metrics
+	journal hubJournal
+	failLog *burstLog
+	drivers *driverRegistry
+	role    *roleElection
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	conns   map[string]*driverConn
@@ -115,16 +120,18 @@ type hub struct {
 	upgrader websocket.Upgrader
 }
 
-func newHub(d *Daemon, r *roleElection) *hub {
-	log := d.log.With("component", "drivers")
-	if len(d.roles) > 1 {
-		log = log.With("role_name", r.name)
-	}
+// newHub builds the hub of role r; Daemon.newRoleHub wires it to the
+// daemon.
+func newHub(cfg hubConfig, r *roleElection, deps hubDeps) *hub {
 	h := &hub{
-		d:         d,
+		cfg:       cfg,
+		d:         deps.daemon,
+		metrics:   deps.metrics,
+		journal:   deps.journal,
+		failLog:   deps.failLog,
+		drivers:   deps.drivers,
 		role:      r,
-		log:       log,
-		secret:    d.cfg.DriversSecret,
+		log:       deps.log,
 		conns:     map[string]*driverConn{},
 		required:  map[string]bool{},
 		reachable: map[string]bool{},
@@ -132,7 +139,7 @@ func newHub(d *Daemon, r *roleElection) *hub {
 	}
 	// Only the configuration makes a driver required: a driver that could
 	// declare itself so could make its node ineligible at will.
-	for _, name := range d.cfg.RequiredDrivers {
+	for _, name := range cfg.required {
 		h.required[name] = true
 	}
 	h.upgrader = websocket.Upgrader{
@@ -149,7 +156,7 @@ func newHub(d *Daemon, r *roleElection) *hub {
 func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws, err := h.upgrader.Upgrade(rawHijacker{w}, r, nil)
 	if err != nil {
-		if h.d.failLog.first("driver/"+hostOf(r.RemoteAddr), Monotonic()) {
+		if h.failLog.first("driver/"+hostOf(r.RemoteAddr), Monotonic()) {
 			h.log.Warn("driver connection refused", "remote", r.RemoteAddr, "err", err)
 		}
 		return
@@ -157,7 +164,7 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(driverproto.MaxMessage)
 	c, rh, err := h.handshake(ws)
 	if err != nil {
-		if h.d.failLog.first("driver/"+hostOf(r.RemoteAddr), Monotonic()) {
+		if h.failLog.first("driver/"+hostOf(r.RemoteAddr), Monotonic()) {
 			h.log.Warn("driver refused", "remote", r.RemoteAddr, "err", err)
 		}
 		h.refuse(ws, err.Error())
@@ -204,12 +211,12 @@ func (h *hub) handshake(ws *websocket.Conn) (*driverConn, *hub, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rh := h.d.role(c.roleName).hub
+	rh := h.d.hubOf(c.roleName)
 	if !rh.register(c) {
 		return nil, nil, fmt.Errorf("driver id %q is already connected to this node", c.id)
 	}
 	ws.SetWriteDeadline(time.Now().Add(driverWriteTimeout))
-	if err := ws.WriteJSON(driverproto.Message{Type: driverproto.TypeWelcome, Node: h.d.cfg.ID, MAC: driverproto.WelcomeMAC(h.secret, c.peerNonce, c.nonce, c.id)}); err != nil {
+	if err := ws.WriteJSON(driverproto.Message{Type: driverproto.TypeWelcome, Node: h.cfg.node, MAC: driverproto.WelcomeMAC(h.cfg.secret, c.peerNonce, c.nonce, c.id)}); err != nil {
 		rh.drop(c, "welcome failed")
 		return nil, nil, err
 	}
@@ -222,7 +229,7 @@ func (h *hub) hello(ws *websocket.Conn) (*driverConn, error) {
 	rand.Read(nb[:])
 	nonce := hex.EncodeToString(nb[:])
 	ws.SetWriteDeadline(time.Now().Add(driverWriteTimeout))
-	if err := ws.WriteJSON(driverproto.Message{Type: driverproto.TypeChallenge, Version: driverproto.Version, Node: h.d.cfg.ID, Nonce: nonce}); err != nil {
+	if err := ws.WriteJSON(driverproto.Message{Type: driverproto.TypeChallenge, Version: driverproto.Version, Node: h.cfg.node, Nonce: nonce}); err != nil {
 		return nil, err
 	}
 	ws.SetReadDeadline(time.Now().Add(driverHelloTimeout))
@@ -237,20 +244,20 @@ func (h *hub) hello(ws *websocket.Conn) (*driverConn, error) {
 	if m.Type != driverproto.TypeHello {
 		return nil, fmt.Errorf("expected hello, got %q", m.Type)
 	}
-	if !driverproto.CheckMAC(m.MAC, driverproto.HelloMACRole(h.secret, nonce, m.Nonce, m.ID, m.Required, m.Events, m.DemoteTimeoutMS, m.RoleName)) {
-		h.d.metrics.AuthFailure()
+	if !driverproto.CheckMAC(m.MAC, driverproto.HelloMACRole(h.cfg.secret, nonce, m.Nonce, m.ID, m.Required, m.Events, m.DemoteTimeoutMS, m.RoleName)) {
+		h.metrics.AuthFailure()
 		return nil, fmt.Errorf("driver %q failed authentication: wrong secret", m.ID)
 	}
-	demoteTimeout := h.d.cfg.DemoteTimeout
+	demoteTimeout := h.cfg.demoteTimeout
 	if m.DemoteTimeoutMS > 0 {
 		declared := time.Duration(m.DemoteTimeoutMS) * time.Millisecond
-		if declared > h.d.cfg.DemoteTimeout || m.DemoteTimeoutMS > int64(h.d.cfg.DemoteTimeout/time.Millisecond) {
+		if declared > h.cfg.demoteTimeout || m.DemoteTimeoutMS > int64(h.cfg.demoteTimeout/time.Millisecond) {
 			return nil, fmt.Errorf("driver %q declares that its demote may take %v, longer than this node's demote_timeout of %v: a hand-over would not wait for it; shorten the driver's stop time or raise demote_timeout in %s",
-				m.ID, declared, h.d.cfg.DemoteTimeout, h.d.cfg.Path)
+				m.ID, declared, h.cfg.demoteTimeout, h.cfg.path)
 		}
 		demoteTimeout = declared
 	}
-	if m.RoleName != "" && h.d.role(m.RoleName) == nil {
+	if m.RoleName != "" && h.d.hubOf(m.RoleName) == nil {
 		return nil, fmt.Errorf("driver %q chose the role %q, which this cluster does not have; its roles are %s", m.ID, m.RoleName, strings.Join(h.d.roleNames(), ", "))
 	}
 	return &driverConn{
@@ -263,12 +270,10 @@ func (h *hub) hello(ws *websocket.Conn) (*driverConn, error) {
 // register adds c to the hub and queues the state it must start from. A
 // driver id is unique across the node's roles.
 func (h *hub) register(c *driverConn) bool {
-	h.d.driverIDs.Lock()
-	defer h.d.driverIDs.Unlock()
-	if h.d.driverIDs.ids[c.id] {
+	added, n := h.drivers.add(c.id)
+	if !added {
 		return false
 	}
-	h.d.driverIDs.ids[c.id] = true
 	c.role = h.role
 	h.mu.Lock()
 	h.conns[c.id] = c
@@ -281,7 +286,7 @@ func (h *hub) register(c *driverConn) bool {
 		h.enqueue(c, driverproto.Message{Type: driverproto.TypeState, Seq: h.lastSeq, State: h.last})
 	}
 	h.mu.Unlock()
-	h.d.metrics.SetDrivers(len(h.d.driverIDs.ids))
+	h.metrics.SetDrivers(n)
 	return true
 }
 
@@ -293,7 +298,7 @@ func (h *hub) run(c *driverConn) {
 		h.log.Warn("driver declares itself required, but drivers.required does not name it, so it does not affect eligibility; list it there to make it required",
 			"driver", c.id, "name", c.name)
 	}
-	h.d.rec.driverConnected(c)
+	h.journal.driverConnected(c)
 	h.d.updateHealth()
 
 	go h.read(c)
@@ -363,7 +368,7 @@ func (h *hub) read(c *driverConn) {
 			h.mu.Unlock()
 			if changed {
 				h.log.Info("driver health", "driver", c.id, "ok", *m.OK, "reason", m.Reason)
-				h.d.rec.driverHealth(c, *m.OK, m.Reason)
+				h.journal.driverHealth(c, *m.OK, m.Reason)
 				h.event(driverproto.EventHealth, fmt.Sprintf("driver %s: ok=%v %s", c.id, *m.OK, m.Reason))
 			}
 			h.d.updateHealth()
@@ -382,16 +387,14 @@ func (h *hub) drop(c *driverConn, reason string) {
 	}
 	h.checkDemoted()
 	h.mu.Unlock()
-	h.d.driverIDs.Lock()
+	n := h.drivers.count()
 	if mine {
-		delete(h.d.driverIDs.ids, c.id)
+		n = h.drivers.remove(c.id)
 	}
-	n := len(h.d.driverIDs.ids)
-	h.d.driverIDs.Unlock()
 	c.close()
-	h.d.metrics.SetDrivers(n)
+	h.metrics.SetDrivers(n)
 	h.log.Info("driver gone", "driver", c.id, "reason", reason)
-	h.d.rec.driverGone(c, reason)
+	h.journal.driverGone(c, reason)
 	h.d.updateHealth()
 }
 
@@ -442,8 +445,8 @@ func driverState(id string, tm election.Timing, st election.State, members []dri
 // publish tells every driver a new state of the core. It runs on the
 // daemon's loop goroutine and never blocks.
 func (h *hub) publish(st election.State, members []driverproto.Member) {
-	tm := h.d.cfg.RoleTiming(h.role.cfg)
-	ds := driverState(h.d.cfg.ID, tm, st, members)
+	tm := h.cfg.timing
+	ds := driverState(h.cfg.node, tm, st, members)
 	ds.RoleName = h.role.name
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -509,7 +512,7 @@ func (h *hub) ack(c *driverConn, m driverproto.Message) {
 	if m.OverrunMS > 0 {
 		h.overrunLocked(c, time.Duration(m.OverrunMS)*time.Millisecond, "its demote finished after its deadline")
 	}
-	h.d.rec.promoteAcked(h, c, m.Seq)
+	h.journal.promoteAcked(h, c, m.Seq)
 	if h.demoteSeq > h.masterSeq && m.Seq >= h.demoteSeq {
 		c.holdsLease = false
 		h.checkDemoted()
@@ -536,7 +539,7 @@ func (h *hub) demoteStarted(planned bool) {
 // it was given: never silently. Called with h.mu held.
 func (h *hub) overrunLocked(c *driverConn, late time.Duration, why string) {
 	h.log.Error("driver demote overran its time", "driver", c.id, "late", late, "why", why, "declared", c.demoteTimeout)
-	h.d.metrics.DemoteOverrun()
+	h.metrics.DemoteOverrun()
 	h.eventLocked(driverproto.EventDemoteOverrun, fmt.Sprintf("driver %s: %s (%v late)", c.id, why, late.Round(time.Millisecond)))
 }
 
@@ -611,6 +614,9 @@ func (h *hub) checkDemoted() {
 		}
 		delete(h.orphans, id)
 	}
+	// In a goroutine: this runs with the hub's lock held, often under the
+	// daemon's too (publish), and telling the core takes the daemon's
+	// lock, which comes before the hub's.
 	if confirmed {
 		go h.d.demoteDone(h.role)
 	} else {
@@ -624,12 +630,7 @@ func (h *hub) checkDemoted() {
 func (d *Daemon) missingRequired() []string {
 	connected := map[string]bool{}
 	for _, r := range d.roles {
-		h := r.hub
-		h.mu.Lock()
-		for _, c := range h.conns {
-			connected[c.name] = true
-		}
-		h.mu.Unlock()
+		r.hub.connectedNames(connected)
 	}
 	var out []string
 	for name := range d.hub.required {
@@ -639,6 +640,34 @@ func (d *Daemon) missingRequired() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// connectedNames adds the names of the hub's drivers to names.
+func (h *hub) connectedNames(names map[string]bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.conns {
+		names[c.name] = true
+	}
+}
+
+// requiredHealth adds to healthy the names of the hub's required drivers
+// that report themselves healthy, and says why one does not ("" when all
+// do).
+func (h *hub) requiredHealth(healthy map[string]bool) (unhealthy string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.conns {
+		if !c.required {
+			continue
+		}
+		if c.healthy {
+			healthy[c.name] = true
+		} else {
+			unhealthy = fmt.Sprintf("required driver %s unhealthy: %s", c.id, c.healthReason)
+		}
+	}
+	return unhealthy
 }
 
 // updateHealth recomputes the node's health from its required drivers':
@@ -653,19 +682,9 @@ func (d *Daemon) updateHealth() {
 	why := ""
 	connected := map[string]bool{}
 	for _, r := range d.roles {
-		h := r.hub
-		h.mu.Lock()
-		for _, c := range h.conns {
-			if !c.required {
-				continue
-			}
-			if c.healthy {
-				connected[c.name] = true
-			} else {
-				ok, why = false, fmt.Sprintf("required driver %s unhealthy: %s", c.id, c.healthReason)
-			}
+		if unhealthy := r.hub.requiredHealth(connected); unhealthy != "" {
+			ok, why = false, unhealthy
 		}
-		h.mu.Unlock()
 	}
 	var names []string
 	for name := range d.hub.required {
@@ -695,7 +714,7 @@ func (h *hub) event(kind, detail string) {
 }
 
 func (h *hub) eventLocked(kind, detail string) {
-	ev := &driverproto.Event{Kind: kind, Node: h.d.cfg.ID, Detail: detail, AtNS: int64(Monotonic())}
+	ev := &driverproto.Event{Kind: kind, Node: h.cfg.node, Detail: detail, AtNS: int64(Monotonic())}
 	if h.last != nil {
 		ev.Term = h.last.Term
 	}
@@ -718,24 +737,21 @@ func (d *Daemon) event(kind, detail string) {
 // checkMembers emits member_lost and member_back events as peers come and
 // go. The link watcher calls it on every tick.
 func (h *hub) checkMembers(now time.Duration) {
-	for _, p := range h.d.order {
-		p.mu.Lock()
-		up := h.d.reachable(p, now)
-		p.mu.Unlock()
+	for _, p := range h.d.reachability(now) {
 		h.mu.Lock()
 		was, known := h.reachable[p.id]
-		h.reachable[p.id] = up
+		h.reachable[p.id] = p.up
 		h.mu.Unlock()
-		h.d.metrics.SetPeerReachable(p.id, up)
+		h.metrics.SetPeerReachable(p.id, p.up)
 		switch {
-		case known && was && !up:
+		case known && was && !p.up:
 			h.log.Info("member lost", "peer", p.id)
-			h.d.rec.member(p.id, false)
+			h.journal.member(p.id, false)
 			h.d.event(driverproto.EventMemberLost, p.id)
-		case known && !was && up, !known && up:
+		case known && !was && p.up, !known && p.up:
 			if known {
 				h.log.Info("member back", "peer", p.id)
-				h.d.rec.member(p.id, true)
+				h.journal.member(p.id, true)
 			}
 			h.d.event(driverproto.EventMemberBack, p.id)
 		}

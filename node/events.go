@@ -306,10 +306,7 @@ func (r *recorder) elected(st election.State, now time.Duration) {
 		}
 	})
 	// With no driver connected there is nothing to wait for.
-	r.d.hub.mu.Lock()
-	n := len(r.d.hub.conns)
-	r.d.hub.mu.Unlock()
-	if n == 0 {
+	if r.d.hub.connected() == 0 {
 		r.finishLocked(time.Time{})
 	}
 }
@@ -560,27 +557,56 @@ func (r *recorder) reviseLocked(s stepDown) {
 func (r *recorder) watchDemote(term uint64) {
 	timeout := r.d.cfg.DemoteTimeout
 	h := r.d.hub
-	h.mu.Lock()
-	seq := h.demoteSeq
-	h.mu.Unlock()
+	seq := h.lastDemote()
 	time.AfterFunc(timeout, func() {
-		h.mu.Lock()
-		var late []string
-		// Unless this node became master again since.
-		if h.demoteSeq == seq && h.masterSeq < seq {
-			for id, c := range h.conns {
-				if c.holdsLease {
-					late = append(late, id)
-				}
-			}
-		}
-		h.mu.Unlock()
-		slices.Sort(late)
-		for _, id := range late {
+		for _, id := range h.unconfirmed(seq) {
 			r.record(journal.Event{Kind: journal.KindDemoteOverrun, Term: term, Driver: id,
 				Detail: fmt.Sprintf("driver %s did not confirm its demote within demote_timeout (%v)", id, timeout)})
 		}
 	})
+}
+
+// appendStatus appends the hub's drivers to out for the status page, each
+// with roleName.
+func (h *hub) appendStatus(out []api.DriverStatus, roleName string) []api.DriverStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.conns {
+		out = append(out, api.DriverStatus{ID: c.id, Name: c.name, Required: c.required, Healthy: c.healthy, Reason: c.healthReason, RoleName: roleName})
+	}
+	return out
+}
+
+// connected is how many drivers the hub serves.
+func (h *hub) connected() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
+// lastDemote identifies the demote the hub sent last, for unconfirmed.
+func (h *hub) lastDemote() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.demoteSeq
+}
+
+// unconfirmed lists, in order, the drivers that have not confirmed the
+// demote lastDemote returned: none once another demote was sent, or once
+// this node became master again since.
+func (h *hub) unconfirmed(seq uint64) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var late []string
+	if h.demoteSeq == seq && h.masterSeq < seq {
+		for id, c := range h.conns {
+			if c.holdsLease {
+				late = append(late, id)
+			}
+		}
+	}
+	slices.Sort(late)
+	return late
 }
 
 // failover passes a failover record to the drivers that asked for events.
@@ -674,16 +700,11 @@ func (d *Daemon) Reloaded(detail string) {
 func (d *Daemon) Drivers() []api.DriverStatus {
 	var out []api.DriverStatus
 	for _, r := range d.roles {
-		h := r.hub
-		h.mu.Lock()
-		for _, c := range h.conns {
-			ds := api.DriverStatus{ID: c.id, Name: c.name, Required: c.required, Healthy: c.healthy, Reason: c.healthReason}
-			if len(d.roles) > 1 {
-				ds.RoleName = r.name
-			}
-			out = append(out, ds)
+		roleName := ""
+		if len(d.roles) > 1 {
+			roleName = r.name
 		}
-		h.mu.Unlock()
+		out = r.hub.appendStatus(out, roleName)
 	}
 	slices.SortFunc(out, func(a, b api.DriverStatus) int { return strings.Compare(a.ID, b.ID) })
 	return out

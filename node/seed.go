@@ -31,16 +31,28 @@ func (d *Daemon) startSeed() {
 		Grace:      d.cfg.SeedGrace(),
 		Log:        d.log.With("component", "seed-drivers"),
 		AuthFailed: d.metrics.AuthFailure,
-		Released: func() {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.checkDemoted()
-		},
-		Connected: d.metrics.SetSeedDrivers,
+		Released:   h.seedReleased,
+		Connected:  d.metrics.SetSeedDrivers,
 	})
-	h.seed = d.seed
+	h.setSeed(d.seed)
 	d.log.Warn("2018 (clustd-lib) drivers are accepted at the local listener's root path; " +
 		"they hold no lease: on an unplanned failover nothing stops them from acting until this daemon tells them")
+}
+
+// setSeed makes the hub count the 2018 drivers of s among those a
+// hand-over waits for. Called before the hub serves anything.
+func (h *hub) setSeed(s seedHolder) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seed = s
+}
+
+// seedReleased is told that no 2018 driver holds the master role any
+// more: a hand-over waiting for them may go on.
+func (h *hub) seedReleased() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.checkDemoted()
 }
 
 // seedHandler serves the 2018 drivers at /, or refuses them when they are
