@@ -15,8 +15,35 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/clustd/clustd/election"
 	"github.com/clustd/clustd/node"
+	"github.com/clustd/clustd/node/journal"
 )
+
+// electedByTransfer reports whether master i campaigned for its term
+// because it was told to take over (TimeoutNow), by its own journal.
+func electedByTransfer(t *testing.T, tc *node.TestCluster, i int) bool {
+	t.Helper()
+	term := tc.Daemon(i).Status().Term
+	want := "campaigning: " + election.ReasonTransferIn.String()
+	// The journal is written by a goroutine of its own: wait for the
+	// campaign of this term to be there.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		evs, err := tc.Daemon(i).Journal().Read(journal.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.Kind == journal.KindElection && ev.Term == term {
+				return ev.Detail == want
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("n%d's journal has no campaign for its term %d", i+1, term)
+	return false
+}
 
 // seedGrace is the grace the tests configure: long enough to tell apart
 // from an election, short enough to keep the tests fast.
@@ -160,15 +187,25 @@ func TestSeedDriverFollowsTheMasterRole(t *testing.T) {
 	}
 	// No acknowledgement of having acted exists: the hand-over waits the
 	// grace after the answer, and only then may the target be elected.
-	if got := tc.WaitMaster(m); got != target {
-		t.Fatalf("transfer to n%d elected n%d", target+1, got+1)
-	}
-	if waited := time.Since(answered); waited < seedGrace {
-		t.Fatalf("the new master was elected %v after the old one's seed driver answered trigger(false); the grace is %v", waited, seedGrace)
+	got := tc.WaitMaster(m)
+	waited := time.Since(answered)
+	if !electedByTransfer(t, tc, got) {
+		// An election timeout on a starved machine can overtake a planned
+		// hand-over; the grace bounds only the hand-over, so there is
+		// nothing to measure in this run. The rest still holds.
+		t.Logf("n%d was elected by an election timeout %v after the answer, not by the hand-over: the grace does not apply", got+1, waited)
 	} else {
+		if got != target {
+			t.Fatalf("transfer to n%d elected n%d", target+1, got+1)
+		}
+		if waited < seedGrace {
+			t.Fatalf("the new master was elected %v after the old one's seed driver answered trigger(false); the grace is %v", waited, seedGrace)
+		}
 		t.Logf("new master %v after the answer (grace %v)", waited, seedGrace)
 	}
-	expectActing(t, onTarget)
+	if got == target {
+		expectActing(t, onTarget)
+	}
 	if st := tc.Daemon(m).Status(); len(st.SeedDrivers) != 1 || st.SeedDrivers[0].ToldMaster || st.SeedDrivers[0].Holding {
 		t.Fatalf("old master's seed drivers after the hand-over: %+v", st.SeedDrivers)
 	}
