@@ -118,6 +118,13 @@ func TestFailoverCatchUp(t *testing.T) {
 		if err == nil {
 			break
 		}
+		// On a starved machine b's lease can lapse and a be elected
+		// without the hand-over: the records are what this test is about,
+		// not how a came to be master.
+		if tc.daemons[a].Status().Master == tc.cfgs[a].ID {
+			t.Logf("n%d became master by an election before the hand-over: %v", a+1, err)
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatal(err)
 		}
